@@ -1,0 +1,118 @@
+"""Model cards: the JSON beside each ONNX file that tells the app how to feed the network.
+
+A model is a pair of ONNX graphs, the embedder (crops -> 512-d features, run once per new crop) and one or two FAN
+heads (a window of features -> probabilities, alpha, final weight). Each ONNX file has a card of the same stem with
+the same content except "role"; any of them (the .onnx or the .json) names the whole model. Preprocessing, labels,
+window length and attention type are read from here, never from constants or file names.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.emotions import EMOTIONS
+from app.preprocess import Preprocess
+
+CARD_FORMAT = "fan-live-model-card/1"
+ATTENTION_TYPES = ("relation", "self")
+
+
+class ModelError(Exception):
+    """Weights missing, corrupt, or not matching their card. The message is one line a user can act on."""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    name: str
+    path: Path                      # the card file this was read from
+    labels: tuple[str, ...]
+    preprocess: Preprocess
+    embedder_file: Path
+    head_files: dict[str, Path]     # attention type -> head ONNX path
+    default_attention: str
+    window_length: int
+    window_stride: int
+    embed_dim: int = 512
+    sha256: dict[str, str] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # training data, metrics, command, date, hardware: shown, not used
+
+    @property
+    def attention_types(self) -> tuple[str, ...]:
+        return tuple(self.head_files)
+
+    def head_file(self, attention: str | None = None) -> Path:
+        attention = attention or self.default_attention
+        if attention not in self.head_files:
+            raise ModelError(f"model {self.name!r} has no {attention!r} attention head "
+                             f"(it has: {', '.join(self.head_files)})")
+        return self.head_files[attention]
+
+
+def card_path_for(path: str | Path) -> Path:
+    p = Path(path)
+    return p if p.suffix == ".json" else p.with_suffix(".json")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_card(path: str | Path, verify_hashes: bool = True) -> ModelCard:
+    """Read and check a card (given its .json or any of its model's .onnx files). Raises ModelError."""
+    cpath = card_path_for(path)
+    if not cpath.is_file():
+        raise ModelError(f"no model card at {cpath} (each .onnx in weights/ needs its .json card beside it)")
+    try:
+        d = json.loads(cpath.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelError(f"model card {cpath} is not valid JSON: {e}") from None
+    if not isinstance(d, dict) or d.get("format") != CARD_FORMAT:
+        raise ModelError(f"{cpath} is not a FAN Live model card (expected format {CARD_FORMAT!r})")
+    try:
+        labels = tuple(d["labels"])
+        if labels != EMOTIONS:
+            raise ModelError(f"{cpath}: labels {labels} differ from the app's classes {EMOTIONS}")
+        pre = Preprocess.from_dict(d["preprocess"])
+        files = d["files"]
+        embedder = cpath.parent / files["embedder"]
+        heads = {str(k): cpath.parent / v for k, v in files["heads"].items()}
+        bad = set(heads) - set(ATTENTION_TYPES)
+        if bad or not heads:
+            raise ModelError(f"{cpath}: unknown or missing attention heads {sorted(bad) or '[]'}")
+        default = str(d.get("attention", next(iter(heads))))
+        window = d["window"]
+        card = ModelCard(name=str(d["name"]), path=cpath, labels=labels, preprocess=pre, embedder_file=embedder,
+                         head_files=heads, default_attention=default, window_length=int(window["length"]),
+                         window_stride=int(window.get("stride", 1)), embed_dim=int(d.get("embed_dim", 512)),
+                         sha256=dict(d.get("sha256", {})),
+                         extra={k: d[k] for k in ("training", "metrics", "command", "created", "hardware",
+                                                  "random_init") if k in d})
+    except ModelError:
+        raise
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelError(f"model card {cpath} is incomplete or malformed ({type(e).__name__}: {e})") from None
+    if card.default_attention not in card.head_files:
+        raise ModelError(f"{cpath}: default attention {card.default_attention!r} has no head file")
+    if card.window_length < 1 or card.window_stride < 1:
+        raise ModelError(f"{cpath}: window length and stride must be >= 1")
+    for f in (card.embedder_file, *card.head_files.values()):
+        if not f.is_file():
+            raise ModelError(f"weights file {f} named by {cpath.name} is missing")
+        want = card.sha256.get(f.name)
+        if verify_hashes and want and file_sha256(f) != want:
+            raise ModelError(f"weights file {f} is corrupt or was replaced (its SHA-256 differs from the card's)")
+    return card
+
+
+def write_card(path: Path, content: dict) -> None:
+    """Write a card atomically (tmp file + rename), so a crash never leaves half a card."""
+    content = {"format": CARD_FORMAT, **content}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(content, indent=2) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,93 @@
+"""Face detection with MediaPipe face mesh: image -> faces with a box and the 5 alignment landmarks.
+
+FaceMeshDetector.detect() is the pure per-frame core; tracking (stable ids) lives in app.tracking and alignment in
+app.preprocess, which the training module shares.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+# Face-mesh landmark indices (MediaPipe canonical mesh). "image-left" is the subject's right side.
+_LEFT_EYE = (33, 133)      # image-left eye: outer and inner corners
+_RIGHT_EYE = (362, 263)    # image-right eye: inner and outer corners
+_NOSE_TIP = 1
+_MOUTH_LEFT, _MOUTH_RIGHT = 61, 291
+
+
+@dataclass
+class Face:
+    """One face in one frame. box is (x0, y0, x1, y1) in frame pixels; landmarks5 is (5, 2) float32 in the
+    template's order; crop is the aligned uint8 crop once app.preprocess has made it; track_id is set by the
+    tracker (-1 until then)."""
+
+    box: np.ndarray
+    landmarks5: np.ndarray
+    track_id: int = -1
+    crop: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        self.box = np.asarray(self.box, np.float32).reshape(4)
+        self.landmarks5 = np.asarray(self.landmarks5, np.float32).reshape(5, 2)
+
+    @property
+    def size(self) -> float:
+        """Inter-ocular distance in pixels: the scale that decides whether a face is too small to read."""
+        return float(np.linalg.norm(self.landmarks5[1] - self.landmarks5[0]))
+
+
+def landmarks5_from_mesh(points: np.ndarray) -> np.ndarray:
+    """(468, 2) mesh points in pixels -> (5, 2) eye centres, nose tip, mouth corners."""
+    return np.stack([
+        points[list(_LEFT_EYE)].mean(0), points[list(_RIGHT_EYE)].mean(0),
+        points[_NOSE_TIP], points[_MOUTH_LEFT], points[_MOUTH_RIGHT]]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    max_faces: int = 4
+    min_detection_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+    # Inter-ocular distance below which a face is skipped: fewer pixels than this carry no readable expression.
+    min_face_px: float = 12.0
+    # Video mode lets MediaPipe track landmarks between frames (faster, steadier); still mode detects every call.
+    video: bool = True
+
+
+class FaceMeshDetector:
+    """MediaPipe face mesh over BGR uint8 frames. Not thread-safe: one instance per thread."""
+
+    def __init__(self, config: DetectorConfig = DetectorConfig()):
+        import mediapipe as mp  # imported here so importing app.faces stays cheap
+
+        self.config = config
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=not config.video, max_num_faces=config.max_faces, refine_landmarks=False,
+            min_detection_confidence=config.min_detection_confidence,
+            min_tracking_confidence=config.min_tracking_confidence)
+
+    def detect(self, image_bgr: np.ndarray) -> list[Face]:
+        h, w = image_bgr.shape[:2]
+        rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB) if image_bgr.ndim == 3 else \
+            cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2RGB)
+        result = self._mesh.process(rgb)
+        faces = []
+        for lm in result.multi_face_landmarks or ():
+            pts = np.array([(p.x * w, p.y * h) for p in lm.landmark], np.float32)  # (468, 2) pixels
+            x0, y0 = pts.min(0)
+            x1, y1 = pts.max(0)
+            face = Face(box=np.array([x0, y0, x1, y1]), landmarks5=landmarks5_from_mesh(pts))
+            if face.size >= self.config.min_face_px:
+                faces.append(face)
+        return faces
+
+    def close(self) -> None:
+        self._mesh.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
