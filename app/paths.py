@@ -1,0 +1,14 @@
+"""Where the project finds things: the repo root, shipped weights, the shared datasets (configurable)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WEIGHTS_DIR = ROOT / "weights"
+
+
+def data_root() -> Path:
+    """The shared datasets: $FANLIVE_DATA, else ../shared/data beside the checkout."""
+    env = os.environ.get("FANLIVE_DATA")
+    return Path(env).expanduser() if env else ROOT.parent / "shared" / "data"

@@ -1,0 +1,31 @@
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+from app.paths import data_root  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    root = data_root()
+    if not root.is_dir():
+        pytest.fail(f"shared datasets not found at {root}; set FANLIVE_DATA")
+    return root
+
+
+@pytest.fixture(scope="session")
+def videos(shared_data) -> Path:
+    return shared_data / "videos"
+
+
+@pytest.fixture(scope="session")
+def astronaut_bgr() -> np.ndarray:
+    """A real, public-domain face photo shipped inside scikit-image (512x512)."""
+    from skimage import data
+    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
