@@ -1,0 +1,513 @@
+"""Training: stage 1 (frame embedder on FER+) and stage 2 (FAN heads on clips).
+
+    python -m models.train frames --data ../shared/data --epochs 30 --out runs/frames
+    python -m models.train clips  --embedder runs/frames/best.pt --out runs/clips
+    torchrun --nproc_per_node 2 -m models.train frames ...      # data-parallel (gloo on CPU, NCCL on GPUs)
+
+Every image goes through the app's own alignment (models.facecache -> app.preprocess), cached once. Checkpoints are
+plain dicts of tensors and numbers that load with torch.load(weights_only=True); `--resume` continues from last.pt.
+The resolved config is saved as config.json beside the run, and metrics.jsonl gets one line per epoch.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from app.emotions import EMOTIONS
+from app.paths import ROOT, data_root
+from app.preprocess import Preprocess
+from models.augment import degrade, random_affine, train_augment
+from models.metrics import classification_report
+from models.networks import AttentionType, FanHead, ResNet18Embedder
+
+K = len(EMOTIONS)
+
+
+# ----------------------------------------------------------------------------------------------- configs
+@dataclass
+class FramesConfig:
+    data: str = str(data_root())
+    cache_dir: str = str(ROOT / "cache")
+    out: str = "runs/frames"
+    input_size: int = 64
+    color: str = "gray"
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.1
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 1.0
+    soft_labels: bool = True           # FER+ vote distribution as the target (FER+ paper's best scheme)
+    class_weight_power: float = 0.5    # loss weight per class = (median freq / freq) ** power; 0 = unweighted
+    limit_train: int = 0               # >0: a deterministic subset (tests, smoke runs)
+    limit_valid: int = 0
+    seed: int = 0
+    threads: int = 0                   # torch intra-op threads; 0 = torch's default
+    amp: bool = True                   # mixed precision (bf16) when on CUDA; ignored on the CPU
+    resume: bool = False
+    device: str = "auto"
+
+
+@dataclass
+class ClipsConfig:
+    embedder: str = "runs/frames/best.pt"
+    data: str = str(data_root())
+    cache_dir: str = str(ROOT / "cache")
+    out: str = "runs/clips"
+    attention: list[str] = field(default_factory=lambda: ["relation", "self"])
+    sources: list[str] = field(default_factory=lambda: ["ferplus-synth", "ckplus"])
+    clip_length: int = 8               # frames per synthetic clip
+    variants: int = 8                  # degraded copies per FER+ image whose features are precomputed
+    degraded_share: float = 0.5        # expected share of degraded frames in a synthetic clip
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    limit_train: int = 0
+    limit_valid: int = 0
+    seed: int = 0
+    threads: int = 0
+    device: str = "auto"
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def hardware_string(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}), torch {torch.__version__}"
+    return f"{platform.processor() or platform.machine()} CPU x{os.cpu_count()}, torch {torch.__version__}"
+
+
+class DistInfo:
+    """torchrun sets RANK/WORLD_SIZE/LOCAL_RANK; without them this is a single process."""
+
+    def __init__(self, device: torch.device):
+        self.enabled = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
+        self.rank = int(os.environ.get("RANK", 0))
+        self.world = int(os.environ.get("WORLD_SIZE", 1))
+        self.device = device
+        if self.enabled:
+            if device.type == "cuda":
+                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+                torch.cuda.set_device(self.device)
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self):
+        if self.enabled:
+            dist.barrier()
+
+    def close(self):
+        if self.enabled:
+            dist.destroy_process_group()
+
+
+def load_ferplus_split(data: str | Path, split: str, pre: Preprocess, cache_dir: str | Path, limit: int = 0,
+                       progress: bool = True):
+    """Aligned FER+ crops of one split, with majority labels and vote distributions (cached)."""
+    from models.datasets import read_ferplus
+    from models.facecache import cached_aligned_set
+
+    folder = Path(data) / "ferplus" if (Path(data) / "ferplus").is_dir() else Path(data)
+    samples = read_ferplus(folder / split) if (folder / split).is_dir() else read_ferplus(folder)
+    if limit:  # a deterministic, class-spread subset: every k-th labelled sample
+        labelled = [s for s in samples if s.label is not None]
+        step = max(1, len(labelled) // limit)
+        samples = labelled[::step][:limit]
+    return cached_aligned_set(samples, pre, Path(cache_dir), f"ferplus_{split}", progress=progress)
+
+
+def to_input(crops_u8: torch.Tensor, pre: Preprocess) -> torch.Tensor:
+    """uint8 (B, S, S, C) -> float (B, C, S, S) in [0, 1] (augment first, then normalise())."""
+    return crops_u8.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def normalise(x: torch.Tensor, pre: Preprocess) -> torch.Tensor:
+    mean = torch.tensor(pre.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(pre.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def class_weights(labels: np.ndarray, power: float) -> torch.Tensor:
+    counts = np.bincount(labels[labels >= 0], minlength=K).astype(float)
+    counts = np.maximum(counts, 1.0)
+    w = (np.median(counts) / counts) ** power
+    return torch.tensor(w / (w * counts).sum() * counts.sum(), dtype=torch.float32)
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """target (B, K) distribution; per-class weights scale each class's term (imbalance)."""
+    logp = F.log_softmax(logits.float(), dim=-1)
+    w = weight.to(logits.device)[None] if weight is not None else 1.0
+    return -(w * target * logp).sum(1).mean()
+
+
+@torch.no_grad()
+def embed_all(model: ResNet18Embedder, crops_u8: torch.Tensor, pre: Preprocess, device: torch.device,
+              batch: int = 512, progress: bool = False, desc: str = "embed") -> tuple[torch.Tensor, torch.Tensor]:
+    """Features (N, 512) and frame logits (N, K) of uint8 crops (N, S, S, C), eval mode."""
+    model.eval()
+    feats, logits = [], []
+    for i in tqdm(range(0, len(crops_u8), batch), desc=desc, disable=not progress, leave=False):
+        x = normalise(to_input(crops_u8[i:i + batch], pre), pre).to(device)
+        f = model.forward_features(x)
+        feats.append(f.float().cpu())
+        logits.append(model.forward_head(f).float().cpu())
+    return torch.cat(feats), torch.cat(logits)
+
+
+def lr_at(step: int, total: int, warmup: int, base: float) -> float:
+    """Linear warm-up then cosine decay to zero."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return 0.5 * base * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def save_checkpoint(path: Path, obj: dict) -> None:
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Checkpoints hold tensors, numbers and strings only: loaded with weights_only=True (no pickle code)."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# ----------------------------------------------------------------------------------------------- stage 1
+def evaluate_frames(model, crops, labels, pre, device) -> dict:
+    _, logits = embed_all(model, crops, pre, device)
+    pred = logits.argmax(1).numpy()
+    keep = labels >= 0
+    return classification_report(labels[keep], pred[keep], EMOTIONS)
+
+
+def train_frames(cfg: FramesConfig) -> Path:
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    dd = DistInfo(device)
+    device = dd.device
+    torch.manual_seed(cfg.seed)
+    pre = Preprocess(input_size=cfg.input_size, color=cfg.color)
+    out = Path(cfg.out)
+    if dd.main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "config.json", {"stage": "frames", **asdict(cfg), "world_size": dd.world,
+                                         "preprocess": pre.to_dict(), "command": " ".join(sys.argv)})
+    # rank 0 builds the alignment cache first; the others then read it
+    if not dd.main:
+        dd.barrier()
+    train = load_ferplus_split(cfg.data, "FER2013Train", pre, cfg.cache_dir, cfg.limit_train, progress=dd.main)
+    valid = load_ferplus_split(cfg.data, "FER2013Valid", pre, cfg.cache_dir, cfg.limit_valid, progress=dd.main)
+    if dd.main:
+        dd.barrier()
+
+    keep = np.flatnonzero(train.labels >= 0)  # majority-labelled images of the 7 classes
+    crops = torch.from_numpy(train.crops[keep])
+    labels = train.labels[keep]
+    votes = train.votes[keep]
+    target = torch.from_numpy(votes if cfg.soft_labels else np.eye(K, dtype=np.float32)[labels]).float()
+    no_votes = target.sum(1) == 0
+    target[no_votes] = torch.from_numpy(np.eye(K, dtype=np.float32)[labels[no_votes.numpy()]])
+    weight = class_weights(labels, cfg.class_weight_power) if cfg.class_weight_power else None
+    vcrops, vlabels = torch.from_numpy(valid.crops), valid.labels
+
+    model = ResNet18Embedder(in_chans=pre.channels, num_classes=K, drop_rate=0.2).to(device)
+    net = torch.nn.parallel.DistributedDataParallel(model) if dd.enabled else model
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
+                           {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, momentum=0.9, nesterov=True)
+    per_rank = len(crops) // dd.world
+    steps_per_epoch = max(1, per_rank // cfg.batch_size)
+    total, warmup = steps_per_epoch * cfg.epochs, int(steps_per_epoch * cfg.warmup_epochs)
+    start_epoch, best, step = 0, -1.0, 0
+    if cfg.resume and (out / "last.pt").is_file():
+        ck = load_checkpoint(out / "last.pt")
+        model.load_state_dict(ck["embedder"])
+        opt.load_state_dict(ck["optimizer"])
+        start_epoch, best, step = int(ck["epoch"]) + 1, float(ck["best"]), int(ck["step"])
+        if dd.main:
+            print(f"resumed from {out / 'last.pt'} at epoch {start_epoch}", file=sys.stderr)
+    use_amp = cfg.amp and device.type == "cuda"
+    hardware = hardware_string(device)
+
+    for epoch in range(start_epoch, cfg.epochs):
+        net.train()
+        g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        perm = torch.randperm(len(crops), generator=g)[dd.rank::dd.world][:steps_per_epoch * cfg.batch_size]
+        aug_g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch * 7 + dd.rank)
+        t0, run_loss = time.time(), 0.0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not dd.main,
+                   leave=False)
+        for i in bar:
+            idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+            x = normalise(train_augment(to_input(crops[idx], pre), aug_g), pre).to(device, non_blocking=True)
+            y = target[idx].to(device)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, total, warmup, cfg.lr)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                logits = net(x)
+            loss = soft_cross_entropy(logits, y, weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            run_loss += loss.item()
+            bar.set_postfix(loss=f"{run_loss / (i + 1):.3f}")
+        if dd.main:
+            report = evaluate_frames(model, vcrops, vlabels, pre, device)
+            score = report["accuracy"] + report["macro_f1"]  # select on both: accuracy alone ignores rare classes
+            line = {"epoch": epoch + 1, "train_loss": run_loss / steps_per_epoch, "seconds": time.time() - t0,
+                    **{k: report[k] for k in ("accuracy", "macro_f1", "uar", "per_class_recall")}}
+            with open(out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(line) + "\n")
+            print(f"epoch {epoch + 1}: loss {line['train_loss']:.3f}  valid acc {report['accuracy']:.4f}  "
+                  f"macro-F1 {report['macro_f1']:.4f}  UAR {report['uar']:.4f}  ({line['seconds']:.0f} s)",
+                  file=sys.stderr)
+            state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+            meta = {"config": json.dumps(asdict(cfg)), "preprocess": json.dumps(pre.to_dict()),
+                    "hardware": hardware, "detection_rate_train": float(train.detection_rate),
+                    "detection_rate_valid": float(valid.detection_rate)}
+            if score > best:
+                best = score
+                save_checkpoint(out / "best.pt", {"embedder": state, "epoch": epoch, **meta,
+                                                  "metrics": json.dumps(report)})
+            save_checkpoint(out / "last.pt", {"embedder": state, "optimizer": opt.state_dict(), "epoch": epoch,
+                                              "best": best, "step": step, **meta})
+        dd.barrier()
+    dd.close()
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- stage 2
+def load_embedder(path: str | Path) -> tuple[ResNet18Embedder, Preprocess, dict]:
+    ck = load_checkpoint(path)
+    pre = Preprocess.from_dict(json.loads(ck["preprocess"]))
+    model = ResNet18Embedder(in_chans=pre.channels, num_classes=K)
+    model.load_state_dict(ck["embedder"])
+    return model.eval(), pre, ck
+
+
+def synthetic_clip_features(model, crops_u8: torch.Tensor, pre: Preprocess, device, variants: int, seed: int,
+                            progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features of `variants` copies of each image: copy 0 clean, the rest degraded with random strength.
+
+    Returns features (N, V, 512) and strength (N, V) in [0, 1] (0 = clean). Computed once; clips are then sampled
+    from these per epoch, so stage 2 costs one embedder pass per copy, not per epoch.
+    """
+    g = torch.Generator().manual_seed(seed)
+    n = len(crops_u8)
+    feats = torch.empty(n, variants, ResNet18Embedder.embed_dim)
+    strength = torch.zeros(n, variants)
+    model.eval()
+    with torch.no_grad():
+        for v in tqdm(range(variants), desc="synthetic clip frames", disable=not progress):
+            for i in range(0, n, 512):
+                x = to_input(crops_u8[i:i + 512], pre)
+                if v > 0:
+                    # light jitter on every copy (a face never sits still), heavy degradation on about half
+                    x = random_affine(x, g, max_rot_deg=6.0, scale=(0.95, 1.05), max_shift=0.03, flip=False)
+                    s = torch.rand(len(x), generator=g) * (torch.rand(len(x), generator=g) < 0.6)
+                    x = degrade(x, g, s)
+                    strength[i:i + 512, v] = s
+                feats[i:i + 512, v] = model.forward_features(normalise(x, pre).to(device)).float().cpu()
+    return feats, strength
+
+
+def init_head_from_frame_classifier(head: FanHead, fc: torch.nn.Linear) -> None:
+    """Start the head's classifier at the frame classifier: for a single frame, self gives f and relation gives
+    [f : f], so splitting the weights in half reproduces the frame prediction exactly at step 0."""
+    with torch.no_grad():
+        if head.attention is AttentionType.SELF:
+            head.classifier.weight.copy_(fc.weight)
+        else:
+            head.classifier.weight.copy_(torch.cat([fc.weight, fc.weight], 1) / 2)
+        head.classifier.bias.copy_(fc.bias)
+
+
+def train_head(head: FanHead, sample_batch, steps: int, lr: float, wd: float, seed: int, desc: str,
+               progress: bool = True) -> list[float]:
+    """Generic head training: sample_batch(g) -> (features (B, T, D), mask (B, T) or None, target (B,))."""
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=wd)
+    g = torch.Generator().manual_seed(seed)
+    losses = []
+    head.train()
+    for step in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, steps, max(1, steps // 20), lr)
+        x, mask, y = sample_batch(g)
+        logits, _, _ = head(x, mask)
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    head.eval()
+    return losses
+
+
+def attention_on_degraded(head: FanHead, feats: torch.Tensor, strength: torch.Tensor) -> dict:
+    """Mean alpha (and final weight) of clean vs heavily degraded frames over whole synthetic clips."""
+    with torch.no_grad():
+        _, alpha, weight = head(feats)
+    clean, bad = strength == 0, strength > 0.5
+    return {"alpha_clean": float(alpha[clean].mean()), "alpha_degraded": float(alpha[bad].mean()),
+            "weight_clean": float(weight[clean].mean()), "weight_degraded": float(weight[bad].mean())}
+
+
+def train_clips(cfg: ClipsConfig) -> Path:
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    model, pre, ck = load_embedder(cfg.embedder)
+    model.to(device)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", {"stage": "clips", **asdict(cfg), "command": " ".join(sys.argv)})
+
+    train = load_ferplus_split(cfg.data, "FER2013Train", pre, cfg.cache_dir, cfg.limit_train)
+    valid = load_ferplus_split(cfg.data, "FER2013Valid", pre, cfg.cache_dir, cfg.limit_valid)
+    keep = np.flatnonzero(train.labels >= 0)
+    tr_feats, tr_strength = synthetic_clip_features(model, torch.from_numpy(train.crops[keep]), pre, device,
+                                                    cfg.variants, cfg.seed)
+    tr_labels = torch.from_numpy(train.labels[keep])
+    vkeep = np.flatnonzero(valid.labels >= 0)
+    va_feats, va_strength = synthetic_clip_features(model, torch.from_numpy(valid.crops[vkeep]), pre, device,
+                                                    cfg.variants, cfg.seed + 1)
+    va_labels = torch.from_numpy(valid.labels[vkeep])
+
+    ck_clips = []
+    if "ckplus" in cfg.sources:
+        from models.cv import ckplus_clip_tensors
+        ck_clips = ckplus_clip_tensors(model, pre, cfg.data, cfg.cache_dir, device)  # [(feats (3, D), label)]
+        ck_clips = [(f, y) for f, y in ck_clips if y >= 0]
+
+    counts = torch.bincount(tr_labels, minlength=K).float()
+    sample_w = (1.0 / counts.clamp_min(1)) ** 0.5  # soften imbalance when drawing clips
+    draw_p = sample_w[tr_labels]
+    draw_p /= draw_p.sum()
+    T = cfg.clip_length
+
+    def sample_batch(g):
+        b_ck = min(len(ck_clips), cfg.batch_size // 8) if ck_clips else 0
+        b = cfg.batch_size - b_ck
+        idx = torch.multinomial(draw_p, b, replacement=True, generator=g)
+        pick = torch.randint(0, cfg.variants, (b, T), generator=g)
+        x = tr_feats[idx[:, None], pick]  # (b, T, D)
+        mask = torch.ones(b, T)
+        y = tr_labels[idx]
+        if b_ck:  # real 3-frame CK+ clips, padded to T and masked
+            ci = torch.randint(0, len(ck_clips), (b_ck,), generator=g)
+            cx = torch.zeros(b_ck, T, x.shape[-1])
+            cm = torch.zeros(b_ck, T)
+            for j, c in enumerate(ci.tolist()):
+                f, lab = ck_clips[c]
+                cx[j, :len(f)] = f
+                cm[j, :len(f)] = 1
+            x, mask = torch.cat([x, cx]), torch.cat([mask, cm])
+            y = torch.cat([y, torch.tensor([ck_clips[c][1] for c in ci.tolist()])])
+        return x, mask, y
+
+    steps = cfg.epochs * max(1, len(keep) // cfg.batch_size)
+    results = {}
+    heads = {}
+    for att in cfg.attention:
+        head = FanHead(att, dim=ResNet18Embedder.embed_dim, num_classes=K)
+        init_head_from_frame_classifier(head, model.fc)
+        losses = train_head(head, sample_batch, steps, cfg.lr, cfg.weight_decay, cfg.seed, f"FAN head ({att})")
+        with torch.no_grad():
+            single = head(va_feats[:, :1])[0].argmax(1).numpy()       # a single clean frame: the still-image score
+            clip = head(va_feats)[0].argmax(1).numpy()                # the whole synthetic clip
+        results[att] = {
+            "valid_single_frame": classification_report(va_labels.numpy(), single, EMOTIONS),
+            "valid_synthetic_clip": classification_report(va_labels.numpy(), clip, EMOTIONS),
+            "attention": attention_on_degraded(head, va_feats, va_strength),
+            "final_loss": float(np.mean(losses[-50:])),
+        }
+        heads[att] = {k: v.detach().cpu() for k, v in head.state_dict().items()}
+        r = results[att]
+        print(f"[{att}] FER+ Valid single frame acc {r['valid_single_frame']['accuracy']:.4f} "
+              f"macro-F1 {r['valid_single_frame']['macro_f1']:.4f}; synthetic clips acc "
+              f"{r['valid_synthetic_clip']['accuracy']:.4f}; alpha clean {r['attention']['alpha_clean']:.3f} vs "
+              f"degraded {r['attention']['alpha_degraded']:.3f}", file=sys.stderr)
+    with torch.no_grad():  # score fusion on the same synthetic clips, for reference
+        fused = torch.softmax(model.fc(va_feats), -1).mean(1).argmax(1).numpy()
+    results["score_fusion_synthetic_clip"] = classification_report(va_labels.numpy(), fused, EMOTIONS)
+    write_json(out / "results.json", results)
+    save_checkpoint(out / "model.pt", {"embedder": {k: v.cpu() for k, v in model.state_dict().items()},
+                                       "heads": heads, "preprocess": ck["preprocess"],
+                                       "config": json.dumps(asdict(cfg)), "results": json.dumps(results),
+                                       "embedder_checkpoint": str(cfg.embedder), "hardware": ck.get("hardware", ""),
+                                       "frames_config": ck.get("config", "{}"),
+                                       "frames_metrics": ck.get("metrics", "{}")})
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+def _add_dataclass_args(p: argparse.ArgumentParser, cls) -> None:
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        elif isinstance(default, list):
+            p.add_argument(flag, nargs="+", default=default)
+        else:
+            p.add_argument(flag, type=type(default), default=default)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="stage", required=True)
+    _add_dataclass_args(sub.add_parser("frames", help="stage 1: ResNet18 frame embedder on FER+"), FramesConfig)
+    _add_dataclass_args(sub.add_parser("clips", help="stage 2: FAN heads on clips"), ClipsConfig)
+    args = vars(parser.parse_args(argv))
+    stage = args.pop("stage")
+    try:
+        if stage == "frames":
+            out = train_frames(FramesConfig(**args))
+        else:
+            out = train_clips(ClipsConfig(**args))
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(f"done: {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
