@@ -25,6 +25,7 @@ from app.emotions import EMOTIONS, canonical_emotion
 from app.paths import ROOT, data_root
 from app.preprocess import Preprocess
 from models.augment import train_augment
+from models.datasets import subject_folds
 from models.metrics import classification_report
 from models.networks import AttentionType, FanHead, ResNet18Embedder
 from models.train import (embed_all, init_head_from_frame_classifier, load_embedder, lr_at, normalise, to_input,
@@ -59,51 +60,30 @@ def ckplus_label(path: str) -> int:
 
 
 def load_ckplus(pre: Preprocess, data: str | Path, cache_dir: str | Path, progress: bool = True):
-    from models.datasets import read_ckplus
+    """Aligned CK+48 crops (cached) and the clips of the 327 sequences (contempt kept)."""
+    from models.datasets import ckplus_clips, read_ckplus
     from models.facecache import cached_aligned_set
 
     root = Path(data) / "ckplus48" if (Path(data) / "ckplus48").is_dir() else Path(data)
     samples = read_ckplus(root)
-    return cached_aligned_set(samples, pre, Path(cache_dir), "ckplus", progress=progress)
+    aligned = cached_aligned_set(samples, pre, Path(cache_dir), "ckplus", progress=progress)
+    return aligned, ckplus_clips(samples, keep_unlabeled=True)
 
 
-def clip_index(aligned) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Group frames by sequence: list of frame-index arrays (ordered), CK+ label per clip, subject per clip."""
-    seqs: dict[str, list[int]] = {}
-    for i, s in enumerate(aligned.sequences):
-        seqs.setdefault(str(s), []).append(i)
-    order = sorted(seqs)
-    clips = [np.array(sorted(seqs[s], key=lambda i: str(aligned.paths[i]))) for s in order]
-    labels = np.array([ckplus_label(str(aligned.paths[c[0]])) for c in clips])
-    subjects = np.array([str(aligned.subjects[c[0]]) for c in clips])
-    return clips, labels, subjects
+def clip_index(aligned, clips) -> tuple[list[np.ndarray], np.ndarray]:
+    """Row indices into the aligned set of each clip's frames (in frame order), and the CK+ label per clip."""
+    row = {p: i for i, p in enumerate(aligned.paths)}
+    index = [np.array([row[str(f)] for f in c.frames]) for c in clips]
+    labels = np.array([ckplus_label(str(c.frames[0])) for c in clips])
+    return index, labels
 
 
 def ckplus_clip_tensors(model, pre, data, cache_dir, device) -> list[tuple[torch.Tensor, int]]:
     """(features (3, 512), EMOTIONS index or -1 for contempt) per CK+ sequence, for stage-2 training."""
-    aligned = load_ckplus(pre, data, cache_dir)
+    aligned, clips = load_ckplus(pre, data, cache_dir)
     feats, _ = embed_all(model, torch.from_numpy(aligned.crops), pre, device)
-    clips, labels, _ = clip_index(aligned)
-    out = []
-    for c, y in zip(clips, labels):
-        name = CK_LABELS[y]
-        out.append((feats[c], EMOTIONS.index(name) if name in EMOTIONS else -1))
-    return out
-
-
-def subject_folds(subjects: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Fold id per clip; subjects shuffled then dealt to the currently smallest fold (balanced by clip count)."""
-    rng = np.random.default_rng(seed)
-    uniq = np.array(sorted(set(subjects)))
-    rng.shuffle(uniq)
-    count = {s: int((subjects == s).sum()) for s in uniq}
-    sizes = np.zeros(k, int)
-    fold_of = {}
-    for s in sorted(uniq, key=lambda s: -count[s]):
-        f = int(np.argmin(sizes))
-        fold_of[s] = f
-        sizes[f] += count[s]
-    return np.array([fold_of[s] for s in subjects])
+    index, _ = clip_index(aligned, clips)
+    return [(feats[i], -1 if c.label is None else int(c.label)) for i, c in zip(index, clips)]
 
 
 def finetune(model: ResNet18Embedder, crops: torch.Tensor, labels: torch.Tensor, pre: Preprocess, cfg: CVConfig,
@@ -149,10 +129,11 @@ def run_cv(cfg: CVConfig) -> dict:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     base, pre, _ = load_embedder(cfg.embedder)
-    aligned = load_ckplus(pre, cfg.data, cfg.cache_dir)
+    aligned, ck_clips = load_ckplus(pre, cfg.data, cfg.cache_dir)
     crops = torch.from_numpy(aligned.crops)
-    clips, clip_labels, subjects = clip_index(aligned)
-    folds = subject_folds(subjects, cfg.folds, cfg.seed)
+    clips, clip_labels = clip_index(aligned, ck_clips)
+    subjects = [c.subject for c in ck_clips]
+    folds = subject_folds(ck_clips, cfg.folds, cfg.seed)
     frame_labels = np.empty(len(crops), np.int64)
     for c, y in zip(clips, clip_labels):
         frame_labels[c] = y

@@ -132,12 +132,14 @@ def load_ferplus_split(data: str | Path, split: str, pre: Preprocess, cache_dir:
     from models.facecache import cached_aligned_set
 
     folder = Path(data) / "ferplus" if (Path(data) / "ferplus").is_dir() else Path(data)
-    samples = read_ferplus(folder / split) if (folder / split).is_dir() else read_ferplus(folder)
-    if limit:  # a deterministic, class-spread subset: every k-th labelled sample
+    samples = read_ferplus(folder, [split])[split]
+    name = f"ferplus_{split}"
+    if limit:  # a deterministic, class-spread subset: every k-th labelled sample (cached under its own name)
         labelled = [s for s in samples if s.label is not None]
         step = max(1, len(labelled) // limit)
         samples = labelled[::step][:limit]
-    return cached_aligned_set(samples, pre, Path(cache_dir), f"ferplus_{split}", progress=progress)
+        name += f"_first{limit}"
+    return cached_aligned_set(samples, pre, Path(cache_dir), name, progress=progress)
 
 
 def to_input(crops_u8: torch.Tensor, pre: Preprocess) -> torch.Tensor:
