@@ -133,13 +133,14 @@ def load_ferplus_split(data: str | Path, split: str, pre: Preprocess, cache_dir:
 
     folder = Path(data) / "ferplus" if (Path(data) / "ferplus").is_dir() else Path(data)
     samples = read_ferplus(folder, [split])[split]
-    name = f"ferplus_{split}"
+    # the same cache names as `python -m models.facecache --dataset ferplus`, so a prebuilt cache is reused
+    name = "ferplus_" + {"FER2013Train": "train", "FER2013Valid": "valid", "FER2013Test": "test"}.get(split, split)
     if limit:  # a deterministic, class-spread subset: every k-th labelled sample (cached under its own name)
         labelled = [s for s in samples if s.label is not None]
         step = max(1, len(labelled) // limit)
         samples = labelled[::step][:limit]
         name += f"_first{limit}"
-    return cached_aligned_set(samples, pre, Path(cache_dir), name, progress=progress)
+    return cached_aligned_set(samples, pre, Path(cache_dir), name, progress=progress, workers=2 if not limit else 1)
 
 
 def to_input(crops_u8: torch.Tensor, pre: Preprocess) -> torch.Tensor:
