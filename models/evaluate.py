@@ -1,0 +1,164 @@
+"""Evaluate a shipped ONNX model on labelled images or clips, through the app's own preprocessing.
+
+    python -m models.evaluate --weights weights/<name>.onnx --index labels.csv        (CSV: path,label)
+    python -m models.evaluate --weights weights/<name>.onnx --data DIR --format ferplus [--split FER2013Valid]
+    python -m models.evaluate --weights weights/<name>.onnx --data DIR --format folder   (<label>/<image>)
+    python -m models.evaluate --weights weights/<name>.onnx --data DIR --format clips    (<label>/<clip>/frames)
+
+Images of any size go through MediaPipe + the 5-point alignment from the model card (small crops such as FER+ 48x48
+are padded and upscaled for detection; where no face is found the mean transform is used and counted). Each image
+is scored by the FAN head as a window of one frame; a clip by the FAN head over its frames. Prints one JSON object:
+n, accuracy, macro_f1, uar, per_class_recall, confusion_matrix, detection_rate (+ labels, model, attention).
+`--plot cm.png` saves the confusion matrix as an image.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from app.card import ModelError, load_card
+from app.emotions import EMOTIONS
+from models.metrics import classification_report
+
+
+def as_warped(crops: np.ndarray) -> list[np.ndarray]:
+    """Cached crops are stored in the card's colour mode (gray (S, S, 1) or RGB); the embedder takes what
+    warp_face produces (gray (S, S) or BGR), so undo only the channel layout."""
+    return [c[:, :, 0] if c.shape[-1] == 1 else np.ascontiguousarray(c[:, :, ::-1]) for c in crops]
+
+
+def predict_images(paths_or_arrays, card, device: str, attention: str | None, progress: bool = True):
+    """Aligned through the card's preprocessing -> (probs (N, 7), detected (N,))."""
+    from app.inference import Embedder, FanHeadRunner
+    from models.facecache import align_images
+
+    aligned = align_images(paths_or_arrays, card.preprocess, progress=progress)
+    embedder = Embedder(card, device)
+    head = FanHeadRunner(card, attention or card.default_attention, device)
+    crops = as_warped(aligned.crops)
+    probs = []
+    for i in range(0, len(crops), 64):
+        feats = embedder.embed(crops[i:i + 64])
+        probs.extend(head.run(f[None])[0] for f in feats)  # each image is a window of one frame
+    return np.array(probs), aligned.detected
+
+
+def predict_clips(clips, card, device: str, attention: str | None, progress: bool = True):
+    """Each clip's frames (a frame folder or a video) through the same path -> (probs (N, 7), detected frames)."""
+    from tqdm import tqdm
+
+    from app.capture import open_source
+    from app.inference import Embedder, FanHeadRunner
+    from models.facecache import align_images
+
+    embedder = Embedder(card, device)
+    head = FanHeadRunner(card, attention or card.default_attention, device)
+    probs, detected = [], []
+    for clip in tqdm(clips, desc="clips", disable=not progress):
+        if clip.video is not None:
+            frames = []
+            with open_source(clip.video) as src:
+                while (f := src.read()) is not None:
+                    frames.append(f.image)
+            items = frames
+        else:
+            items = clip.frames
+        aligned = align_images(items, card.preprocess, progress=False)
+        crops = as_warped(aligned.crops)
+        feats = embedder.embed(crops)[-card.window_length:]  # the newest window, as the app would see it
+        probs.append(head.run(feats)[0])
+        detected.extend(aligned.detected.tolist())
+    return np.array(probs), np.array(detected, bool)
+
+
+def save_confusion_plot(report: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.array(report["confusion_matrix"], float)
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    labels = report["labels"]
+    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=120)
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{norm[i, j]:.2f}\n({int(cm[i, j])})", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.6 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{title}\nacc {report['accuracy']:.3f}  macro-F1 {report['macro_f1']:.3f}  UAR {report['uar']:.3f}",
+                 fontsize=9)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def load_items(args):
+    """(kind, items, labels) for the chosen input."""
+    from models import datasets
+
+    if args.index:
+        samples = datasets.read_index_csv(args.index)
+    elif args.format == "ferplus":
+        splits = datasets.read_ferplus(args.data, [args.split] if args.split else None)
+        if len(splits) > 1:  # a folder with several splits: evaluate on Valid unless told otherwise
+            splits = {k: v for k, v in splits.items() if k == "FER2013Valid"} or splits
+        samples = [s for v in splits.values() for s in v]
+    elif args.format == "folder":
+        samples = datasets.read_image_folder(args.data)
+    else:
+        clips = [c for c in datasets.read_clip_folders(args.data) if c.label is not None]
+        return "clips", clips, np.array([c.label for c in clips])
+    samples = [s for s in samples if s.label is not None]
+    return "images", [s.path for s in samples], np.array([s.label for s in samples])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m models.evaluate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--weights", type=Path, required=True, help="any .onnx or .json card of the model")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--index", type=Path, help="CSV with path,label columns (paths relative to the CSV)")
+    src.add_argument("--data", type=Path, help="a dataset folder (see --format)")
+    p.add_argument("--format", choices=["ferplus", "folder", "clips"], default="folder")
+    p.add_argument("--split", default=None, help="FER+ split folder (default: FER2013Valid when present)")
+    p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+    p.add_argument("--attention", choices=["relation", "self"], default=None)
+    p.add_argument("--plot", type=Path, default=None, help="save the confusion matrix as a PNG")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    try:
+        from models.datasets import DatasetError
+
+        card = load_card(args.weights)
+        kind, items, labels = load_items(args)
+        if len(items) == 0:
+            raise DatasetError("no labelled items to evaluate")
+        if kind == "clips":
+            probs, detected = predict_clips(items, card, args.device, args.attention, not args.quiet)
+        else:
+            probs, detected = predict_images(items, card, args.device, args.attention, not args.quiet)
+    except (ModelError, DatasetError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    report = classification_report(labels, probs.argmax(1), EMOTIONS)
+    report.update(detection_rate=float(np.mean(detected)) if len(detected) else 0.0, model=card.name,
+                  attention=args.attention or card.default_attention, kind=kind)
+    if args.plot:
+        save_confusion_plot(report, args.plot, f"{card.name} on {args.index or args.data}")
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
