@@ -11,6 +11,7 @@ Layouts: FER+ (`read_ferplus`), `<label>/<image>` folders (`read_image_folder`),
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import re
 from collections import Counter, defaultdict
@@ -326,6 +327,16 @@ def subject_folds(items, k: int = 10, seed: int = 0) -> np.ndarray:
     return np.array([fold_of[key] for key in keys], np.int64)
 
 
+def duplicate_mask(samples, reference) -> np.ndarray:
+    """(N,) bool: samples whose file bytes equal a file in reference (e.g. the 279 FER+ Valid images that also sit
+    in FER+ Train: drop them from an evaluation to keep it honest). Compares file bytes, not decoded pixels."""
+    def digest(path: Path) -> str:
+        return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+
+    seen = {digest(r.path) for r in reference}
+    return np.array([digest(s.path) in seen for s in samples], bool)
+
+
 def class_counts(items) -> dict[str, int]:
     """Counts per emotion (EMOTIONS order) for samples or clips, plus 'none' for label None."""
     counts = Counter(it.label for it in items)
@@ -342,6 +353,7 @@ __all__ = [
     "canonical_emotion",
     "ckplus_clips",
     "class_counts",
+    "duplicate_mask",
     "ferplus_majority",
     "read_ckplus",
     "read_clip_folders",

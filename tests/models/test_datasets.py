@@ -15,6 +15,7 @@ from models.datasets import (
     Sample,
     ckplus_clips,
     class_counts,
+    duplicate_mask,
     ferplus_majority,
     read_ckplus,
     read_clip_folders,
@@ -228,6 +229,12 @@ def test_subject_folds_on_clips_without_subjects():
     clips = [Clip(i % 7, [Path(f"c{i}/0.png")], name=f"c{i}") for i in range(20)]
     folds = subject_folds(clips, k=5)
     assert np.bincount(folds).tolist() == [4] * 5
+
+
+def test_duplicate_mask(tmp_path):
+    a = [Sample(_png(tmp_path / "a" / f"{i}.png", value=i)) for i in range(3)]
+    b = [Sample(_png(tmp_path / "b" / f"{i}.png", value=v)) for i, v in enumerate((2, 7, 0))]
+    assert duplicate_mask(b, a).tolist() == [True, False, True]
 
 
 # ---------------------------------------------------------------------------------------------- real data
