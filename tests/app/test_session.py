@@ -1,0 +1,414 @@
+"""The timeline recorder: exports round-trip, the journal survives a kill, bad export paths fail before recording."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from app import session
+from app.emotions import EMOTIONS
+from app.paths import ROOT
+from app.session import (
+    CSV_COLUMNS,
+    ExportError,
+    SessionMetadata,
+    SessionRecorder,
+    TimelineRow,
+    format_summary,
+    journal_path_for,
+    plot_timeline,
+    read_session,
+    recover_journal,
+)
+
+
+def make_metadata(**extra) -> SessionMetadata:
+    return SessionMetadata(source="camera 0", model="fan-test", providers=["CPUExecutionProvider"],
+                           attention="relation", window_length=16, started_at="2024-05-01T12:00:00+00:00",
+                           app_version="0.1.0", extra=extra)
+
+
+def make_rows(n_frames: int = 40, faces: tuple[int, ...] = (1, 2), seed: int = 0) -> list[TimelineRow]:
+    """Seeded, realistic rows: softmax probabilities drifting over time, label = argmax, 25 fps."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_frames):
+        for fid in faces:
+            logits = rng.normal(size=len(EMOTIONS)).astype(np.float32)
+            logits[(i // 10 + fid) % len(EMOTIONS)] += 3.0
+            p = np.exp(logits) / np.exp(logits).sum()
+            k = int(p.argmax())
+            rows.append(TimelineRow(time_s=i / 25, frame_index=i, face_id=fid,
+                                    box=(10.5 * fid, 20.0, 110.5 * fid, 140.0), label=EMOTIONS[k],
+                                    confidence=p[k], probs=tuple(p), alpha=float(rng.uniform(0.2, 0.9)),
+                                    weight=float(rng.uniform(0.0, 0.2))))
+    return rows
+
+
+def row(fid: int, t: float, label: str) -> TimelineRow:
+    probs = [0.0] * len(EMOTIONS)
+    probs[EMOTIONS.index(label)] = 0.7
+    probs[EMOTIONS.index(label) - 1] = 0.3
+    return TimelineRow(time_s=t, frame_index=int(t * 10), face_id=fid, box=(0, 0, 10, 10), label=label,
+                       confidence=0.7, probs=tuple(probs), alpha=0.5, weight=0.1)
+
+
+# ------------------------------------------------------------------------------------------------ rows and metadata
+
+def test_row_validates_and_coerces_numpy():
+    r = make_rows(1, faces=(3,))[0]
+    assert type(r.confidence) is float and all(type(p) is float for p in r.probs) and type(r.face_id) is int
+    good = {"time_s": 0.0, "frame_index": 0, "face_id": 1, "box": (0, 0, 1, 1), "label": EMOTIONS[0],
+            "confidence": 1.0, "probs": (1.0,) + (0.0,) * (len(EMOTIONS) - 1), "alpha": 0.5, "weight": 1.0}
+    TimelineRow(**good)
+    with pytest.raises(ValueError, match="7 values"):
+        TimelineRow(**{**good, "probs": (0.5, 0.5)})
+    with pytest.raises(ValueError, match="not one of"):
+        TimelineRow(**{**good, "label": "contempt"})
+    with pytest.raises(ValueError, match="summing to 1"):
+        TimelineRow(**{**good, "probs": (3.0, -1.0) + (0.0,) * 5})  # logits, not probabilities
+    with pytest.raises(ValueError, match="finite"):
+        TimelineRow(**{**good, "alpha": float("nan")})
+    with pytest.raises(ValueError, match="x0, y0, x1, y1"):
+        TimelineRow(**{**good, "box": (0, 0, 1)})
+
+
+def test_metadata_needs_utc_iso_time():
+    with pytest.raises(ValueError, match="UTC"):
+        SessionMetadata("camera 0", "m", [], "self", 16, "2024-05-01T12:00:00+02:00", "0.1.0")
+    with pytest.raises(ValueError, match="ISO 8601"):
+        SessionMetadata("camera 0", "m", [], "self", 16, "yesterday", "0.1.0")
+
+
+# ------------------------------------------------------------------------------------------------ exports
+
+def test_csv_round_trip_with_pandas(tmp_path):
+    rows = make_rows()
+    out = tmp_path / "out.csv"
+    with SessionRecorder([out], make_metadata()) as rec:
+        rec.add(rows[0])
+        rec.add_many(rows[1:])
+    df = pd.read_csv(out)
+    assert list(df.columns) == list(CSV_COLUMNS)
+    assert [c for c in df.columns if c.startswith("p_")] == [f"p_{e}" for e in EMOTIONS]
+    assert len(df) == len(rows)
+    assert df["frame_index"].dtype.kind == "i" and df["face_id"].dtype.kind == "i"
+    assert df["label"].tolist() == [r.label for r in rows]
+    probs = df[[f"p_{e}" for e in EMOTIONS]].to_numpy()
+    # pandas' default fast float parser is within a few ULP of the shortest-repr text; Python's float() is exact.
+    np.testing.assert_allclose(probs, np.array([r.probs for r in rows]), rtol=1e-12, atol=0)
+    exact = pd.read_csv(out, float_precision="round_trip")
+    np.testing.assert_array_equal(exact[[f"p_{e}" for e in EMOTIONS]].to_numpy(), np.array([r.probs for r in rows]))
+    np.testing.assert_array_equal(df[["x0", "y0", "x1", "y1"]].to_numpy(), np.array([r.box for r in rows]))
+    np.testing.assert_array_equal(exact["weight"].to_numpy(), [r.weight for r in rows])
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-6)
+
+    meta, back = read_session(out)
+    assert meta == {} and back == rows
+
+
+def test_json_round_trip(tmp_path):
+    rows = make_rows()
+    out = tmp_path / "out.json"
+    meta = make_metadata(camera_fps=30.0)
+    with SessionRecorder([out], meta) as rec:
+        rec.add_many(rows)
+    doc = json.loads(out.read_text())
+    assert list(doc) == ["schema", "version", "metadata", "labels", "rows", "summary"]
+    assert doc["schema"] == "fan-live-session" and doc["version"] == 1
+    assert doc["labels"] == list(EMOTIONS)
+    assert doc["metadata"] == meta.to_dict() and doc["metadata"]["extra"] == {"camera_fps": 30.0}
+    assert set(doc["summary"]["faces"]) == {"1", "2"} and doc["summary"]["n_rows"] == len(rows)
+    assert doc["rows"][0]["box"] == list(rows[0].box) and len(doc["rows"][0]["probs"]) == len(EMOTIONS)
+
+    back_meta, back = read_session(out)
+    assert back_meta == meta.to_dict() and back == rows
+
+
+def test_json_from_a_newer_app_is_refused(tmp_path):
+    out = tmp_path / "s.json"
+    with SessionRecorder([out], make_metadata()) as rec:
+        rec.add_many(make_rows(3))
+    doc = json.loads(out.read_text())
+    doc["version"] = 2
+    out.write_text(json.dumps(doc))
+    with pytest.raises(ExportError, match="version 2"):
+        read_session(out)
+
+
+def test_both_exports_are_atomic_and_leave_nothing_behind(tmp_path):
+    targets = [tmp_path / "s.csv", tmp_path / "s.json"]
+    with SessionRecorder(targets, make_metadata()) as rec:
+        rec.add_many(make_rows(5))
+        assert rec.journal_path == tmp_path / "s.csv.partial.csv"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.csv", "s.json"]  # no *.tmp, probe or journal
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_failed_write_keeps_previous_file_intact(tmp_path, monkeypatch):
+    out = tmp_path / "s.csv"
+    out.write_text("old content\n")
+    rec = SessionRecorder([out], make_metadata())
+    rec.add_many(make_rows(3))
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr("app.session.os.fsync", boom)
+    with pytest.raises(ExportError, match="No space left"):
+        rec.close()
+    assert out.read_text() == "old content\n"   # never half a file
+    assert not list(tmp_path.glob("*.tmp"))
+    assert rec.journal_path.exists()
+
+
+# ------------------------------------------------------------------------------------------------ journal
+
+def test_journal_holds_flushed_rows_while_recording(tmp_path):
+    rows = make_rows(10)
+    out = tmp_path / "live.csv"
+    rec = SessionRecorder([out], make_metadata())
+    journal = journal_path_for(out)
+    assert journal.exists() and journal.read_text().strip() == ",".join(CSV_COLUMNS)
+    rec.add_many(rows[:7])
+    with open(journal) as f:  # another reader, while the recorder still holds it open
+        seen = pd.read_csv(f)
+    assert len(seen) == 7 and list(seen.columns) == list(CSV_COLUMNS)
+    rec.add(rows[7])
+    assert len(pd.read_csv(journal)) == 8
+    assert not out.exists()
+    rec.close()
+    assert not journal.exists() and len(pd.read_csv(out)) == 8
+    rec.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        rec.add(rows[8])
+
+
+def test_journal_is_fsynced_at_most_once_a_second(tmp_path, monkeypatch):
+    clock = [100.0]
+    synced = []
+    monkeypatch.setattr("app.session.time.monotonic", lambda: clock[0])
+    rec = SessionRecorder([tmp_path / "s.csv"], make_metadata())
+    real_fsync = os.fsync
+    monkeypatch.setattr("app.session.os.fsync", lambda fd: (synced.append(clock[0]), real_fsync(fd)))
+    rows = make_rows(30, faces=(1,))
+    for i, r in enumerate(rows):  # 30 frames over 2.9 s
+        clock[0] = 100.0 + i * 0.1
+        rec.add(r)
+    assert synced == [pytest.approx(101.0), pytest.approx(102.0)]
+    assert len(pd.read_csv(rec.journal_path)) == 30  # yet every row was flushed to the OS on its add
+    rec.close()
+    with pytest.raises(TypeError, match="TimelineRow"):
+        SessionRecorder([], make_metadata()).add_many([{"label": EMOTIONS[0]}])
+
+
+def test_killed_process_keeps_its_rows_and_recover_journal_makes_a_csv(tmp_path):
+    """A real SIGKILL: no close(), no atexit, no finally. What add_many returned from must be in the journal."""
+    out = tmp_path / "cam.json"
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_session import make_metadata, make_rows
+        from app.session import SessionRecorder
+        rec = SessionRecorder([{str(out)!r}], make_metadata())
+        rec.add_many(make_rows(25))
+        print("added", flush=True)
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "added"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    journal = tmp_path / "cam.json.partial.csv"
+    assert journal.exists() and not out.exists()
+    assert len(pd.read_csv(journal)) == 50  # the journal is itself a plain CSV
+
+    with open(journal, "a") as f:  # a crash mid-row (power cut) leaves a line without its newline
+        f.write("3.14,99,1,0.0,0.0,1")
+    final = recover_journal(journal)
+    assert final == tmp_path / "cam.csv"
+    assert not journal.exists() and not list(tmp_path.glob("*.tmp"))
+    df = pd.read_csv(final)
+    assert list(df.columns) == list(CSV_COLUMNS) and len(df) == 50
+    assert read_session(final)[1] == make_rows(25)
+
+
+def test_recover_never_overwrites_an_existing_export(tmp_path):
+    out = tmp_path / "a.csv"
+    rec = SessionRecorder([out], make_metadata())
+    rec.add_many(make_rows(2))
+    del rec  # dropped without close(): the journal stays
+    out.write_text("someone else's file\n")
+    final = recover_journal(journal_path_for(out))
+    assert final == tmp_path / "a.recovered.csv" and len(pd.read_csv(final)) == 4
+    assert out.read_text() == "someone else's file\n"
+
+
+def test_leftover_journal_of_a_crashed_session_is_moved_aside_not_overwritten(tmp_path):
+    out = tmp_path / "a.csv"
+    old = SessionRecorder([out], make_metadata())
+    old.add_many(make_rows(3))
+    before = journal_path_for(out).read_text()
+    with SessionRecorder([out], make_metadata()) as rec:   # same export, the old session never closed
+        rec.add_many(make_rows(1))
+    assert (tmp_path / "a.csv.partial-2.csv").read_text() == before
+    assert len(pd.read_csv(out)) == 2
+    assert recover_journal(tmp_path / "a.csv.partial-2.csv") == tmp_path / "a.recovered.csv"
+
+
+def test_export_failure_at_close_keeps_the_journal_and_names_it(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    rows = make_rows(6)
+    rec = SessionRecorder([a / "s.csv", b / "s.json"], make_metadata())
+    rec.add_many(rows)
+    b.rmdir()
+    b.write_text("the folder was replaced by a file")  # writing b/s.json now fails (ENOTDIR)
+    with pytest.raises(ExportError) as info:
+        rec.close()
+    msg = str(info.value)
+    assert "\n" not in msg and str(b / "s.json") in msg and str(rec.journal_path) in msg
+    assert len(pd.read_csv(rec.journal_path)) == len(rows)   # nothing recorded is lost
+    b.unlink()
+    b.mkdir()
+    rec.close()  # retry once the problem is fixed
+    assert read_session(b / "s.json")[1] == rows and not rec.journal_path.exists()
+    rec.close()
+
+
+def test_rows_and_summary_stay_readable_while_close_writes(tmp_path, monkeypatch):
+    """The UI closes a recorder off the GUI thread and keeps reading it meanwhile: close() must not hold the lock."""
+    rec = SessionRecorder([tmp_path / "s.csv"], make_metadata())
+    rec.add_many(make_rows(5))
+    seen = {}
+    real = session._write_csv
+
+    def slow_write(f, rows):
+        reader = threading.Thread(target=lambda: seen.update(n=len(rec.rows), s=rec.summary()["n_rows"]))
+        reader.start()
+        reader.join(5)
+        assert not reader.is_alive(), "summary()/rows blocked while close() was writing"
+        real(f, rows)
+
+    monkeypatch.setattr(session, "_write_csv", slow_write)
+    rec.close()
+    assert seen == {"n": 10, "s": 10}
+
+
+def test_context_exit_on_exception_still_exports(tmp_path):
+    out = tmp_path / "s.csv"
+    with pytest.raises(KeyboardInterrupt), SessionRecorder([out], make_metadata()) as rec:
+        rec.add_many(make_rows(4))
+        raise KeyboardInterrupt
+    assert len(pd.read_csv(out)) == 8 and not journal_path_for(out).exists()
+
+
+# ------------------------------------------------------------------------------------------------ fail fast
+
+@pytest.mark.parametrize("make_target", [
+    lambda tmp: (tmp / "plain_file").write_text("x") and tmp / "plain_file" / "out.csv",   # parent is a file
+    lambda tmp: tmp / "missing_dir" / "out.csv",
+    lambda tmp: Path("/proc/fanlive_test_export.json"),                                     # unwritable even as root
+    lambda tmp: tmp,                                                                         # a folder, no file name
+], ids=["parent-is-file", "missing-dir", "proc", "is-a-folder"])
+def test_unwritable_export_fails_at_construction(tmp_path, make_target):
+    target = make_target(tmp_path)
+    if target == tmp_path:
+        target = tmp_path / "dir.csv"
+        target.mkdir()
+    good = tmp_path / "good.csv"
+    with pytest.raises(ExportError) as info:
+        SessionRecorder([good, target], make_metadata())
+    msg = str(info.value)
+    assert str(target) in msg and "\n" not in msg
+    assert not journal_path_for(good).exists()  # nothing was started
+
+
+def test_bad_suffix_is_a_value_error(tmp_path):
+    with pytest.raises(ValueError, match=r"\.txt.*\.csv or \.json") as info:
+        SessionRecorder([tmp_path / "out.txt"], make_metadata())
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="twice"):
+        SessionRecorder([tmp_path / "x.csv", tmp_path / "x.csv"], make_metadata())
+
+
+def test_no_exports_records_in_memory_only(tmp_path):
+    with SessionRecorder([], make_metadata()) as rec:
+        rec.add_many(make_rows(2))
+        assert rec.journal_path is None and len(rec) == 4
+    assert rec.summary()["n_rows"] == 4
+
+
+# ------------------------------------------------------------------------------------------------ summary
+
+def test_summary_shares_dominant_and_means(tmp_path):
+    happy, sad, angry = "happiness", "sadness", "anger"
+    assert {happy, sad, angry} <= set(EMOTIONS)
+    rows = [row(1, 0.0, happy), row(1, 0.1, happy), row(1, 0.2, sad), row(1, 0.3, happy),
+            row(2, 1.0, angry), row(2, 1.5, sad), row(2, 2.0, sad)]
+    with SessionRecorder([tmp_path / "s.json"], make_metadata()) as rec:
+        rec.add_many(rows)
+        s = rec.summary()
+    assert s["n_rows"] == 7 and s["n_faces"] == 2 and "message" not in s
+    f1, f2 = s["faces"][1], s["faces"][2]
+    assert f1["dominant"] == happy and f2["dominant"] == sad
+    assert f1["shares"][happy] == pytest.approx(0.75) and f1["shares"][sad] == pytest.approx(0.25)
+    for f in (f1, f2):
+        assert list(f["shares"]) == list(EMOTIONS) and list(f["mean_probs"]) == list(EMOTIONS)
+        assert sum(f["shares"].values()) == pytest.approx(1.0)
+        assert sum(f["mean_probs"].values()) == pytest.approx(1.0)
+    assert f1["mean_probs"][happy] == pytest.approx((0.7 * 3 + 0.3) / 4)  # row() gives 0.3 to the previous class
+    assert (f2["first_time_s"], f2["last_time_s"], f2["duration_s"], f2["n_rows"]) == (1.0, 2.0, 1.0, 3)
+    text = format_summary(s)
+    assert "face 1" in text and "face 2" in text and f"mostly {happy}" in text and "2 faces" in text
+    assert json.loads((tmp_path / "s.json").read_text())["summary"]["faces"]["2"]["dominant"] == sad
+
+
+def test_zero_rows_says_no_face_found(tmp_path):
+    with SessionRecorder([tmp_path / "e.csv", tmp_path / "e.json"], make_metadata()) as rec:
+        rec.add_many([])
+    s = rec.summary()
+    assert s == {"n_rows": 0, "n_faces": 0, "faces": {}, "message": "no face found"}
+    assert format_summary(s) == "no face found"
+    df = pd.read_csv(tmp_path / "e.csv")
+    assert len(df) == 0 and list(df.columns) == list(CSV_COLUMNS)
+    assert json.loads((tmp_path / "e.json").read_text())["summary"]["message"] == "no face found"
+    assert read_session(tmp_path / "e.json")[1] == []
+
+
+# ------------------------------------------------------------------------------------------------ plot, imports
+
+def test_plot_timeline_writes_a_real_png(tmp_path):
+    import matplotlib.image
+
+    rows = make_rows(60, faces=(1, 2))
+    rows = [r for r in rows if not (r.face_id == 1 and 20 <= r.frame_index < 40)]  # face 1 lost for a while
+    out = plot_timeline(rows, tmp_path / "t.png", face_id=1, title="face 1 test")
+    assert out == tmp_path / "t.png" and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    img = matplotlib.image.imread(out)
+    assert img.shape[0] > 100 and img.shape[1] > 100
+    assert img[..., :3].std() > 0.05 and len(np.unique(img[..., :3].reshape(-1, 3), axis=0)) > 7
+    assert not list(tmp_path.glob("*.tmp"))
+    plot_timeline(rows, tmp_path / "auto.png")  # the face with the most rows
+    with pytest.raises(ValueError, match="face 9"):
+        plot_timeline(rows, tmp_path / "none.png", face_id=9)
+    with pytest.raises(ValueError, match="no face found"):
+        plot_timeline([], tmp_path / "none.png")
+
+
+def test_import_is_light_and_qt_free():
+    code = ("import app.session, sys; heavy = {'matplotlib', 'PySide6', 'torch', 'pandas', 'numpy'} & set(sys.modules);"
+            " assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
