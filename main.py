@@ -50,7 +50,7 @@ def run_headless(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted: rows recorded so far are in the export's .partial journal", file=sys.stderr)
+        print("interrupted: the rows recorded so far were written to the export file(s)", file=sys.stderr)
         return 130
     for r in results:
         print(f"{r.source.name}: {r.frames} frames")
