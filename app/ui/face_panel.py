@@ -1,0 +1,211 @@
+"""The selected face's panels: the 7 class probabilities as bars, and the FAN attention strip of the current window
+(a thumbnail of each aligned frame with a blue bar for self-attention alpha and an orange bar for the final weight),
+so a user sees which frames the decision rests on."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from app.ui import theme
+from app.ui.display import AttentionCell
+from app.ui.video_view import to_qimage
+
+
+class ProbabilityBars(QWidget):
+    """One horizontal bar per class, the top class highlighted; drawn directly (no per-bar widgets)."""
+
+    def __init__(self, labels: Sequence[str], parent: QWidget | None = None):
+        super().__init__(parent)
+        self.labels = tuple(labels)
+        self.values = np.zeros(len(self.labels), np.float32)
+        self.has_values = False
+        self.setMinimumHeight(22 * len(self.labels))
+        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+
+    def sizeHint(self) -> QSize:
+        return QSize(280, 26 * len(self.labels))
+
+    def set_values(self, probs: np.ndarray | None) -> None:
+        self.has_values = probs is not None
+        self.values = np.zeros(len(self.labels), np.float32) if probs is None else np.asarray(probs, np.float32)
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.Antialiasing, True)
+        fm = p.fontMetrics()
+        name_w = max(fm.horizontalAdvance(label) for label in self.labels) + 10
+        pct_w = fm.horizontalAdvance("100%") + 8
+        row_h = self.height() / len(self.labels)
+        top = int(np.argmax(self.values)) if self.has_values else -1
+        bold = QFont(p.font())
+        bold.setBold(True)
+        for i, (label, v) in enumerate(zip(self.labels, self.values)):
+            y = i * row_h
+            p.setFont(bold if i == top else self.font())
+            p.setPen(QColor(theme.TEXT if i == top else theme.MUTED))
+            p.drawText(QRectF(0, y, name_w, row_h), Qt.AlignVCenter | Qt.AlignLeft, label)
+            track = QRectF(name_w, y + row_h * 0.22, self.width() - name_w - pct_w, row_h * 0.56)
+            p.setPen(Qt.NoPen)
+            p.setBrush(QColor(theme.SURFACE))
+            p.drawRoundedRect(track, 3, 3)
+            if self.has_values and v > 0:
+                color = theme.emotion_color(label)
+                if i != top:
+                    color.setAlphaF(0.75)
+                p.setBrush(color)
+                p.drawRoundedRect(QRectF(track.x(), track.y(), max(2.0, track.width() * float(v)), track.height()),
+                                  3, 3)
+            p.setPen(QColor(theme.TEXT if i == top else theme.MUTED))
+            text = f"{v:.0%}" if self.has_values else "-"
+            p.drawText(QRectF(self.width() - pct_w, y, pct_w, row_h), Qt.AlignVCenter | Qt.AlignRight, text)
+        p.end()
+
+
+class AttentionStrip(QWidget):
+    """The FAN window as in the paper's figure: thumbnails oldest to newest, each with an alpha bar (blue) and a
+    final-weight bar (orange, relative to the window's largest weight)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.cells: list[AttentionCell] = []
+        self.window_length = 0
+        self._images: list = []  # (array, QImage) pairs; the arrays keep the images' memory alive
+        self._thumb_rects: list[QRectF] = []  # where each cell was drawn, for tooltips
+        self._placeholder = "Select a face to see which frames the decision rests on."
+        self.setMinimumHeight(120)
+        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
+
+    def sizeHint(self) -> QSize:
+        return QSize(900, 140)
+
+    def set_cells(self, cells: list[AttentionCell], window_length: int) -> None:
+        self.cells = cells
+        self.window_length = max(window_length, len(cells))
+        self._images = []
+        for c in cells:
+            if c.crop is None:
+                self._images.append(None)
+            else:
+                arr = np.ascontiguousarray(c.crop)
+                self._images.append((arr, to_qimage(arr)))
+        self.update()
+
+    def set_placeholder(self, text: str) -> None:
+        self._placeholder = text
+        if not self.cells:
+            self.update()
+
+    def clear(self, placeholder: str | None = None) -> None:
+        if placeholder is not None:
+            self._placeholder = placeholder
+        self.cells, self._images = [], []
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.Antialiasing, True)
+        if not self.cells:
+            p.setPen(QColor(theme.MUTED))
+            p.drawText(self.rect(), Qt.AlignCenter | Qt.TextWordWrap, self._placeholder)
+            p.end()
+            return
+        slots = max(self.window_length, 1)
+        gap = 4.0
+        fm = p.fontMetrics()
+        text_h = fm.height()
+        bars_h = 2 * 8 + 3
+        # the thumbnails are square: as wide as a slot allows, as tall as the height left over allows
+        side = min((self.width() - gap * (slots - 1)) / slots, self.height() - bars_h - text_h - 6)
+        side = max(side, 8.0)
+        total_w = slots * side + (slots - 1) * gap
+        x0 = (self.width() - total_w) / 2
+        y0 = (self.height() - (side + bars_h + text_h + 6)) / 2
+        p.setRenderHint(QPainter.SmoothPixmapTransform, True)
+        self._thumb_rects = []
+        for i, cell in enumerate(self.cells):
+            x = x0 + i * (side + gap)
+            thumb = QRectF(x, y0, side, side)
+            self._thumb_rects.append(thumb)
+            img = self._images[i]
+            if img is not None:
+                p.drawImage(thumb, img[1])
+            else:
+                p.fillRect(thumb, QColor(theme.SURFACE))
+            # the most trusted frame gets an orange outline: the decision rests on it most
+            if cell.weight_height >= 0.999:
+                p.setPen(QPen(QColor(theme.WEIGHT_ORANGE), 2))
+                p.setBrush(Qt.NoBrush)
+                p.drawRect(thumb.adjusted(-1, -1, 1, 1))
+            for k, (height, color) in enumerate(((cell.alpha, theme.ALPHA_BLUE),
+                                                 (cell.weight_height, theme.WEIGHT_ORANGE))):
+                track = QRectF(x, y0 + side + 3 + k * 11, side, 8)
+                p.setPen(Qt.NoPen)
+                p.setBrush(QColor(theme.SURFACE))
+                p.drawRoundedRect(track, 2, 2)
+                p.setBrush(QColor(color))
+                p.drawRoundedRect(QRectF(track.x(), track.y(), track.width() * height, track.height()), 2, 2)
+            p.setPen(QColor(theme.MUTED))
+            p.drawText(QRectF(x - gap / 2, y0 + side + bars_h + 4, side + gap, text_h), Qt.AlignCenter,
+                       str(cell.frame_index))
+        for i in range(len(self.cells), slots):  # the window is still filling: empty slots, so its length shows
+            x = x0 + i * (side + gap)
+            p.setPen(QPen(QColor(theme.GRID), 1, Qt.DashLine))
+            p.setBrush(Qt.NoBrush)
+            p.drawRect(QRectF(x, y0, side, side))
+        p.end()
+
+    def event(self, e):
+        # tooltips with the exact numbers of the cell under the cursor
+        if e.type() == e.Type.ToolTip:
+            hit = [c for c, r in zip(self.cells, self._thumb_rects) if r.left() <= e.pos().x() <= r.right()]
+            self.setToolTip(f"frame {hit[0].frame_index}: alpha {hit[0].alpha:.2f}, final weight "
+                            f"{hit[0].weight:.3f}" if hit else "")
+        return super().event(e)
+
+
+class FacePanel(QWidget):
+    """Header (face, label, confidence) and the probability bars of the selected face."""
+
+    def __init__(self, labels: Sequence[str], parent: QWidget | None = None):
+        super().__init__(parent)
+        self.title = QLabel("No face")
+        f = QFont(self.title.font())
+        f.setPointSizeF(f.pointSizeF() * 1.5)
+        f.setBold(True)
+        self.title.setFont(f)
+        self.subtitle = QLabel("Click a face in the video to follow it.")
+        self.subtitle.setStyleSheet(f"color: {theme.MUTED};")
+        self.subtitle.setWordWrap(True)
+        self.bars = ProbabilityBars(labels)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(12, 10, 12, 10)
+        caption = QLabel("SELECTED FACE")
+        caption.setObjectName("sectionTitle")
+        lay.addWidget(caption)
+        lay.addWidget(self.title)
+        lay.addWidget(self.subtitle)
+        lay.addSpacing(6)
+        lay.addWidget(self.bars)
+        lay.addStretch(1)
+
+    def show_face(self, track_id: int | None, label: str | None, confidence: float, probs: np.ndarray | None,
+                  note: str = "") -> None:
+        if track_id is None:
+            self.title.setText("No face")
+            self.title.setStyleSheet("")
+            self.subtitle.setText(note or "No face in view.")
+            self.bars.set_values(None)
+            return
+        if label is None:
+            self.title.setText(f"Face #{track_id}")
+            self.title.setStyleSheet("")
+        else:
+            self.title.setText(f"#{track_id}  {label}  {confidence:.0%}")
+            self.title.setStyleSheet(f"color: {theme.EMOTION_COLORS.get(label, theme.TEXT)};")
+        self.subtitle.setText(note)
+        self.bars.set_values(probs)

@@ -1,0 +1,833 @@
+"""The FAN Live window: live video with labels, the selected face's probabilities and FAN attention, a running
+timeline, sources, recording and export, settings, and a status bar of what the pipeline is doing.
+
+Threads (see app.ui.workers): a CaptureWorker per source feeds a FrameHandoff; one PipelineWorker owns the engine's
+Pipeline and records every result's rows; this GUI thread only receives results (a cheap slot per frame: smoothing,
+history) and draws the newest one at most `RENDER_HZ` times a second, so a fast replay never floods the event loop.
+
+    run_app(args) -> int     entry point for main.py (args: video, camera, export, weights, device, attention,
+                             window, max_faces)
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QDesktopServices, QIcon, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QSizePolicy,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import __version__
+from app.capture import VIDEO_SUFFIXES, list_cameras
+from app.emotions import EMOTIONS
+from app.pipeline import FrameResult
+from app.replay import session_metadata
+from app.ui import theme
+from app.ui.display import LabelSmoother, attention_cells, follow_face
+from app.ui.face_panel import AttentionStrip, FacePanel
+from app.ui.handoff import FrameHandoff
+from app.ui.history import ProbabilityHistory
+from app.ui.meters import RateMeter, RollingMedian
+from app.ui.sessions import SessionLog, export_rows, recover_pending, sessions_dir
+from app.ui.settings import SettingsDock, UiSettings
+from app.ui.timeline import TimelineView
+from app.ui.transport import TransportBar
+from app.ui.video_view import FaceOverlay, VideoView
+from app.ui.workers import CaptureWorker, PipelineInfo, PipelineWorker, SourceInfo, TaskWorker
+
+ASSETS = Path(__file__).resolve().parents[2] / "assets"
+RENDER_HZ = 40          # the most redraws a second; a 30 fps camera still shows every frame
+STATUS_INTERVAL_MS = 500
+ORGANIZATION = APP_NAME = "FAN Live"
+HOW_TO_GET_A_MODEL = ("Choose a model file in Settings, or produce one with the training recipe in the README "
+                      "(python -m models.train, then python -m models.export --out weights).")
+
+
+class Banner(QFrame):
+    """A one-line message strip above the video: model problems (persistent), errors and notices (dismissable)."""
+
+    def __init__(self, kind: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName({"warning": "banner", "error": "errorBanner", "notice": "noticeBanner"}[kind])
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextSelectableByMouse | Qt.LinksAccessibleByMouse)
+        self.label.setOpenExternalLinks(False)
+        self.button = QPushButton()
+        self.button.hide()
+        self.close_button = QToolButton()
+        self.close_button.setText("\u2715")
+        self.close_button.setAutoRaise(True)
+        self.close_button.setToolTip("Dismiss")
+        self.close_button.clicked.connect(self.hide)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(10, 6, 6, 6)
+        lay.addWidget(self.label, 1)
+        lay.addWidget(self.button)
+        lay.addWidget(self.close_button)
+        self.hide()
+
+    def show_message(self, text: str, button: str | None = None) -> None:
+        self.label.setText(text)
+        self.button.setVisible(bool(button))
+        if button:
+            self.button.setText(button)
+        self.show()
+
+    @property
+    def text(self) -> str:
+        return self.label.text() if self.isVisible() else ""
+
+
+class MainWindow(QMainWindow):
+    """The window. `settings_store` defaults to the user's QSettings; tests pass an INI file of their own."""
+
+    session_exported = Signal(list)   # paths written by an export
+    session_saved = Signal(list)      # paths written when a recording stopped
+    frame_rendered = Signal(int)      # frame index of each redraw (tests, the screenshot tool)
+
+    def __init__(self, args=None, settings_store: QSettings | None = None):
+        super().__init__()
+        self.args = args
+        self.store = settings_store or QSettings(ORGANIZATION, APP_NAME)
+        self.settings = UiSettings.load(self.store).with_args(args) if args is not None else \
+            UiSettings.load(self.store)
+        self.setWindowTitle(APP_NAME)
+        icon = ASSETS / "icon.svg"
+        if icon.is_file():
+            self.setWindowIcon(QIcon(str(icon)))
+        self.setAcceptDrops(True)
+
+        # engine-side state
+        self.handoff = FrameHandoff(latest=True)
+        self.session_log = SessionLog()
+        self.capture_worker: CaptureWorker | None = None
+        self.source_info: SourceInfo | None = None
+        self.pipeline_info: PipelineInfo | None = None
+        self.model_error = ""
+        self._tasks: set[TaskWorker] = set()
+        self._record_when_ready = False
+        self._closing = False
+
+        # display state (GUI thread only)
+        self.selected_face: int | None = None
+        self.shown_face: int | None = None
+        self.smoother = LabelSmoother()
+        self.history = ProbabilityHistory(n_classes=len(EMOTIONS))
+        self.last_predictions: dict = {}   # track id -> newest Prediction (kept when a frame has none for it)
+        self.latency = RollingMedian()
+        self.model_ms = RollingMedian()
+        self.render_meter = RateMeter()
+        self.generation: int | None = None
+        self.latest: FrameResult | None = None
+        self.results_received = 0
+        self._last_render = 0.0
+        self._render_timer = QTimer(self)
+        self._render_timer.setSingleShot(True)
+        self._render_timer.timeout.connect(self._on_render_due)
+
+        self._build_ui()
+        self._build_actions()
+        self.restore_geometry()
+
+        self.pipeline_worker = PipelineWorker(self.settings.pipeline_config(), self.handoff, self.session_log)
+        self.pipeline_worker.frame_processed.connect(self._on_frame_processed)
+        self.pipeline_worker.pipeline_loaded.connect(self._on_pipeline_loaded)
+        self.pipeline_worker.pipeline_failed.connect(self._on_pipeline_failed)
+        self.pipeline_worker.error_occurred.connect(self._on_error_occurred)
+        self.pipeline_worker.start()
+        self.statusBar().showMessage("Loading the model...")
+
+        self._status_timer = QTimer(self)
+        self._status_timer.timeout.connect(self._update_status)
+        self._status_timer.start(STATUS_INTERVAL_MS)
+        self._recover_crashed_sessions()
+        self._start_initial_source()
+
+    # ------------------------------------------------------------------------------------------------ building
+    def _build_ui(self) -> None:
+        self.video = VideoView()
+        self.video.face_clicked.connect(self._on_face_clicked)
+        self.video.action_button.clicked.connect(self.open_video_dialog)
+        self.transport = TransportBar()
+        self.transport.play_toggled.connect(self._on_play_toggled)
+        self.transport.step_requested.connect(self.step)
+        self.transport.seek_requested.connect(self.seek)
+        self.transport.speed_changed.connect(self._on_speed_changed)
+        self.transport.loop_toggled.connect(self._on_loop_toggled)
+
+        self.model_banner = Banner("warning")
+        self.model_banner.close_button.hide()  # a missing model stays visible until one loads
+        self.model_banner.button.clicked.connect(self.choose_model)
+        self.error_banner = Banner("error")
+        self.notice_banner = Banner("notice")
+        self.notice_banner.label.linkActivated.connect(lambda url: QDesktopServices.openUrl(QUrl(url)))
+
+        video_col = QWidget()
+        vl = QVBoxLayout(video_col)
+        vl.setContentsMargins(0, 0, 0, 0)
+        vl.setSpacing(0)
+        vl.addWidget(self.video, 1)
+        vl.addWidget(self.transport)
+
+        self.face_panel = FacePanel(EMOTIONS)
+        self.face_panel.setMinimumWidth(260)
+        top = QSplitter(Qt.Horizontal)
+        top.addWidget(video_col)
+        top.addWidget(self.face_panel)
+        top.setStretchFactor(0, 4)
+        top.setStretchFactor(1, 1)
+        top.setSizes([900, 300])
+
+        self.attention = AttentionStrip()
+        attention_box = self._section(
+            "ATTENTION OVER THE WINDOW",
+            f"<span style='color:{theme.ALPHA_BLUE}'>\u25a0</span> self-attention \u03b1 &nbsp;&nbsp; "
+            f"<span style='color:{theme.WEIGHT_ORANGE}'>\u25a0</span> final weight (\u03b1\u00b7\u03b2, normalised; "
+            "relative to the window's largest) &nbsp;&nbsp; oldest \u2192 newest", self.attention)
+        self.timeline = TimelineView(EMOTIONS)
+        timeline_box = self._section("TIMELINE", "selected face, last 30 s; band: top label", self.timeline)
+
+        main = QSplitter(Qt.Vertical)
+        main.addWidget(top)
+        main.addWidget(attention_box)
+        main.addWidget(timeline_box)
+        main.setStretchFactor(0, 5)
+        main.setStretchFactor(1, 0)
+        main.setStretchFactor(2, 2)
+        main.setSizes([520, 160, 220])
+        main.setChildrenCollapsible(False)
+        self.splitter = main
+
+        central = QWidget()
+        cl = QVBoxLayout(central)
+        cl.setContentsMargins(6, 6, 6, 0)
+        cl.setSpacing(6)
+        for banner in (self.model_banner, self.error_banner, self.notice_banner):
+            cl.addWidget(banner)
+        cl.addWidget(main, 1)
+        self.setCentralWidget(central)
+
+        self.settings_dock = SettingsDock(self.settings)
+        self.settings_dock.settings_applied.connect(self._on_settings_applied)
+        self.settings_dock.smoothing_toggled.connect(self._on_smoothing_toggled)
+        self.addDockWidget(Qt.RightDockWidgetArea, self.settings_dock)
+        self.settings_dock.hide()
+
+        sb = self.statusBar()
+        self.status_labels = {}
+        for key, tip in (("source", "Current source"), ("input", "Frames read per second"),
+                         ("processing", "Frames through the model per second"),
+                         ("latency", "Capture to result, median of recent frames (model time in brackets)"),
+                         ("provider", "ONNX Runtime execution provider in use"), ("faces", "Faces tracked now"),
+                         ("recording", "Recording state")):
+            label = QLabel("")
+            label.setToolTip(tip)
+            sb.addPermanentWidget(label)
+            self.status_labels[key] = label
+
+    def _section(self, title: str, legend: str, body: QWidget) -> QWidget:
+        box = QWidget()
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(6, 4, 6, 2)
+        lay.setSpacing(2)
+        head = QHBoxLayout()
+        t = QLabel(title)
+        t.setObjectName("sectionTitle")
+        leg = QLabel(legend)
+        leg.setStyleSheet(f"color: {theme.MUTED};")
+        head.addWidget(t)
+        head.addSpacing(12)
+        head.addWidget(leg, 1)
+        lay.addLayout(head)
+        lay.addWidget(body, 1)
+        return box
+
+    def _build_actions(self) -> None:
+        tb = self.addToolBar("Main")
+        tb.setObjectName("mainToolbar")
+        tb.setMovable(False)
+        tb.setIconSize(QSize(18, 18))
+        tb.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+
+        def action(text, slot, shortcut=None, tip=None, checkable=False, icon=None):
+            a = QAction(text, self)
+            if icon is not None:
+                a.setIcon(self.style().standardIcon(icon))
+            if shortcut:
+                a.setShortcut(QKeySequence(shortcut))
+                a.setShortcutContext(Qt.WindowShortcut)
+            a.setToolTip(f"{tip or text} ({QKeySequence(shortcut).toString()})" if shortcut else (tip or text))
+            a.setCheckable(checkable)
+            (a.toggled if checkable else a.triggered).connect(slot)
+            self.addAction(a)
+            return a
+
+        from PySide6.QtWidgets import QStyle
+
+        self.camera_combo = QComboBox()
+        self.camera_combo.setFocusPolicy(Qt.NoFocus)
+        self.camera_combo.setMinimumWidth(150)
+        self.camera_combo.setToolTip("Cameras that open on this machine")
+        self.camera_combo.addItem("Looking for cameras...", None)
+        self.camera_combo.activated.connect(self._on_camera_chosen)
+        tb.addWidget(QLabel(" Source "))
+        tb.addWidget(self.camera_combo)
+        self.open_action = action("Open video...", self.open_video_dialog, "Ctrl+O", "Open a video file",
+                                  icon=QStyle.SP_DialogOpenButton)
+        tb.addAction(self.open_action)
+        tb.addSeparator()
+        self.record_action = action("Record", self._on_record_toggled, "Ctrl+R",
+                                    "Start/stop recording the session (files record from the start)", checkable=True)
+        tb.addAction(self.record_action)
+        tb.widgetForAction(self.record_action).setObjectName("record")
+        self.export_action = action("Export...", self.export_dialog, "Ctrl+E", "Export the session: CSV, JSON, PNG",
+                                    icon=QStyle.SP_DialogSaveButton)
+        tb.addAction(self.export_action)
+        self.sessions_action = action("Sessions folder", self.open_sessions_folder, None,
+                                      "Open the folder where sessions are saved automatically",
+                                      icon=QStyle.SP_DirOpenIcon)
+        tb.addAction(self.sessions_action)
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
+        tb.addWidget(spacer)
+        settings = self.settings_dock.toggleViewAction()
+        settings.setText("Settings")
+        settings.setIcon(self.style().standardIcon(QStyle.SP_FileDialogDetailedView))
+        tb.addAction(settings)
+        self.fullscreen_action = action("Full screen", self.toggle_fullscreen, "F", "Full screen",
+                                        icon=QStyle.SP_TitleBarMaxButton)
+        tb.addAction(self.fullscreen_action)
+        action("Play/pause", self.toggle_play, "Space")
+        action("Previous frame", lambda: self.step(-1), "Left")
+        action("Next frame", lambda: self.step(1), "Right")
+        action("Leave full screen", lambda: self.isFullScreen() and self.toggle_fullscreen(), "Esc")
+
+    # ------------------------------------------------------------------------------------------------ sources
+    def _start_initial_source(self) -> None:
+        args = self.args
+        video = getattr(args, "video", None)
+        camera = getattr(args, "camera", None)
+        probe = self._run_task(list_cameras, on_done=self._on_cameras_listed)
+        probe.setObjectName("camera probe")
+        if video is not None:
+            self.open_source(Path(video))
+        elif camera is not None:
+            self.open_source(int(camera))
+        else:
+            self._open_first_camera = True
+            self.video.set_message("Looking for cameras...")
+            return
+        self._open_first_camera = False
+
+    def _on_cameras_listed(self, cameras: list[int]) -> None:
+        self.camera_combo.clear()
+        if cameras:
+            self.camera_combo.addItem("Choose a camera", None)
+            for i in cameras:
+                self.camera_combo.addItem(f"Camera {i}", i)
+        else:
+            self.camera_combo.addItem("No camera found", None)
+        if getattr(self, "_open_first_camera", False):
+            self._open_first_camera = False
+            if cameras:
+                self.open_source(cameras[0])
+            else:
+                self.video.set_message("No camera found on this machine.\n"
+                                       "Open a video file to analyse it (or drop one here).", "Open video...")
+        self._sync_camera_combo()
+
+    def _sync_camera_combo(self) -> None:
+        spec = self.capture_worker.spec if self.capture_worker else None
+        i = self.camera_combo.findData(spec) if isinstance(spec, int) else -1
+        self.camera_combo.setCurrentIndex(max(i, 0))
+
+    def _on_camera_chosen(self, i: int) -> None:
+        index = self.camera_combo.itemData(i)
+        if index is not None:
+            self.open_source(int(index))
+
+    def open_video_dialog(self) -> None:
+        start = self.store.value("ui/last_video_dir", str(Path.home()))
+        patterns = " ".join(f"*{s}" for s in VIDEO_SUFFIXES)
+        path, _ = QFileDialog.getOpenFileName(self, "Open a video", str(start),
+                                              f"Videos ({patterns});;All files (*)")
+        if path:
+            self.store.setValue("ui/last_video_dir", str(Path(path).parent))
+            self.open_source(Path(path))
+
+    def open_source(self, spec) -> None:
+        """Switch to a camera index or a video path: the old source stops (its recording is saved), the new one
+        opens on its capture thread; errors come back as a message."""
+        self._stop_capture()
+        self._stop_recording()
+        self.handoff.clear()
+        self.error_banner.hide()
+        self.source_info = None
+        self.latest = None
+        self.selected_face = None
+        self._reset_display()
+        self.video.clear_frame()
+        self.transport.set_live(None)
+        self.video.set_message(f"Opening {spec if isinstance(spec, Path) else f'camera {spec}'}...")
+        self.status_labels["source"].setText(str(spec.name if isinstance(spec, Path) else f"camera {spec}"))
+        realtime, speed = self.transport.speed()
+        worker = CaptureWorker(spec, self.handoff, realtime=realtime, speed=speed,
+                               loop=self.transport.loop_check.isChecked())
+        worker.source_opened.connect(self._on_source_opened)
+        worker.source_ended.connect(self._on_source_ended)
+        worker.error_occurred.connect(self._on_capture_error)
+        self.capture_worker = worker
+        worker.start()
+        self._sync_camera_combo()
+
+    def _on_source_opened(self, info: SourceInfo) -> None:
+        if self.sender() is not self.capture_worker:
+            return  # a source replaced before it finished opening
+        self.source_info = info
+        self.video.set_message("")
+        self.transport.set_live(info.is_live, info.frame_count, info.fps)
+        self.transport.set_playing(True)
+        self.handoff.set_latest(info.is_live or self.transport.speed()[0])
+        self.status_labels["source"].setText(info.name)
+        self.setWindowTitle(f"{info.name} - {APP_NAME}")
+        if not info.is_live:  # files record from the start; cameras when the user asks
+            self._record_when_ready = True
+            self._maybe_start_recording()
+
+    def _on_source_ended(self) -> None:
+        if self.sender() is self.capture_worker:
+            self.transport.set_playing(False)
+            self.statusBar().showMessage("End of video: Space plays it again; Ctrl+E exports the session.", 8000)
+
+    def _on_capture_error(self, message: str) -> None:
+        if self.sender() is not self.capture_worker:
+            return
+        self._on_error_occurred(message)
+        self.transport.set_live(None)
+        self.transport.set_playing(False)
+        if self.latest is None:
+            self.video.set_message("This source could not be opened.\nOpen another video or choose a camera.",
+                                   "Open video...")
+
+    def _stop_capture(self) -> None:
+        worker, self.capture_worker = self.capture_worker, None
+        if worker is not None:
+            worker.stop()
+            worker.wait(5000)
+            worker.deleteLater()
+
+    # ------------------------------------------------------------------------------------------------ transport
+    def toggle_play(self) -> None:
+        self._on_play_toggled(not self.transport.playing)
+
+    def _on_play_toggled(self, play: bool) -> None:
+        if self.capture_worker is None or self.source_info is None:
+            return
+        self.capture_worker.set_paused(not play)
+        self.transport.set_playing(play)
+
+    def step(self, n: int) -> None:
+        if self.capture_worker is not None and self.source_info is not None and not self.source_info.is_live:
+            self.capture_worker.step(n)
+            self.transport.set_playing(False)
+
+    def seek(self, index: int) -> None:
+        if self.capture_worker is not None and self.source_info is not None and not self.source_info.is_live:
+            self.capture_worker.seek(index)
+
+    def _on_speed_changed(self, realtime: bool, speed: float) -> None:
+        live = self.source_info is not None and self.source_info.is_live
+        self.handoff.set_latest(live or realtime)
+        if self.capture_worker is not None:
+            self.capture_worker.set_speed(realtime, speed)
+
+    def set_speed_fast(self) -> None:
+        """As fast as possible (every frame processed); for the benchmark and tests."""
+        self.transport.set_speed_index(self.transport.speed_combo.count() - 1)
+
+    def _on_loop_toggled(self, on: bool) -> None:
+        if self.capture_worker is not None:
+            self.capture_worker.set_loop(on)
+
+    def toggle_fullscreen(self) -> None:
+        self.showNormal() if self.isFullScreen() else self.showFullScreen()
+
+    # ------------------------------------------------------------------------------------------------ results
+    def _on_frame_processed(self, result: FrameResult, generation: int, latency_ms: float) -> None:
+        """Every processed frame arrives here: keep the cheap running state, draw later (at most RENDER_HZ)."""
+        if self.capture_worker is None or self._closing:
+            return
+        if generation != self.generation:  # a new source, a seek or a loop: the tracks started over
+            self.generation = generation
+            self._reset_display()
+        if result.ended:
+            self.smoother.drop(result.ended)
+            for t in result.ended:
+                self.last_predictions.pop(t, None)
+        for track_id, pred in result.predictions.items():
+            self.last_predictions[track_id] = pred
+            smoothed = self.smoother.update(track_id, pred.probs)
+            shown = smoothed if self.settings.smoothing else pred.probs
+            self.history.append(track_id, result.frame.time_s, shown)
+        self.latency.push(latency_ms)
+        self.model_ms.push(result.timings.get("total", 0.0))
+        self.latest = result
+        self.results_received += 1
+        if not self._render_timer.isActive():
+            wait = self._last_render + 1.0 / RENDER_HZ - time.monotonic()
+            self._render_timer.start(max(0, int(wait * 1000)))
+
+    def _reset_display(self) -> None:
+        self.smoother.reset()
+        self.history.clear()
+        self.last_predictions.clear()
+        self.latency.reset()
+        self.model_ms.reset()
+
+    def _displayed(self, track_id: int):
+        """(label, confidence, probs) as shown for a track: smoothed when the setting is on; None before the first
+        prediction of its window."""
+        pred = self.last_predictions.get(track_id)
+        if pred is None:
+            return None
+        probs = self.smoother.get(track_id) if self.settings.smoothing else None
+        if probs is None:
+            probs = np.asarray(pred.probs, np.float32)
+        k = int(np.argmax(probs))
+        return EMOTIONS[k], float(probs[k]), probs
+
+    def _on_render_due(self) -> None:
+        result = self.latest
+        if result is None:
+            return
+        self._last_render = time.monotonic()
+        self.render_meter.push()
+        boxes = [(f.track_id, tuple(float(v) for v in f.box)) for f in result.faces]
+        shown = follow_face(self.selected_face, boxes)
+        self.shown_face = shown
+        overlays = []
+        for track_id, box in boxes:
+            d = self._displayed(track_id)
+            overlays.append(FaceOverlay(track_id, box, d[0] if d else None, d[1] if d else 0.0, track_id == shown))
+        self.video.set_frame(result.frame.image, overlays)
+        self._render_face(shown)
+        live = self.source_info is not None and self.source_info.is_live
+        self.transport.set_position(result.frame.index, result.frame.time_s, live)
+        self.frame_rendered.emit(result.frame.index)
+
+    def _render_face(self, track_id: int | None) -> None:
+        if track_id is None:
+            note = "No face in view." if self.pipeline_info else "No model loaded: faces are not read."
+            self.face_panel.show_face(None, None, 0.0, None, note)
+            self.attention.clear("No face in view." if self.pipeline_info else "No model loaded.")
+            self.timeline.clear_series()
+            return
+        d = self._displayed(track_id)
+        pred = self.last_predictions.get(track_id)
+        window = self.pipeline_info.window_length if self.pipeline_info else 0
+        if d is None or pred is None:
+            self.face_panel.show_face(track_id, None, 0.0, None, "Reading the face...")
+            self.attention.clear(f"Face #{track_id}: the window is filling.")
+        else:
+            picked = "selected" if track_id == self.selected_face else "largest face; click another to follow it"
+            smoothing = "smoothed" if self.settings.smoothing else "raw"
+            self.face_panel.show_face(track_id, d[0], d[1], d[2], f"{picked} \u00b7 {smoothing} probabilities \u00b7 "
+                                      f"{len(pred.frame_indices)}/{window} frames in window")
+            self.attention.set_cells(attention_cells(pred.alpha, pred.weight, pred.frame_indices, pred.crops), window)
+        times, probs = self.history.series(track_id, self.timeline.span_s)
+        self.timeline.show_series(times, probs, self.history.latest_time)
+
+    def _on_face_clicked(self, track_id: int) -> None:
+        self.selected_face = track_id
+        self._on_render_due()
+
+    # ------------------------------------------------------------------------------------------------ model
+    def _on_pipeline_loaded(self, info: PipelineInfo) -> None:
+        previous = self.pipeline_info
+        self.pipeline_info = info
+        self.model_error = ""
+        self.settings_dock.set_attention_types(info.attention_types, info.default_attention)
+        self.settings_dock.model_info.setText(
+            f"Loaded <b>{info.model}</b><br>{info.card_path}<br>attention: {info.attention}, window "
+            f"{info.window_length} frames<br>providers: {', '.join(info.providers)}")
+        if info.random_init:
+            self.model_banner.show_message(
+                f"The model '{info.model}' has random weights (a test fixture): its labels mean nothing. "
+                + HOW_TO_GET_A_MODEL, "Choose model...")
+        else:
+            self.model_banner.hide()
+        self.statusBar().showMessage(f"Model {info.model} loaded ({', '.join(info.providers)})", 5000)
+        if previous is not None and self.session_log.recording:
+            self._stop_recording()  # a session's metadata names one model: a new model starts a new session
+            self._record_when_ready = True
+        self._maybe_start_recording()
+
+    def _on_pipeline_failed(self, message: str) -> None:
+        self.pipeline_info = None
+        self.model_error = message
+        self._stop_recording()
+        self.record_action.setChecked(False)
+        self.model_banner.show_message(f"<b>No model loaded.</b> {message}<br>{HOW_TO_GET_A_MODEL} "
+                                       "The video still plays, without labels.", "Choose model...")
+        self.settings_dock.model_info.setText(f"No model loaded: {message}")
+        self.statusBar().showMessage("No model loaded", 5000)
+
+    def choose_model(self) -> None:
+        self.settings_dock.show()
+        self.settings_dock.raise_()
+        self.settings_dock._on_browse_clicked()
+
+    def _on_settings_applied(self, s: UiSettings) -> None:
+        self.settings = s
+        s.save(self.store)
+        self.statusBar().showMessage("Loading the model...")
+        self.pipeline_worker.configure(s.pipeline_config())
+
+    def _on_smoothing_toggled(self, on: bool) -> None:
+        from dataclasses import replace
+
+        self.settings = replace(self.settings, smoothing=on)
+        self.settings.save(self.store)
+        self._on_render_due()
+
+    # ------------------------------------------------------------------------------------------------ session
+    def _maybe_start_recording(self) -> None:
+        if self._record_when_ready and self.pipeline_info is not None and self.source_info is not None:
+            self._record_when_ready = False
+            self.start_recording()
+
+    def _on_record_toggled(self, on: bool) -> None:
+        if on and not self.session_log.recording:
+            if self.pipeline_info is None or self.source_info is None:
+                self.record_action.setChecked(False)
+                self._on_error_occurred("Nothing to record yet: " + ("load a model first (Settings)."
+                                                                     if self.pipeline_info is None
+                                                                     else "open a video or a camera first."))
+                return
+            self.start_recording()
+        elif not on and self.session_log.recording:
+            self._stop_recording()
+
+    def start_recording(self) -> None:
+        info, src = self.pipeline_info, self.source_info
+        source = str(src.spec) if not src.is_live else src.name
+        metadata = session_metadata(source, info.pipeline)
+        metadata.extra.update(front_end="window", source_name=src.name)
+        try:
+            recorder = self.session_log.start(sessions_dir(), src.name, metadata)
+        except (OSError, ValueError) as e:
+            self._on_error_occurred(f"cannot record: {e}")
+            self.record_action.setChecked(False)
+            return
+        self.record_action.blockSignals(True)
+        self.record_action.setChecked(True)
+        self.record_action.blockSignals(False)
+        folder = recorder.export_paths[0].parent
+        self.notice_banner.show_message(
+            f"Recording to <a href='{QUrl.fromLocalFile(str(folder)).toString()}'>{folder}</a>/"
+            f"{recorder.export_paths[0].stem}.csv + .json (autosaved as it runs). Ctrl+R stops, Ctrl+E exports.")
+
+    def _stop_recording(self, wait: bool = False) -> None:
+        self._record_when_ready = False
+        recorder = self.session_log.stop()
+        self.record_action.blockSignals(True)
+        self.record_action.setChecked(False)
+        self.record_action.blockSignals(False)
+        if recorder is None:
+            return
+
+        def close():
+            recorder.close()
+            return list(recorder.export_paths) if len(recorder) else []
+
+        if wait:
+            try:
+                close()
+            except Exception as e:  # noqa: BLE001 - at exit there is nobody left to tell but stderr
+                print(f"fan-live: could not save the session: {e}", file=sys.stderr)
+            return
+        self._run_task(close, on_done=self._on_session_saved)
+
+    def _on_session_saved(self, paths: list) -> None:
+        if paths:
+            folder = Path(paths[0]).parent
+            self.notice_banner.show_message(
+                f"Session saved: {', '.join(Path(p).name for p in paths)} in "
+                f"<a href='{QUrl.fromLocalFile(str(folder)).toString()}'>{folder}</a>")
+        self.session_saved.emit(paths)
+
+    def export_dialog(self) -> None:
+        if not self.session_log.rows():
+            self._on_error_occurred("Nothing to export yet: no face has been recorded in this session "
+                                    "(files record from the start; Ctrl+R records a camera).")
+            return
+        last = self.store.value("ui/last_export_dir", str(sessions_dir()))
+        stem = self.session_log.last.export_paths[0].stem if self.session_log.last.export_paths else "session"
+        filters = {"CSV + JSON + PNG plot (*.csv)": ("csv", "json", "png"), "CSV table (*.csv)": ("csv",),
+                   "JSON with metadata (*.json)": ("json",), "PNG plot (*.png)": ("png",)}
+        path, chosen = QFileDialog.getSaveFileName(self, "Export the session", str(Path(last) / f"{stem}.csv"),
+                                                   ";;".join(filters))
+        if path:
+            self.store.setValue("ui/last_export_dir", str(Path(path).parent))
+            self.export_to(Path(path), filters.get(chosen, ("csv", "json", "png")))
+
+    def export_to(self, path: Path, kinds=("csv", "json", "png")) -> TaskWorker | None:
+        """Export the current (or last) recording's rows to path's stem + each kind, off the GUI thread;
+        session_exported(paths) when written."""
+        last = self.session_log.last
+        if last is None:
+            self._on_error_occurred("Nothing to export yet: nothing has been recorded in this session.")
+            return None
+        return self._run_task(export_rows, last.rows, last.metadata, Path(path), kinds, self.shown_face,
+                              on_done=self._on_exported)
+
+    def _on_exported(self, paths: list) -> None:
+        folder = Path(paths[0]).parent
+        self.notice_banner.show_message(
+            f"Exported {', '.join(p.name for p in paths)} to "
+            f"<a href='{QUrl.fromLocalFile(str(folder)).toString()}'>{folder}</a>")
+        self.session_exported.emit(paths)
+
+    def open_sessions_folder(self) -> None:
+        folder = sessions_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+    def _recover_crashed_sessions(self) -> None:
+        recovered = recover_pending(sessions_dir())
+        if recovered:
+            folder = recovered[0].parent
+            self.notice_banner.show_message(
+                f"Recovered {len(recovered)} session(s) an earlier run did not finish: "
+                f"{', '.join(p.name for p in recovered)} in "
+                f"<a href='{QUrl.fromLocalFile(str(folder)).toString()}'>{folder}</a>")
+
+    # ------------------------------------------------------------------------------------------------ errors, status
+    def _on_error_occurred(self, message: str) -> None:
+        self.error_banner.show_message(message)
+        self.statusBar().showMessage(message, 10000)
+
+    def _update_status(self) -> None:
+        s = self.status_labels
+        cw = self.capture_worker
+        s["input"].setText(f"input {cw.input_meter.rate():.1f} fps" if cw else "input -")
+        s["processing"].setText(f"processing {self.pipeline_worker.process_meter.rate():.1f} fps")
+        lat, model = self.latency.value(), self.model_ms.value()
+        s["latency"].setText(f"latency {lat:.0f} ms ({model:.0f} ms model)" if lat is not None else "latency -")
+        if self.pipeline_info:
+            short = [p.replace("ExecutionProvider", "") for p in self.pipeline_info.providers]
+            s["provider"].setText(f"provider {short[0]}" if short else "provider ?")
+            s["provider"].setToolTip(", ".join(self.pipeline_info.providers))
+        else:
+            s["provider"].setText("no model")
+        s["faces"].setText(f"faces {len(self.latest.faces)}" if self.latest is not None else "faces 0")
+        rec = self.session_log.last
+        s["recording"].setText(f"\u25cf REC {len(rec)} rows" if self.session_log.recording else "not recording")
+        s["recording"].setStyleSheet(f"color: {theme.RECORD_RED};" if self.session_log.recording else "")
+
+    # ------------------------------------------------------------------------------------------------ tasks
+    def _run_task(self, fn, *args, on_done=None, **kwargs) -> TaskWorker:
+        task = TaskWorker(fn, *args, **kwargs)
+        self._tasks.add(task)
+        if on_done is not None:
+            task.task_finished.connect(on_done)
+        task.error_occurred.connect(self._on_error_occurred)
+        task.finished.connect(lambda: (self._tasks.discard(task), task.deleteLater()))
+        task.start()
+        return task
+
+    # ------------------------------------------------------------------------------------------------ drag & drop
+    @staticmethod
+    def _dropped_video(event) -> Path | None:
+        if event.mimeData().hasUrls():
+            for url in event.mimeData().urls():
+                p = Path(url.toLocalFile())
+                if p.suffix.lower() in VIDEO_SUFFIXES:
+                    return p
+        return None
+
+    def dragEnterEvent(self, event) -> None:
+        if self._dropped_video(event) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        p = self._dropped_video(event)
+        if p is not None:
+            event.acceptProposedAction()
+            self.open_source(p)
+
+    # ------------------------------------------------------------------------------------------------ lifecycle
+    def restore_geometry(self) -> None:
+        geo = self.store.value("ui/geometry")
+        if geo is not None:
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1360, 900)
+
+    def threads_running(self) -> list[str]:
+        """Names of this window's threads still running (empty after close)."""
+        threads = [self.pipeline_worker, self.capture_worker, *self._tasks]
+        return [t.objectName() or type(t).__name__ for t in threads if t is not None and t.isRunning()]
+
+    def shutdown(self) -> None:
+        """Stop every thread and save the recording; idempotent."""
+        if self._closing:
+            return
+        self._closing = True
+        self._status_timer.stop()
+        self._render_timer.stop()
+        self._stop_capture()
+        self.handoff.close()
+        self.pipeline_worker.stop()
+        self.pipeline_worker.wait(10000)
+        rows = self.session_log.rows()
+        self._stop_recording(wait=True)
+        for path in (getattr(self.args, "export", None) or []) if rows else []:
+            try:  # main.py --export with the window: the session also goes there on exit
+                export_rows(rows, self.session_log.last.metadata, Path(path),
+                            (Path(path).suffix.lower().lstrip(".") or "csv",))
+            except Exception as e:  # noqa: BLE001
+                print(f"fan-live: export to {path} failed: {e}", file=sys.stderr)
+        for task in list(self._tasks):
+            task.wait(10000)
+        self.store.setValue("ui/geometry", self.saveGeometry())
+        self.settings.save(self.store)
+
+    def closeEvent(self, event) -> None:
+        self.shutdown()
+        super().closeEvent(event)
+
+
+def make_app() -> QApplication:
+    """The QApplication with the app's names and theme (reused if one exists: tests, tools)."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationVersion(__version__)
+    theme.apply_theme(app)
+    return app
+
+
+def run_app(args) -> int:
+    """Open the window (main.py without --no-window) and run until it closes; the exit code."""
+    app = make_app()
+    window = MainWindow(args)
+    window.show()
+    return app.exec()

@@ -1,0 +1,97 @@
+"""The running timeline: the selected face's 7 probabilities over session time in a scrolling pyqtgraph plot, with a
+band of its top label underneath. The window calls `show_series` at its display rate (not per processed frame); each
+call is 7 `setData`s on the visible span only, so the plot never slows the video."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from app.ui import theme
+
+SPAN_S = 30.0      # seconds of history in view once the session is longer
+MIN_SPAN_S = 10.0  # the narrowest view, so the first seconds are not a smear at the left edge
+
+
+class TimelineView(QWidget):
+    def __init__(self, labels: Sequence[str], span_s: float = SPAN_S, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.labels = tuple(labels)
+        self.span_s = span_s
+        pg.setConfigOptions(antialias=True)
+        self.plot = pg.PlotWidget(background=theme.BACKGROUND)
+        self.plot.setMenuEnabled(False)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        item = self.plot.getPlotItem()
+        item.setYRange(-0.1, 1.02, padding=0)
+        item.setLabel("left", "probability", color=theme.MUTED)
+        item.setLabel("bottom", "session time (s)", color=theme.MUTED)
+        item.showGrid(x=True, y=True, alpha=0.15)
+        for axis in ("left", "bottom"):
+            ax = item.getAxis(axis)
+            ax.setPen(pg.mkPen(theme.GRID))
+            ax.setTextPen(pg.mkPen(theme.MUTED))
+        legend = item.addLegend(offset=(-8, 4), labelTextColor=theme.TEXT, colCount=len(self.labels),
+                                brush=pg.mkBrush(30, 32, 36, 200))
+        legend.setLabelTextSize("8pt")
+        self.curves = [self.plot.plot([], [], pen=pg.mkPen(theme.EMOTION_COLORS.get(name, theme.MUTED), width=2),
+                                      name=name, skipFiniteCheck=True) for name in self.labels]
+        # the top label as a band under the curves: one image row of class colours stretched over the span (one
+        # item, whatever the number of frames)
+        self.band = pg.ImageItem(axisOrder="row-major")
+        self.band.setZValue(-10)
+        item.addItem(self.band)
+        self._lut = np.array([pg.mkColor(theme.EMOTION_COLORS.get(n, theme.MUTED)).getRgb()
+                              for n in self.labels], np.ubyte)
+        self.placeholder = pg.TextItem("", color=theme.MUTED, anchor=(0.5, 0.5))
+        item.addItem(self.placeholder, ignoreBounds=True)
+        item.setXRange(0, MIN_SPAN_S, padding=0)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 0, 4, 4)
+        lay.addWidget(self.plot)
+        self.points_shown = 0
+        self.set_placeholder("The selected face's probabilities appear here as the video plays.")
+
+    def set_placeholder(self, text: str) -> None:
+        self.placeholder.setText(text)
+        self.placeholder.setVisible(bool(text))
+        if text:
+            x0, x1 = self.plot.getPlotItem().viewRange()[0]
+            self.placeholder.setPos((x0 + x1) / 2, 0.5)
+
+    def show_series(self, times: np.ndarray, probs: np.ndarray, now: float) -> None:
+        """times (N,), probs (N, K) of one face, oldest first; `now` is the session's latest time (the right edge)."""
+        # a short session fills the plot (at least MIN_SPAN_S wide); a long one scrolls with the last span_s seconds
+        x1 = max(now, MIN_SPAN_S)
+        self.plot.getPlotItem().setXRange(max(0.0, x1 - self.span_s), x1, padding=0)
+        self.points_shown = len(times)
+        if not len(times):
+            self.clear_series()
+            return
+        self.set_placeholder("")
+        for k, curve in enumerate(self.curves):
+            curve.setData(times, probs[:, k], skipFiniteCheck=True)
+        self._show_band(times, probs)
+
+    def _show_band(self, times: np.ndarray, probs: np.ndarray) -> None:
+        # resample the top label onto a regular grid of the visible span, so one image row draws the whole band
+        n = 400
+        t0, t1 = float(times[0]), float(times[-1])
+        if t1 <= t0:
+            self.band.clear()
+            return
+        grid = np.linspace(t0, t1, n)
+        idx = np.clip(np.searchsorted(times, grid, side="right") - 1, 0, len(times) - 1)
+        top = probs.argmax(1)[idx]
+        rgba = self._lut[top][None, :, :]  # (1, n, 4)
+        self.band.setImage(rgba, autoLevels=False)
+        self.band.setRect(t0, -0.09, t1 - t0, 0.06)
+
+    def clear_series(self) -> None:
+        for curve in self.curves:
+            curve.setData([], [])
+        self.band.clear()
+        self.points_shown = 0

@@ -1,0 +1,346 @@
+"""The window's threads: thin QThreads around the engine's plain classes (STYLE 2). Each `run()` only loops, calls
+the engine and emits past-tense signals; errors arrive as `error_occurred(str)`, never as a dead thread.
+
+- CaptureWorker owns one FrameSource. Cameras go through the engine's LatestFrameGrabber (stale frames dropped);
+  files are read here, paced by media time in real-time mode or free-running in fast mode, with play/pause, seek,
+  frame step and loop. Frames go into a FrameHandoff.
+- PipelineWorker owns the Pipeline (built in its own thread: it is not thread-safe), takes frames from the hand-off,
+  feeds every result's rows to the SessionLog (so no row depends on the GUI keeping up) and emits
+  frame_processed(FrameResult, generation, latency_ms). Without a model it passes frames through unlabelled, so the
+  video still plays while the message says how to get one.
+- TaskWorker runs one slow call (listing cameras, writing exports, closing a recording) off the GUI thread.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+
+from PySide6.QtCore import QThread, Signal
+
+from app.capture import CaptureError, LatestFrameGrabber, open_source
+from app.card import ModelError
+from app.pipeline import FrameResult, Pipeline, PipelineConfig
+from app.session import ExportError
+from app.ui.handoff import Captured, FrameHandoff
+from app.ui.meters import RateMeter
+from app.ui.sessions import SessionLog
+
+_generations = itertools.count(1)  # shared by all capture workers, so a new source never reuses a generation
+
+
+def one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text or type(e).__name__
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    spec: object             # what open_source was given: a camera index or a path
+    name: str
+    is_live: bool
+    fps: float | None
+    frame_count: int | None
+    size: tuple[int, int]
+
+
+class CaptureWorker(QThread):
+    source_opened = Signal(object)    # SourceInfo
+    source_ended = Signal()           # a file reached its end (and is not looping): the worker pauses there
+    error_occurred = Signal(str)
+
+    def __init__(self, spec, handoff: FrameHandoff, realtime: bool = True, speed: float = 1.0, loop: bool = False,
+                 parent=None):
+        super().__init__(parent)
+        self.spec = spec
+        self.handoff = handoff
+        self.input_meter = RateMeter()
+        self._cond = threading.Condition()
+        self._stop = False
+        self._paused = False
+        self._realtime = realtime
+        self._speed = speed
+        self._loop = loop
+        self._seek_to: int | None = None
+        self._steps = 0                 # pending single-frame steps (+ forward, - back)
+        self._pacing_reset = True       # re-anchor media time to wall time before the next paced frame
+        self._ended = False             # a file is paused at its end
+        self.last_index = -1
+        self.frames_read = 0            # frames handed to the pipeline
+        self.info: SourceInfo | None = None
+        self.setObjectName(f"capture {spec}")
+
+    # -- control (any thread) ----------------------------------------------------------------------------------
+    def stop(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+
+    def set_paused(self, paused: bool) -> None:
+        with self._cond:
+            if not paused and self._ended:
+                self._seek_to = 0  # play at the end starts over
+            self._paused = paused
+            self._pacing_reset = True
+            self._cond.notify_all()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def set_speed(self, realtime: bool, speed: float = 1.0) -> None:
+        with self._cond:
+            self._realtime, self._speed = realtime, max(speed, 0.05)
+            self._pacing_reset = True
+            self._cond.notify_all()
+
+    def set_loop(self, loop: bool) -> None:
+        self._loop = loop
+
+    def seek(self, index: int) -> None:
+        with self._cond:
+            self._seek_to = max(0, int(index))
+            self._steps = 0
+            self._cond.notify_all()
+
+    def step(self, n: int) -> None:
+        """Show the next (n=1) or previous (n=-1) frame; pauses playback."""
+        with self._cond:
+            self._paused = True
+            self._steps += n
+            self._cond.notify_all()
+
+    # -- thread ------------------------------------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            source = open_source(self.spec)
+        except CaptureError as e:
+            self.error_occurred.emit(one_line(e))
+            return
+        except Exception as e:  # noqa: BLE001 - anything else from a decoder must reach the user, not kill the thread
+            self.error_occurred.emit(f"cannot open {self.spec}: {one_line(e)}")
+            return
+        try:
+            self.info = SourceInfo(self.spec, source.name, source.is_live, source.fps, source.frame_count,
+                                   source.size)
+            self.source_opened.emit(self.info)
+            if source.is_live:
+                self._run_live(source)
+            else:
+                self._run_file(source)
+        except CaptureError as e:
+            self.error_occurred.emit(one_line(e))
+        except Exception as e:  # noqa: BLE001
+            traceback.print_exc()
+            self.error_occurred.emit(f"capture stopped: {one_line(e)}")
+        finally:
+            source.close()
+
+    def _hand_over(self, frame, generation: int) -> bool:
+        """Put a frame in the hand-off; in 'every' mode wait for room, but keep noticing stop and seek."""
+        item = Captured(frame, generation, time.monotonic())
+        while not self._stop:
+            if self.handoff.put(item, timeout=0.1):
+                self.input_meter.push()
+                self.frames_read += 1
+                self.last_index = frame.index
+                return True
+            if self.handoff.closed or self._seek_to is not None:
+                return False
+        return False
+
+    def _run_live(self, source) -> None:
+        generation = next(_generations)
+        grabber = LatestFrameGrabber(source).start()
+        try:
+            while not self._stop:
+                frame = grabber.get(timeout=0.1)  # raises the camera's CaptureError (unplugged)
+                if frame is None:
+                    if grabber.finished:
+                        raise CaptureError(f"{source.name} stopped delivering frames")
+                    continue
+                if not self._paused:  # a paused camera keeps grabbing (no backlog) but shows the frozen frame
+                    self._hand_over(frame, generation)
+        finally:
+            grabber.stop()
+
+    def _run_file(self, source) -> None:
+        generation = next(_generations)
+        anchor_wall = anchor_media = 0.0
+        while True:
+            with self._cond:
+                # wait while paused with nothing to do
+                while not self._stop and self._paused and self._seek_to is None and self._steps == 0:
+                    self._cond.wait(0.2)
+                if self._stop:
+                    return
+                seek_to, self._seek_to = self._seek_to, None
+                step = 0
+                if seek_to is None and self._steps:
+                    step = 1 if self._steps > 0 else -1
+                    self._steps -= step
+            if step < 0:
+                seek_to = max(0, self.last_index - 1)
+            if seek_to is not None:
+                self._ended = False
+                source.seek(seek_to)
+                self.handoff.clear()
+                generation = next(_generations)  # the pipeline forgets tracks from before the jump
+                self._pacing_reset = True
+                if self._paused and step == 0:
+                    step = 1  # a seek while paused shows the frame it landed on
+            frame = source.read()
+            if frame is None:
+                if self._loop and source.position > 0:
+                    source.seek(0)
+                    generation = next(_generations)
+                    self._pacing_reset = True
+                    continue
+                with self._cond:
+                    self._paused = self._ended = True
+                self.source_ended.emit()
+                continue
+            if self._realtime and not self._paused:
+                now = time.monotonic()
+                if self._pacing_reset:
+                    anchor_wall, anchor_media = now, frame.time_s
+                    self._pacing_reset = False
+                due = anchor_wall + (frame.time_s - anchor_media) / self._speed
+                if due - now > 0:
+                    with self._cond:  # an interruptible sleep: stop, pause and seek take effect at once
+                        self._cond.wait_for(lambda: self._stop or self._seek_to is not None or self._paused,
+                                            due - now)
+                elif now - due > 0.5:
+                    self._pacing_reset = True  # fell behind (a stall): resume from here, never burst to catch up
+            if self._stop:
+                return
+            self._hand_over(frame, generation)
+
+
+@dataclass(frozen=True)
+class PipelineInfo:
+    """What the window shows about the loaded model (read once in the pipeline thread)."""
+
+    model: str
+    card_path: str
+    providers: list[str]
+    attention: str
+    attention_types: tuple[str, ...]
+    default_attention: str
+    window_length: int
+    random_init: bool
+    pipeline: Pipeline  # for session metadata only (reads immutable attributes); only the worker calls process()
+
+
+class PipelineWorker(QThread):
+    frame_processed = Signal(object, int, float)  # FrameResult, generation, end-to-end latency (ms)
+    pipeline_loaded = Signal(object)              # PipelineInfo
+    pipeline_failed = Signal(str)                 # no model: the message says why and what to do
+    error_occurred = Signal(str)
+
+    def __init__(self, config: PipelineConfig, handoff: FrameHandoff, session_log: SessionLog, parent=None):
+        super().__init__(parent)
+        self.handoff = handoff
+        self.session_log = session_log
+        self.process_meter = RateMeter()
+        self._config: PipelineConfig | None = config
+        self._lock = threading.Lock()
+        self._stop = False
+        self.pipeline: Pipeline | None = None
+        self.frames_processed = 0
+        self.setObjectName("pipeline")
+
+    def configure(self, config: PipelineConfig) -> None:
+        """Rebuild the pipeline with `config` before the next frame (settings changed)."""
+        with self._lock:
+            self._config = config
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def run(self) -> None:
+        generation = None
+        last_error = ""
+        try:
+            while not self._stop:
+                with self._lock:
+                    config, self._config = self._config, None
+                if config is not None:
+                    self._load(config)
+                    generation = None
+                item = self.handoff.get(timeout=0.1)
+                if item is None:
+                    continue
+                try:
+                    if self.pipeline is None:
+                        result = FrameResult(frame=item.frame, faces=[], predictions={})
+                    else:
+                        if generation is not None and item.generation != generation:
+                            self.pipeline.reset()  # a new source, a seek or a loop: old tracks are meaningless
+                        result = self.pipeline.process(item.frame)
+                    generation = item.generation
+                    self.session_log.add(result.rows())
+                except ExportError as e:
+                    self.error_occurred.emit(f"recording stopped: {one_line(e)}")
+                    continue
+                except Exception as e:  # noqa: BLE001 - one bad frame must not end the session
+                    msg = f"processing failed on frame {item.frame.index}: {one_line(e)}"
+                    if msg != last_error:  # the same failure on every frame is reported once
+                        traceback.print_exc()
+                        self.error_occurred.emit(msg)
+                        last_error = msg
+                    continue
+                self.frames_processed += 1
+                self.process_meter.push()
+                self.frame_processed.emit(result, item.generation, (time.monotonic() - item.captured_at) * 1e3)
+        finally:
+            if self.pipeline is not None:
+                self.pipeline.close()
+                self.pipeline = None
+
+    def _load(self, config: PipelineConfig) -> None:
+        if self.pipeline is not None:
+            self.pipeline.close()
+            self.pipeline = None
+        try:
+            pipeline = Pipeline(config)
+        except ModelError as e:
+            self.pipeline_failed.emit(one_line(e))
+            return
+        except Exception as e:  # noqa: BLE001 - e.g. onnxruntime refusing a graph: say so, keep the video running
+            traceback.print_exc()
+            self.pipeline_failed.emit(f"the model could not be loaded: {one_line(e)}")
+            return
+        self.pipeline = pipeline
+        card = pipeline.card
+        self.pipeline_loaded.emit(PipelineInfo(
+            model=card.name, card_path=str(card.path), providers=list(pipeline.providers),
+            attention=pipeline.recognizer.attention, attention_types=card.attention_types,
+            default_attention=card.default_attention, window_length=pipeline.recognizer.window_length,
+            random_init=bool(card.extra.get("random_init")), pipeline=pipeline))
+
+
+class TaskWorker(QThread):
+    """One call off the GUI thread: `task_finished(result)` or `error_occurred(message)`."""
+
+    task_finished = Signal(object)
+    error_occurred = Signal(str)
+
+    def __init__(self, fn, *args, parent=None, **kwargs):
+        super().__init__(parent)
+        self._call = (fn, args, kwargs)
+
+    def run(self) -> None:
+        fn, args, kwargs = self._call
+        try:
+            result = fn(*args, **kwargs)
+        except (ExportError, ValueError, OSError, CaptureError) as e:
+            self.error_occurred.emit(one_line(e))
+            return
+        except Exception as e:  # noqa: BLE001
+            traceback.print_exc()
+            self.error_occurred.emit(one_line(e))
+            return
+        self.task_finished.emit(result)
