@@ -1,0 +1,722 @@
+"""Frame sources: video files, animated GIFs and cameras behind one small interface, plus the two reader threads.
+
+Contract (every `FrameSource`):
+  * `read() -> Frame | None`: the next frame, or None at the end of the stream. A damaged or truncated file yields
+    the frames decoded before the damage and then None; it never raises part-way through. `Frame.index` is the
+    0-based index in the source, `Frame.time_s` the media time (files: the frame's position in the media, from its
+    own timestamp, 0 at the first frame; cameras: `time.monotonic()` seconds since the source opened).
+  * Bad input fails at construction with `CaptureError`, whose message is one line naming the file or camera:
+    missing, a folder, empty, not decodable, a camera that does not open. `open_source()` is the usual entry point.
+  * File sources seek to an exact frame index (`seek`, `position`), also in variable-frame-rate phone videos where
+    OpenCV's own frame seek lands a few frames off.
+  * Sources are not thread-safe: one thread reads at a time. `LatestFrameGrabber` (cameras: a one-slot hand-off that
+    drops stale frames) and `PrefetchReader` (files: a bounded queue that decodes ahead, every frame, in order) are
+    the only threads here; they hold no Qt, so the CLI, the benchmark and the UI share them.
+"""
+from __future__ import annotations
+
+import bisect
+import contextlib
+import math
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+VIDEO_SUFFIXES: tuple[str, ...] = (
+    ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".3gp", ".gif")
+
+# A forward seek of at most this many frames decodes forward (grab without colour conversion) instead of asking the
+# demuxer to jump: exact by construction and cheaper than a keyframe seek for single steps and short scrubs.
+_MAX_STEP_FORWARD = 48
+# Frames decoded before a far forward seek, to learn whether the file has a constant frame rate: only then can the
+# index of a frame beyond the part decoded so far follow from its timestamp.
+_MIN_FRAMES_FOR_RATE = 8
+# A GIF frame delay of 0-10 ms means "as fast as possible", which browsers show at 100 ms; do the same so GIF
+# timelines match what the user saw.
+_GIF_MIN_DELAY_MS, _GIF_DEFAULT_DELAY_MS = 20, 100
+# Frame rates outside this range are container nonsense (0 for unknown, 1000 for some WebM/MKV time bases).
+_FPS_RANGE = (0.5, 500.0)
+# What Pillow raises for a broken image: UnidentifiedImageError (an OSError), truncated data, bad blocks.
+_PIL_ERRORS = (OSError, EOFError, ValueError, SyntaxError, IndexError)
+
+
+class CaptureError(Exception):
+    """A source could not be opened or stopped working. The message is one line naming the file or camera."""
+
+
+@dataclass
+class Frame:
+    """One decoded frame. image is (H, W, 3) uint8 BGR."""
+
+    index: int
+    time_s: float
+    image: np.ndarray
+
+    def __post_init__(self):
+        if isinstance(self.index, bool) or not isinstance(self.index, (int, np.integer)) or self.index < 0:
+            raise ValueError(f"Frame.index must be an int >= 0, got {self.index!r}")
+        self.index = int(self.index)
+        self.time_s = float(self.time_s)
+        if not math.isfinite(self.time_s):
+            raise ValueError(f"Frame.time_s must be finite, got {self.time_s!r}")
+        img = self.image
+        if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 \
+                or img.shape[0] == 0 or img.shape[1] == 0:
+            desc = f"{img.dtype} {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
+            raise ValueError(f"Frame.image must be an (H, W, 3) uint8 BGR array, got {desc}")
+
+
+class FrameSource:
+    """Base of all sources; see the module docstring for the contract. Subclasses implement `read` and `_close`
+    and set `_name`, `_size`; files also implement `seek` and `position`."""
+
+    is_live: bool = False
+    seekable: bool = False
+    _name: str = "?"
+    _size: tuple[int, int] = (0, 0)
+    _closed: bool = False
+
+    def read(self) -> Frame | None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        pass
+
+    def close(self) -> None:
+        """Release the source. Idempotent; `read()` returns None afterwards."""
+        if not self._closed:
+            self._closed = True
+            self._close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def fps(self) -> float | None:
+        return None
+
+    @property
+    def frame_count(self) -> int | None:
+        return None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the frames, from the first decoded frame (more reliable than container metadata)."""
+        return self._size
+
+    @property
+    def position(self) -> int:
+        """Index of the next frame `read()` returns."""
+        raise NotImplementedError
+
+    def seek(self, index: int) -> None:
+        raise NotImplementedError(f"{self.name} cannot seek (live source)")
+
+    def __iter__(self) -> Iterator[Frame]:
+        while (frame := self.read()) is not None:
+            yield frame
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        with contextlib.suppress(Exception):
+            self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+# ---------------------------------------------------------------------------------------------------------- helpers
+
+@contextlib.contextmanager
+def _quiet_opencv():
+    """Silence OpenCV's own log while probing: a camera index that does not exist or a file that is not a video makes
+    every backend print a warning; the caller turns the failure into one CaptureError line instead."""
+    level = cv2.getLogLevel()
+    cv2.setLogLevel(1)  # fatal only
+    try:
+        yield
+    finally:
+        cv2.setLogLevel(level)
+
+
+def _quiet_ffmpeg() -> None:
+    # FFmpeg prints "partial file" for every packet of a truncated video and "moov atom not found" for broken ones;
+    # the damage is already handled (frames up to it, then end; or a CaptureError). OpenCV reads this variable once,
+    # when its FFmpeg backend first opens a file, so it is set here rather than at import; a user's value wins.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "8")  # AV_LOG_FATAL
+
+
+def _check_file(path: Path, what: str = "video file") -> Path:
+    """Fail early, with the reason a user can act on, for the cases OpenCV reports only as 'not opened'."""
+    if not path.exists():
+        raise CaptureError(f"{what} not found: {path}")
+    if path.is_dir():
+        raise CaptureError(f"expected a {what} but got a folder: {path}")
+    if not path.is_file():
+        raise CaptureError(f"not a regular file: {path}")
+    if path.stat().st_size == 0:
+        raise CaptureError(f"{what} is empty (0 bytes): {path}")
+    if not os.access(path, os.R_OK):
+        raise CaptureError(f"cannot read {what} (permission denied): {path}")
+    return path
+
+
+def _valid_fps(fps: float) -> float | None:
+    return float(fps) if math.isfinite(fps) and _FPS_RANGE[0] <= fps <= _FPS_RANGE[1] else None
+
+
+# ------------------------------------------------------------------------------------------------------ video files
+
+class VideoFileSource(FrameSource):
+    """A video file through cv2.VideoCapture (FFmpeg backend): mp4/mov/avi/mkv/webm/...
+
+    Timestamps come from each frame's presentation time, so variable-frame-rate phone videos get true media times.
+    Seeking is exact: the presentation times seen so far map timestamps back to indices, which tells where OpenCV's
+    approximate seek really landed; from there it decodes forward to the requested frame.
+    """
+
+    seekable = True
+
+    def __init__(self, path: str | Path):
+        self.path = _check_file(Path(path).expanduser())
+        self._name = self.path.name
+        _quiet_ffmpeg()
+        self._cap = self._open_capture()
+        self._fps = _valid_fps(self._cap.get(cv2.CAP_PROP_FPS))
+        n = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self._count_estimate = n if n > 0 else None  # container metadata; can be off (no_face.mp4 says 98, has 95)
+        self._next = 0           # index of the frame the next read() returns
+        self._grabbed = False    # the decoder's current frame is self._next, grabbed but not yet retrieved
+        self._cur_pts = 0.0      # presentation time (ms) of the grabbed frame
+        self._pts: list[float] = []  # presentation times (ms) of frames 0..len-1, as decoded in order
+        self._pts_monotonic = True
+        self._end: int | None = None  # exact frame count, once the end has been reached
+        # Validate up front: a file that opens but whose first frame does not decode is not a video we can use.
+        if not self._grab():
+            self._cap.release()
+            raise CaptureError(f"no frame could be decoded from {self.path} (damaged or not a video)")
+        ok, img = self._cap.retrieve()  # decoded once more by read(); retrieve() on the same grab is repeatable
+        if not ok or img is None or img.ndim != 3:
+            self._cap.release()
+            raise CaptureError(f"no frame could be decoded from {self.path} (damaged or not a video)")
+        self._size = (int(img.shape[1]), int(img.shape[0]))
+
+    def _open_capture(self) -> cv2.VideoCapture:
+        with _quiet_opencv():
+            cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+            if not cap.isOpened():  # an OpenCV build without FFmpeg: let it pick another backend
+                cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened():
+            raise CaptureError(f"cannot open {self.path} as a video (not a video, unsupported, or damaged/incomplete)")
+        return cap
+
+    @property
+    def fps(self) -> float | None:
+        return self._fps
+
+    @property
+    def frame_count(self) -> int | None:
+        """Exact once the end has been read; before that the container's figure (an estimate, or None)."""
+        return self._end if self._end is not None else self._count_estimate
+
+    @property
+    def position(self) -> int:
+        return self._next
+
+    # -- decoding ------------------------------------------------------------------------------------------------
+
+    def _grab(self) -> bool:
+        """Make frame self._next the decoder's current frame (decoded, not converted). False at the end/damage."""
+        if self._grabbed:
+            return True
+        if self._closed or (self._end is not None and self._next >= self._end):
+            return False
+        try:
+            ok = self._cap.grab()
+        except cv2.error:  # a damaged stream: treat like its end
+            ok = False
+        if not ok:
+            self._end = self._next
+            return False
+        pts = float(self._cap.get(cv2.CAP_PROP_POS_MSEC))
+        if self._next == len(self._pts):
+            if self._pts and not pts > self._pts[-1]:
+                self._pts_monotonic = False  # no usable timestamps: seeks fall back to decoding from the start
+            self._pts.append(pts)
+        self._cur_pts = pts
+        self._grabbed = True
+        return True
+
+    def _time_s(self, index: int, pts: float) -> float:
+        if self._pts_monotonic and self._pts and math.isfinite(pts):
+            return max(0.0, (pts - self._pts[0]) / 1000.0)
+        return index / (self._fps or 30.0)
+
+    def read(self) -> Frame | None:
+        if not self._grab():
+            return None
+        try:
+            ok, img = self._cap.retrieve()
+        except cv2.error:
+            ok, img = False, None
+        self._grabbed = False
+        if not ok or img is None:
+            self._end = self._next
+            return None
+        frame = Frame(self._next, self._time_s(self._next, self._cur_pts), img)
+        self._next += 1
+        return frame
+
+    # -- seeking -------------------------------------------------------------------------------------------------
+
+    def seek(self, index: int) -> None:
+        """Position so that the next read() returns frame `index` (clamped to >= 0). Past the end, read() gives
+        None and `position` is the frame count."""
+        if self._closed:
+            return
+        index = max(0, int(index))
+        if self._end is not None:
+            index = min(index, self._end)
+        if index == self._next:
+            return
+        if index > self._next and len(self._pts) < _MIN_FRAMES_FOR_RATE and self._next <= len(self._pts):
+            self._step_forward_to(min(index, _MIN_FRAMES_FOR_RATE))  # cheap: a few frames from the start
+        if not (self._next <= index <= self._next + _MAX_STEP_FORWARD):
+            landed = self._jump(index) if index > 0 else None
+            if landed is None:
+                # Could not tell where the demuxer landed (timestamps not seen yet in a variable-rate video, or a
+                # target past the real end): jump to the furthest frame already seen, else restart from frame 0.
+                known = min(index, len(self._pts) - 1)
+                if known <= 0 or self._jump(known) is None:
+                    self._rewind()
+        self._step_forward_to(index)
+
+    def _step_forward_to(self, index: int) -> None:
+        while self._next < index:
+            if not self._grab():
+                return  # the end: position stays at the frame count
+            self._grabbed = False
+            self._next += 1
+
+    def _identify(self, pts: float) -> int | None:
+        """The index of the frame with presentation time `pts` (ms), or None when it cannot be known."""
+        if not (self._pts_monotonic and self._pts and math.isfinite(pts)):
+            return None
+        pts_list = self._pts
+        if pts <= pts_list[-1] + 0.5:
+            i = bisect.bisect_left(pts_list, pts)
+            cands = [j for j in (i - 1, i) if 0 <= j < len(pts_list)]
+            j = min(cands, key=lambda c: abs(pts_list[c] - pts))
+            return j if abs(pts_list[j] - pts) < 0.5 else None
+        # Beyond the part decoded so far: only a constant-frame-rate file lets the index follow from the time. Steady
+        # first frames are not proof (noface_face.mov starts at a steady 24 fps, then varies): the steady rate must
+        # also match the container's average rate, which a variable-rate file's does not.
+        if len(pts_list) >= _MIN_FRAMES_FOR_RATE and self._fps:
+            dts = np.diff(pts_list)
+            step = float(np.median(dts))
+            if step > 0 and np.all(np.abs(dts - step) < 0.01 * step + 0.05) \
+                    and abs(1000.0 / step - self._fps) <= 0.005 * self._fps:
+                k = (pts - pts_list[-1]) / step
+                if abs(k - round(k)) < 0.1:
+                    return len(pts_list) - 1 + round(k)
+        return None
+
+    def _jump(self, index: int) -> int | None:
+        """Let the demuxer seek near `index`, grab, and identify the frame it landed on. On success the decoder's
+        current frame is that one (<= index) and its index is returned; None when it cannot be identified."""
+        target = index
+        for _ in range(4):
+            self._grabbed = False
+            try:
+                self._cap.set(cv2.CAP_PROP_POS_FRAMES, target)
+                ok = self._cap.grab()
+            except cv2.error:
+                ok = False
+            if not ok:  # OpenCV maps indices to times with the average rate, so near the end it can overshoot
+                target -= max(2, int(self._fps or 30) // 2)
+                if target <= 0:
+                    return None
+                continue
+            pts = float(self._cap.get(cv2.CAP_PROP_POS_MSEC))
+            j = self._identify(pts)
+            if j is None:
+                return None
+            if j <= index:
+                if j == len(self._pts):
+                    self._pts.append(pts)
+                self._next, self._cur_pts, self._grabbed = j, pts, True
+                return j
+            target = max(0, target - (j - index) - 2)  # landed past it: aim earlier by the overshoot
+            if target == 0:
+                return None
+        return None
+
+    def _rewind(self) -> None:
+        """Back to frame 0 by reopening: the one position every container reaches exactly."""
+        self._cap.release()
+        self._cap = self._open_capture()
+        self._next, self._grabbed = 0, False
+
+    def _close(self) -> None:
+        self._cap.release()
+
+
+# ----------------------------------------------------------------------------------------------------------- GIFs
+
+class GifSource(FrameSource):
+    """An animated GIF through Pillow. Pillow rather than OpenCV because OpenCV builds differ on GIF support
+    and Pillow gives each frame's own delay, which makes time_s exact; it also composites frames correctly
+    (disposal, transparency, local palettes) when converting to RGB."""
+
+    seekable = True
+
+    def __init__(self, path: str | Path):
+        from PIL import Image
+
+        self.path = _check_file(Path(path).expanduser(), "GIF file")
+        self._name = self.path.name
+        try:
+            self._im = Image.open(self.path)
+            self._im.load()
+        except _PIL_ERRORS:
+            raise CaptureError(f"cannot read {self.path} as a GIF (not a GIF image, or damaged)") from None
+        # One pass over the frames for their delays; a damaged tail ends the GIF where decoding stops.
+        self._starts_ms: list[float] = []
+        t = 0.0
+        while True:
+            try:
+                self._im.seek(len(self._starts_ms))
+                self._im.load()
+            except _PIL_ERRORS:  # EOFError past the last frame; anything else is damage
+                break
+            self._starts_ms.append(t)
+            delay = self._im.info.get("duration") or 0
+            t += delay if delay >= _GIF_MIN_DELAY_MS else _GIF_DEFAULT_DELAY_MS
+        self._total_ms = t
+        if not self._starts_ms:
+            raise CaptureError(f"no frame could be decoded from {self.path} (damaged GIF)")
+        self._size = (int(self._im.size[0]), int(self._im.size[1]))
+        self._next = 0
+
+    @property
+    def fps(self) -> float | None:
+        """Average rate over the GIF (GIF delays vary per frame; time_s carries the exact ones)."""
+        return len(self._starts_ms) / (self._total_ms / 1000.0) if self._total_ms > 0 else None
+
+    @property
+    def frame_count(self) -> int:
+        return len(self._starts_ms)
+
+    @property
+    def position(self) -> int:
+        return self._next
+
+    def read(self) -> Frame | None:
+        if self._closed or self._next >= len(self._starts_ms):
+            return None
+        try:
+            self._im.seek(self._next)
+            rgb = np.asarray(self._im.convert("RGB"))
+        except _PIL_ERRORS:  # decoded in __init__, so only a file changed underneath gets here: end the stream
+            return None
+        frame = Frame(self._next, self._starts_ms[self._next] / 1000.0, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        self._next += 1
+        return frame
+
+    def seek(self, index: int) -> None:
+        if not self._closed:
+            self._next = min(max(0, int(index)), len(self._starts_ms))
+
+    def _close(self) -> None:
+        self._im.close()
+
+
+# --------------------------------------------------------------------------------------------------------- cameras
+
+class CameraSource(FrameSource):
+    """A camera by OpenCV index. time_s is monotonic seconds since the source opened; frames are never queued
+    (the driver buffer is set to one frame where the backend allows it), so read() returns a recent frame."""
+
+    is_live = True
+    _FAILED_READS = 5  # consecutive failed reads (a few ms each) before the camera counts as gone
+
+    def __init__(self, index: int, width: int | None = None, height: int | None = None):
+        self.index = int(index)
+        self._name = f"camera {self.index}"
+        with _quiet_opencv():
+            self._cap = cv2.VideoCapture(self.index)
+        if not self._cap.isOpened():
+            raise CaptureError(f"camera {self.index} could not be opened (unplugged or in use?)")
+        if width:
+            self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, int(width))
+        if height:
+            self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, int(height))
+        self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        self._fps = _valid_fps(self._cap.get(cv2.CAP_PROP_FPS))
+        ok, img = self._cap.read()
+        if not ok or img is None:
+            self._cap.release()
+            raise CaptureError(f"camera {self.index} opened but delivered no frame (in use by another app?)")
+        self._size = (int(img.shape[1]), int(img.shape[0]))
+        self._t0 = time.monotonic()
+        self._next = 0
+
+    @property
+    def fps(self) -> float | None:
+        return self._fps
+
+    @property
+    def position(self) -> int:
+        return self._next
+
+    def read(self) -> Frame | None:
+        """The next frame; None once closed. Raises CaptureError when the camera stops delivering (unplugged)."""
+        for attempt in range(self._FAILED_READS):
+            if self._closed:
+                return None
+            ok, img = self._cap.read()
+            if ok and img is not None:
+                if img.ndim == 2:  # some drivers deliver grey
+                    img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+                frame = Frame(self._next, time.monotonic() - self._t0, img)
+                self._next += 1
+                return frame
+            time.sleep(0.02 * (attempt + 1))
+        if self._closed:
+            return None
+        raise CaptureError(f"camera {self.index} stopped delivering frames (unplugged?)")
+
+    def _close(self) -> None:
+        self._cap.release()
+
+
+# ------------------------------------------------------------------------------------------------- entry points
+
+def open_source(spec: str | int | Path) -> FrameSource:
+    """An int or a digit string is a camera index; anything else a path (.gif -> GifSource, else VideoFileSource).
+    Opening validates the input (exists, non-empty, first frame decodes) and raises CaptureError otherwise."""
+    if isinstance(spec, bool):
+        raise CaptureError(f"not a video source: {spec!r}")
+    if isinstance(spec, (int, np.integer)):
+        return CameraSource(int(spec))
+    if isinstance(spec, str) and spec.strip().isdigit():
+        return CameraSource(int(spec.strip()))
+    path = Path(spec).expanduser()
+    if path.suffix.lower() == ".gif":
+        return GifSource(path)
+    return VideoFileSource(path)
+
+
+def list_cameras(max_index: int = 5) -> list[int]:
+    """Camera indices 0..max_index that open and deliver a frame. On Linux, indices without a /dev/videoN node are
+    skipped without touching OpenCV (no probing delay, no log noise). A camera already in use may be missing."""
+    found = []
+    for i in range(max_index + 1):
+        if sys.platform.startswith("linux") and not os.path.exists(f"/dev/video{i}"):
+            continue
+        with _quiet_opencv():
+            cap = cv2.VideoCapture(i)
+            try:
+                if cap.isOpened():
+                    ok, img = cap.read()
+                    if ok and img is not None:
+                        found.append(i)
+            finally:
+                cap.release()
+    return found
+
+
+def iter_video_files(folder: str | Path) -> list[Path]:
+    """The video files (by VIDEO_SUFFIXES, any case) directly in `folder`, sorted by name. Hidden files are skipped:
+    macOS leaves '._clip.mp4' metadata files beside copied videos, and they are not videos."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise CaptureError(f"not a folder: {folder}")
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in VIDEO_SUFFIXES)
+
+
+# ------------------------------------------------------------------------------------------------------- threads
+
+class LatestFrameGrabber:
+    """Reads a live source on its own thread and keeps only the newest frame (a one-slot hand-off): a slow consumer
+    gets the latest frame, never a backlog; frames overwritten before anyone took them are counted in `dropped`.
+
+    `get(timeout)` returns the newest frame not yet handed out, or None on timeout or once the source has ended
+    (`finished`). A read error ends the thread; `error` holds it and every `get` after the last frame raises it.
+    """
+
+    def __init__(self, source: FrameSource):
+        if not source.is_live:
+            raise ValueError(f"{source.name} is a file: use PrefetchReader, which keeps every frame")
+        self.source = source
+        self.dropped = 0
+        self.delivered = 0
+        self.error: BaseException | None = None
+        self._slot: Frame | None = None
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._finished = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> LatestFrameGrabber:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"grab {self.source.name}", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                frame = self.source.read()
+                if frame is None:
+                    break
+                with self._cond:
+                    if self._slot is not None:
+                        self.dropped += 1
+                    self._slot = frame
+                    self._cond.notify_all()
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer: a dead thread must not fail silently
+            self.error = e
+        finally:
+            with self._cond:
+                self._finished = True
+                self._cond.notify_all()
+
+    @property
+    def finished(self) -> bool:
+        """The thread has ended (source ended, error, or stopped) and no frame is left in the slot."""
+        with self._cond:
+            return self._finished and self._slot is None
+
+    def get(self, timeout: float | None = None) -> Frame | None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._slot is not None or self._finished, timeout)
+            frame, self._slot = self._slot, None
+            if frame is not None:
+                self.delivered += 1
+                return frame
+            if self.error is not None:
+                raise self.error
+            return None
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Ask the thread to end and wait for it (at most one read more). Does not close the source."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+_END = object()
+
+
+class _Failure:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+class PrefetchReader:
+    """Decodes a file source ahead on its own thread into a bounded queue (`maxsize` frames), so decoding overlaps
+    processing. Iterating yields every frame in order, then stops; an exception in the thread re-raises in the
+    consumer. `close()` (or leaving the `with`) stops the thread even when the consumer stopped early. The source
+    stays open (its owner closes it) and must not be read by anyone else while the reader runs."""
+
+    def __init__(self, source: FrameSource, maxsize: int = 8):
+        if source.is_live:
+            raise ValueError(f"{source.name} is live: use LatestFrameGrabber, which never queues stale frames")
+        if maxsize < 1:
+            raise ValueError("maxsize must be >= 1")
+        self.source = source
+        self._queue: queue.Queue = queue.Queue(maxsize)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._run, name=f"prefetch {source.name}", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        # put with a timeout, so close() is noticed even while the queue is full and the consumer has gone
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                frame = self.source.read()
+                if frame is None:
+                    break
+                if not self._put(frame):
+                    return
+            self._put(_END)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer's thread
+            self._put(_Failure(e))
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self
+
+    def __next__(self) -> Frame:
+        if self._done:
+            raise StopIteration
+        while True:
+            try:
+                item = self._queue.get(timeout=0.1)
+                break
+            except queue.Empty:
+                if not self._thread.is_alive() and self._queue.empty():  # closed underneath us
+                    self._done = True
+                    raise StopIteration from None
+        if item is _END:
+            self._done = True
+            raise StopIteration
+        if isinstance(item, _Failure):
+            self._done = True
+            raise item.error
+        return item
+
+    def close(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        self._done = True
+        # Drain so a producer blocked in put() wakes up; it then sees the stop flag.
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
