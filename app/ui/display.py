@@ -93,6 +93,7 @@ class AttentionCell:
     alpha: float          # self-attention alpha, already in [0, 1] (a sigmoid)
     weight: float         # final weight (alpha*beta, normalised to sum 1 over the window)
     weight_height: float  # weight / max weight: the frame the decision rests on most reaches full height
+    peak: bool = False    # the frame with the largest weight, when the weights are not (nearly) uniform
 
 
 def attention_cells(alpha: Sequence[float], weight: Sequence[float], frame_indices: Sequence[int],
@@ -108,9 +109,11 @@ def attention_cells(alpha: Sequence[float], weight: Sequence[float], frame_indic
     if crops is not None:
         n = min(n, len(crops))
     top = float(w[:n].max()) if n else 0.0
+    # a peak is only worth pointing at when one frame stands out: within 5% of each other, no frame does
+    peak = int(np.argmax(w[:n])) if n > 1 and top > 0 and float(w[:n].min()) < 0.95 * top else -1
     return [AttentionCell(frame_index=int(frame_indices[i]), crop=None if crops is None else crops[i],
                           alpha=float(a[i]), weight=float(w[i]),
-                          weight_height=float(w[i] / top) if top > 0 else 0.0) for i in range(n)]
+                          weight_height=float(w[i] / top) if top > 0 else 0.0, peak=i == peak) for i in range(n)]
 
 
 def format_clock(seconds: float) -> str:

@@ -137,7 +137,7 @@ class AttentionStrip(QWidget):
             else:
                 p.fillRect(thumb, QColor(theme.SURFACE))
             # the most trusted frame gets an orange outline: the decision rests on it most
-            if cell.weight_height >= 0.999:
+            if cell.peak:
                 p.setPen(QPen(QColor(theme.WEIGHT_ORANGE), 2))
                 p.setBrush(Qt.NoBrush)
                 p.drawRect(thumb.adjusted(-1, -1, 1, 1))

@@ -55,8 +55,8 @@ ASSETS = Path(__file__).resolve().parents[2] / "assets"
 RENDER_HZ = 40          # the most redraws a second; a 30 fps camera still shows every frame
 STATUS_INTERVAL_MS = 500
 ORGANIZATION = APP_NAME = "FAN Live"
-HOW_TO_GET_A_MODEL = ("Choose a model file in Settings, or produce one with the training recipe in the README "
-                      "(python -m models.train, then python -m models.export --out weights).")
+HOW_TO_GET_A_MODEL = ("Choose a model file in Settings (a model's .onnx or .json card), or train and export one "
+                      "into weights/ as the README describes.")
 
 
 class Banner(QFrame):
@@ -140,7 +140,7 @@ class MainWindow(QMainWindow):
         self._last_render = 0.0
         self._render_timer = QTimer(self)
         self._render_timer.setSingleShot(True)
-        self._render_timer.timeout.connect(self._on_render_due)
+        self._render_timer.timeout.connect(self.render)
 
         self._build_ui()
         self._build_actions()
@@ -513,7 +513,8 @@ class MainWindow(QMainWindow):
         k = int(np.argmax(probs))
         return EMOTIONS[k], float(probs[k]), probs
 
-    def _on_render_due(self) -> None:
+    def render(self) -> None:
+        """Draw the newest result into every view (the render timer calls this at most RENDER_HZ times a second)."""
         result = self.latest
         if result is None:
             return
@@ -556,7 +557,7 @@ class MainWindow(QMainWindow):
 
     def _on_face_clicked(self, track_id: int) -> None:
         self.selected_face = track_id
-        self._on_render_due()
+        self.render()
 
     # ------------------------------------------------------------------------------------------------ model
     def _on_pipeline_loaded(self, info: PipelineInfo) -> None:
@@ -574,6 +575,8 @@ class MainWindow(QMainWindow):
         else:
             self.model_banner.hide()
         self.statusBar().showMessage(f"Model {info.model} loaded ({', '.join(info.providers)})", 5000)
+        if info.fallback_reason:  # CUDA was wanted (auto/cuda) and is listed, but did not start: say why
+            self.notice_banner.show_message(f"Running on the CPU: CUDA could not start ({info.fallback_reason}).")
         if previous is not None and self.session_log.recording:
             self._stop_recording()  # a session's metadata names one model: a new model starts a new session
             self._record_when_ready = True
@@ -605,7 +608,7 @@ class MainWindow(QMainWindow):
 
         self.settings = replace(self.settings, smoothing=on)
         self.settings.save(self.store)
-        self._on_render_due()
+        self.render()
 
     # ------------------------------------------------------------------------------------------------ session
     def _maybe_start_recording(self) -> None:
@@ -734,7 +737,9 @@ class MainWindow(QMainWindow):
         if self.pipeline_info:
             short = [p.replace("ExecutionProvider", "") for p in self.pipeline_info.providers]
             s["provider"].setText(f"provider {short[0]}" if short else "provider ?")
-            s["provider"].setToolTip(", ".join(self.pipeline_info.providers))
+            s["provider"].setToolTip(", ".join(self.pipeline_info.providers) + (
+                f"\nCUDA not used: {self.pipeline_info.fallback_reason}" if self.pipeline_info.fallback_reason
+                else ""))
         else:
             s["provider"].setText("no model")
         s["faces"].setText(f"faces {len(self.latest.faces)}" if self.latest is not None else "faces 0")

@@ -231,6 +231,7 @@ class PipelineInfo:
     default_attention: str
     window_length: int
     random_init: bool
+    fallback_reason: str | None  # why CUDA is not used although it was asked for (None otherwise)
     pipeline: Pipeline  # for session metadata only (reads immutable attributes); only the worker calls process()
 
 
@@ -319,7 +320,8 @@ class PipelineWorker(QThread):
             model=card.name, card_path=str(card.path), providers=list(pipeline.providers),
             attention=pipeline.recognizer.attention, attention_types=card.attention_types,
             default_attention=card.default_attention, window_length=pipeline.recognizer.window_length,
-            random_init=bool(card.extra.get("random_init")), pipeline=pipeline))
+            random_init=bool(card.extra.get("random_init")),
+            fallback_reason=getattr(pipeline.recognizer, "fallback_reason", None), pipeline=pipeline))
 
 
 class TaskWorker(QThread):

@@ -53,6 +53,8 @@ def test_attention_cells_scale_weights_to_the_largest():
     assert [c.weight_height for c in cells] == pytest.approx([0.25, 0.5, 1.0, 0.75])
     assert cells[2].alpha == 1.0  # clipped into the bar
     assert cells[3].crop is crops[3]
+    assert [c.peak for c in cells] == [False, False, True, False]
+    assert not any(c.peak for c in attention_cells([0.5] * 3, [1 / 3] * 3, range(3), None))  # uniform: no peak
     assert attention_cells([], [], [], None) == []
     assert len(attention_cells([0.5] * 5, [0.2] * 5, range(5), crops)) == 4  # never more cells than crops
 

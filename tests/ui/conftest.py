@@ -1,0 +1,54 @@
+"""Fixtures for the window tests: one random model per run (FOR TESTS ONLY), and windows with their own settings
+file and sessions folder, no camera, closed (threads stopped) at teardown."""
+from __future__ import annotations
+
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+
+from app.ui.sessions import SESSIONS_ENV
+
+
+@pytest.fixture(scope="session")
+def random_weights(tmp_path_factory) -> Path:
+    from models.export import export_random_model
+
+    return export_random_model(tmp_path_factory.mktemp("random_model"))
+
+
+@pytest.fixture
+def sessions(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "sessions"
+    monkeypatch.setenv(SESSIONS_ENV, str(folder))
+    return folder
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path, monkeypatch, sessions, random_weights):
+    from PySide6.QtCore import QSettings
+
+    from app.ui import main_window
+
+    # no camera on a CI machine, and the test must not depend on one being there
+    monkeypatch.setattr(main_window, "list_cameras", lambda *a, **k: [])
+    windows = []
+
+    def make(video: Path | None = None, weights: Path | None | str = "random", fast: bool = False, **args):
+        store = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+        ns = Namespace(video=video, camera=None, export=[], weights=random_weights if weights == "random" else weights,
+                       device="cpu", attention=None, window=None, max_faces=4)
+        for k, v in args.items():
+            setattr(ns, k, v)
+        w = main_window.MainWindow(ns, store)
+        qtbot.addWidget(w)
+        if fast:
+            w.set_speed_fast()
+        w.show()
+        windows.append(w)
+        return w
+
+    yield make
+    for w in windows:
+        w.close()
+        assert w.threads_running() == []

@@ -1,0 +1,165 @@
+"""The real window, offscreen, on the shared videos with a random model (FOR TESTS ONLY): frames, face boxes,
+probabilities and attention bars update; export and autosave read back; a corrupt file shows an error and the window
+stays usable; no camera and no model are explained in the window; keys and clicks work; closing stops every thread."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from app.card import ModelError
+from app.session import read_session
+
+pytestmark = pytest.mark.qt
+
+TIMEOUT_MS = 60_000  # generous: two shared cores, a model and MediaPipe starting
+
+
+def showing_a_read_face(w) -> bool:
+    faces = w.video.faces
+    return bool(faces) and any(f.label for f in faces) and w.face_panel.bars.has_values and bool(w.attention.cells)
+
+
+@pytest.mark.data
+def test_replay_updates_the_views_exports_and_closes_cleanly(make_window, videos, sessions, tmp_path, qtbot):
+    w = make_window(videos / "single_face.mp4")
+    qtbot.waitUntil(lambda: showing_a_read_face(w), timeout=TIMEOUT_MS)
+    w.render()  # draw the newest result now, so the views and the state compared below are of the same frame
+
+    # the video view shows frames of the source's size with a box on the face
+    assert w.video.frame_size == (640, 360)
+    face = w.video.faces[0]
+    x0, y0, x1, y1 = face.box
+    assert 0 <= x0 < x1 <= 640 and 0 <= y0 < y1 <= 360 and face.selected
+    # the panel: 7 probabilities summing to 1, and the label shown is their top class
+    probs = w.face_panel.bars.values
+    assert probs.shape == (7,) and abs(float(probs.sum()) - 1) < 1e-3
+    assert face.label == w.face_panel.bars.labels[int(np.argmax(probs))]
+    # the attention strip: one cell per window frame, oldest first, bars within [0, 1], a crop per cell
+    pred = w.last_predictions[face.track_id]
+    cells = w.attention.cells
+    assert [c.frame_index for c in cells] == list(pred.frame_indices)
+    assert len(cells) <= w.pipeline_info.window_length
+    assert all(0 <= c.alpha <= 1 and 0 <= c.weight_height <= 1 and c.crop is not None for c in cells)
+    assert max(c.weight_height for c in cells) == pytest.approx(1.0)
+    frames_then = w.video.frames_shown
+    qtbot.waitUntil(lambda: w.video.frames_shown > frames_then + 3 and w.timeline.points_shown > 3,
+                    timeout=TIMEOUT_MS)
+    # the status bar names the provider in use and counts
+    w._update_status()
+    assert "CPU" in w.status_labels["provider"].text() and "fps" in w.status_labels["processing"].text()
+    assert "REC" in w.status_labels["recording"].text()  # files record from the start
+
+    # the file plays to its end and pauses there
+    qtbot.waitUntil(lambda: not w.transport.playing, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: w.latest.frame.index == w.capture_worker.last_index, timeout=TIMEOUT_MS)  # last frame in
+    rows = w.session_log.rows()
+    assert rows and {r.face_id for r in rows} == {face.track_id}
+
+    out = tmp_path / "export"
+    out.mkdir()
+    with qtbot.waitSignal(w.session_exported, timeout=TIMEOUT_MS) as exported:
+        w.export_to(out / "single_face.csv")
+    paths = exported.args[0]
+    assert [p.suffix for p in paths] == [".csv", ".json", ".png"]
+    assert read_session(paths[0])[1] == rows
+    meta, json_rows = read_session(paths[1])
+    assert json_rows == rows and meta["model"] == "random_test" and meta["providers"] == ["CPUExecutionProvider"]
+    assert paths[2].read_bytes()[:4] == b"\x89PNG"
+    assert "Exported" in w.notice_banner.text
+
+    # the autosaved session is complete once the recording stops (Ctrl+R)
+    with qtbot.waitSignal(w.session_saved, timeout=TIMEOUT_MS) as saved:
+        qtbot.keyClick(w, Qt.Key_R, Qt.ControlModifier)
+    csv_path, json_path = saved.args[0]
+    assert csv_path.parent == sessions and read_session(csv_path)[1] == rows == read_session(json_path)[1]
+    assert not list(sessions.glob("*.partial*"))
+
+    w.close()
+    assert w.threads_running() == [] and w.pipeline_worker.isFinished()
+
+
+@pytest.mark.data
+def test_a_corrupt_file_shows_an_error_and_the_window_stays_usable(make_window, videos, tmp_path, qtbot):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + np.random.default_rng(0).bytes(20_000))
+    w = make_window(broken)
+    qtbot.waitUntil(lambda: "broken.mp4" in w.error_banner.text, timeout=TIMEOUT_MS)
+    assert w.video.message and w.video.action_button.isVisible()  # offers to open another file
+    assert w.capture_worker is None or not w.capture_worker.isRunning() or w.capture_worker.wait(5000)
+
+    w.open_source(videos / "single_face.mp4")
+    assert not w.error_banner.isVisible()
+    qtbot.waitUntil(lambda: w.video.frames_shown > 3 and bool(w.video.faces), timeout=TIMEOUT_MS)
+    assert w.video.message == ""
+
+
+def test_no_camera_is_said_in_the_window_with_a_way_to_open_a_file(make_window, qtbot):
+    w = make_window()
+    qtbot.waitUntil(lambda: "No camera" in w.video.message, timeout=TIMEOUT_MS)
+    assert w.video.action_button.isVisible() and w.video.action_button.text().startswith("Open video")
+    assert w.camera_combo.currentText() == "No camera found"
+    assert not w.transport.play_button.isEnabled()
+
+
+@pytest.mark.data
+def test_without_a_model_the_video_plays_and_the_message_says_how_to_get_one(make_window, videos, qtbot,
+                                                                             monkeypatch):
+    def no_model():
+        raise ModelError("no trained weights in weights/: train with `python -m models.train frames ...` then "
+                         "export, or pass --weights")
+
+    monkeypatch.setattr("app.pipeline.find_default_model", no_model)
+    w = make_window(videos / "single_face.mp4", weights=None)
+    qtbot.waitUntil(lambda: "No model loaded" in w.model_banner.text, timeout=TIMEOUT_MS)
+    assert "no trained weights in weights/" in w.model_banner.text and w.model_banner.button.isVisible()
+    qtbot.waitUntil(lambda: w.video.frames_shown > 3, timeout=TIMEOUT_MS)
+    assert all(f.label is None for f in w.video.faces)  # no labels without a model, and no crash
+    assert not w.session_log.recording
+    w._update_status()
+    assert w.status_labels["provider"].text() == "no model"
+
+
+@pytest.mark.data
+def test_keys_step_seek_and_click_select(make_window, videos, qtbot):
+    w = make_window(videos / "WolfgangLanger_Pexels.mp4")
+    qtbot.waitUntil(lambda: showing_a_read_face(w), timeout=TIMEOUT_MS)
+
+    qtbot.keyClick(w, Qt.Key_Space)  # pause
+    assert not w.transport.playing and w.capture_worker.paused
+    w.seek(100)
+    qtbot.waitUntil(lambda: w.latest is not None and w.latest.frame.index == 100, timeout=TIMEOUT_MS)
+    qtbot.keyClick(w, Qt.Key_Right)
+    qtbot.waitUntil(lambda: w.latest.frame.index == 101, timeout=TIMEOUT_MS)
+    qtbot.keyClick(w, Qt.Key_Left)
+    qtbot.waitUntil(lambda: w.latest.frame.index == 100, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: w.transport.slider.value() == 100, timeout=TIMEOUT_MS)
+
+    # click the face: it becomes the selected one
+    qtbot.waitUntil(lambda: bool(w.video.faces), timeout=TIMEOUT_MS)
+    face = w.video.faces[0]
+    rect = w.video.frame_rect()
+    scale = rect.width() / w.video.frame_size[0]
+    cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
+    qtbot.mouseClick(w.video, Qt.LeftButton, pos=QPoint(int(rect.x() + cx * scale), int(rect.y() + cy * scale)))
+    assert w.selected_face == face.track_id
+
+    qtbot.keyClick(w, Qt.Key_Space)  # play again
+    assert w.transport.playing and not w.capture_worker.paused
+    qtbot.keyClick(w, Qt.Key_F)
+    qtbot.waitUntil(lambda: w.isFullScreen(), timeout=5000)
+    qtbot.keyClick(w, Qt.Key_F)
+    qtbot.waitUntil(lambda: not w.isFullScreen(), timeout=5000)
+
+
+@pytest.mark.data
+def test_dropping_a_video_opens_it(make_window, videos, qtbot):
+    w = make_window()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(videos / "single_face.mp4"))])
+    event = QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    w.dropEvent(event)
+    qtbot.waitUntil(lambda: w.source_info is not None and w.source_info.name == "single_face.mp4",
+                    timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: w.video.frames_shown > 0, timeout=TIMEOUT_MS)
