@@ -5,3 +5,7 @@ app.session.SessionRecorder) from two thin worker threads, and draws what they p
 (layout math, smoothing, meters, the attention strip's data, the timeline's ring buffer, the frame hand-off, session
 files) lives in plain modules here so it is tested without a window.
 """
+
+from app.ui import qt_compat as _qt_compat
+
+_qt_compat.apply()  # before any window exists: see qt_compat for the PySide6 6.12 / Python 3.11 crash it prevents
