@@ -45,6 +45,13 @@ def run_headless(args) -> int:
     config = PipelineConfig(weights=args.weights, device=args.device, attention=args.attention,
                             window_length=args.window, max_faces=args.max_faces)
     try:
+        from app.card import load_card
+        from app.inference import find_default_model
+
+        card = load_card(args.weights or find_default_model(), verify_hashes=False)
+        if card.extra.get("random_init"):
+            print(f"warning: model {card.name!r} has random weights (made for tests): its labels are noise",
+                  file=sys.stderr)
         results = replay(args.video, args.export, config, progress=not args.quiet)
     except (CaptureError, ModelError, ExportError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
