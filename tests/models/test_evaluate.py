@@ -1,0 +1,65 @@
+"""The evaluation CLI on a tiny real set: JSON keys and values, index CSV and FER+ layouts, the plot, errors."""
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from app.paths import ROOT
+
+pytestmark = pytest.mark.data
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    from models.export import export_random_model
+
+    return export_random_model(tmp_path_factory.mktemp("weights"))
+
+
+@pytest.fixture(scope="module")
+def tiny_ferplus(shared_data, tmp_path_factory):
+    """A 24-image FER+ Valid folder (label.csv rows copied for those files) in the FER+ layout."""
+    src = shared_data / "ferplus" / "FER2013Valid"
+    dst = tmp_path_factory.mktemp("ferplus") / "FER2013Valid"
+    dst.mkdir()
+    rows = (src / "label.csv").read_text().splitlines()[:24]
+    (dst / "label.csv").write_text("\n".join(rows) + "\n")
+    for row in rows:
+        shutil.copy(src / row.split(",")[0], dst / row.split(",")[0])
+    return dst
+
+
+def run_eval(*args):
+    return subprocess.run([sys.executable, "-m", "models.evaluate", "--quiet", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_ferplus_layout_json_and_plot(model, tiny_ferplus, tmp_path):
+    proc = run_eval("--weights", model, "--data", tiny_ferplus, "--format", "ferplus", "--plot", tmp_path / "cm.png")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    for key in ("n", "accuracy", "macro_f1", "uar", "per_class_recall", "confusion_matrix", "detection_rate"):
+        assert key in out
+    cm = np.array(out["confusion_matrix"])
+    assert cm.shape == (7, 7) and cm.sum() == out["n"] > 10
+    assert np.isclose(out["accuracy"], np.trace(cm) / cm.sum())
+    assert out["detection_rate"] > 0.8  # padded + upscaled 48x48 crops: ~97% on the full set
+    assert (tmp_path / "cm.png").stat().st_size > 5000
+
+
+def test_index_csv_with_full_size_photo(model, astronaut_bgr, tmp_path):
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "astronaut.png"), astronaut_bgr)  # 512x512 photo, not a crop
+    (tmp_path / "labels.csv").write_text("path,label\nastronaut.png,happy\n")
+    out = json.loads(run_eval("--weights", model, "--index", tmp_path / "labels.csv").stdout)
+    assert out["n"] == 1 and out["detection_rate"] == 1.0
+    assert list(out["per_class_recall"]) == ["happiness"]
+
+
+def test_errors_are_one_line(model, tmp_path):
+    proc = run_eval("--weights", tmp_path / "missing.onnx", "--index", tmp_path / "x.csv")
+    assert proc.returncode == 1 and proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
