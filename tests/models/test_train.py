@@ -1,0 +1,123 @@
+"""Stage 1/2 training, resume, DDP and the CK+ CV on tiny real subsets (FER+ / CK+48 from the shared data)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from app.paths import ROOT
+from app.preprocess import Preprocess
+from models.networks import ResNet18Embedder
+from models.train import (ClipsConfig, FramesConfig, load_checkpoint, load_ferplus_split, normalise,
+                          soft_cross_entropy, to_input, train_clips, train_frames)
+
+pytestmark = pytest.mark.data
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(shared_data, cache_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("frames")
+    cfg = FramesConfig(data=str(shared_data), cache_dir=str(cache_dir), out=str(out), epochs=2, batch_size=32,
+                       limit_train=192, limit_valid=64, lr=0.05, seed=0)
+    train_frames(cfg)
+    return out
+
+
+def test_a_real_training_step_lowers_the_loss(shared_data, cache_dir):
+    pre = Preprocess()
+    train = load_ferplus_split(shared_data, "FER2013Train", pre, cache_dir, limit=64, progress=False)
+    x = normalise(to_input(torch.from_numpy(train.crops), pre), pre)
+    y = torch.from_numpy(train.votes)
+    torch.manual_seed(0)
+    model = ResNet18Embedder(in_chans=1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    losses = []
+    for _ in range(12):
+        loss = soft_cross_entropy(model(x), y, None)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_frames_run_writes_checkpoints_config_and_metrics(tiny_run):
+    cfg = json.loads((tiny_run / "config.json").read_text())
+    assert cfg["stage"] == "frames" and cfg["preprocess"]["input_size"] == 64
+    lines = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines] == [1, 2]
+    assert all(0.0 <= m["accuracy"] <= 1.0 and np.isfinite(m["train_loss"]) for m in lines)
+    best = load_checkpoint(tiny_run / "best.pt")  # weights_only=True: tensors, numbers, strings only
+    assert set(best["embedder"]) == set(ResNet18Embedder(in_chans=1).state_dict())
+    assert json.loads(best["preprocess"]) == Preprocess().to_dict()
+
+
+def test_resume_continues_from_last_checkpoint(tiny_run, shared_data, cache_dir):
+    cfg = FramesConfig(data=str(shared_data), cache_dir=str(cache_dir), out=str(tiny_run), epochs=3, batch_size=32,
+                       limit_train=192, limit_valid=64, lr=0.05, seed=0, resume=True)
+    train_frames(cfg)
+    epochs = [json.loads(line)["epoch"] for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]  # epochs 1-2 were not redone
+    assert load_checkpoint(tiny_run / "last.pt")["epoch"] == 2
+
+
+def test_checkpoints_refuse_pickled_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    torch.save({"x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(Exception):
+        load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_ddp_with_two_cpu_processes(shared_data, cache_dir, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "models.train", "frames", "--data", str(shared_data), "--cache-dir", str(cache_dir),
+           "--out", str(out), "--epochs", "1", "--batch-size", "16", "--limit-train", "64", "--limit-valid", "32",
+           "--threads", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOG_minloglevel": "2"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["world_size"] == 2
+    assert (out / "best.pt").is_file()
+    # both ranks stepped together: 64 images / 2 ranks / batch 16 = 2 steps per epoch
+    assert load_checkpoint(out / "last.pt")["step"] == 2
+
+
+def test_clips_stage_trains_both_heads(tiny_run, shared_data, cache_dir, tmp_path):
+    cfg = ClipsConfig(embedder=str(tiny_run / "best.pt"), data=str(shared_data), cache_dir=str(cache_dir),
+                      out=str(tmp_path / "clips"), epochs=2, batch_size=32, variants=3, clip_length=3,
+                      limit_train=192, limit_valid=64, sources=["ferplus-synth"])
+    out = train_clips(cfg)
+    results = json.loads((out / "results.json").read_text())
+    for att in ("relation", "self"):
+        r = results[att]
+        assert 0 <= r["valid_single_frame"]["accuracy"] <= 1
+        assert 0 < r["attention"]["alpha_clean"] < 1 and 0 < r["attention"]["alpha_degraded"] < 1
+    model = load_checkpoint(out / "model.pt")
+    assert set(model["heads"]) == {"relation", "self"}
+
+
+def test_ckplus_cv_one_fold(tiny_run, shared_data, cache_dir, tmp_path):
+    from models.cv import CK_LABELS, CVConfig, run_cv
+
+    cfg = CVConfig(embedder=str(tiny_run / "best.pt"), data=str(shared_data), cache_dir=str(cache_dir),
+                   out=str(tmp_path / "cv"), folds=10, finetune_epochs=0, head_steps=20, limit_folds=1)
+    result = run_cv(cfg)
+    assert set(result["results"]) == {"score_fusion", "fan_self", "fan_relation"}
+    assert "contempt" in CK_LABELS and len(CK_LABELS) == 7
+    assert result["detection_rate"] > 0.9
+    for r in result["results"].values():
+        assert 0 <= r["accuracy"] <= 100 and len(r["per_fold"]) == 1
