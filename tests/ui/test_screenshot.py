@@ -1,0 +1,71 @@
+"""The real window on a real (virtual) X display: a screenshot mid-replay is not blank and its video area shows the
+frame the window says it is showing. Runs `python -m app.ui.screenshot` in a child process on the xcb platform
+(this test process is already offscreen) under a private Xvfb server."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from app.capture import open_source
+from app.paths import ROOT
+
+pytestmark = [pytest.mark.qt, pytest.mark.data]
+
+
+@pytest.fixture
+def xvfb_display():
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.skip("Xvfb is not installed: apt-get install xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-image0 "
+                    "libxcb-render-util0 libxkbcommon-x11-0 libxcb-xinerama0 libxcb-randr0 libxcb-shape0 "
+                    "libxcb-cursor0")
+    read_end, write_end = os.pipe()
+    # -displayfd: Xvfb picks a free display number and writes it here once it accepts connections
+    proc = subprocess.Popen([xvfb, "-displayfd", str(write_end), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                            pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end) as f:
+            number = f.readline().strip()
+        if not number:
+            pytest.fail(f"Xvfb did not start: {proc.stderr.read().decode(errors='replace')[-500:]}")
+        yield f":{number}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_real_window_screenshot_mid_replay(xvfb_display, videos, random_weights, tmp_path):
+    video = videos / "single_face.mp4"
+    out = tmp_path / "window.png"
+    env = {**os.environ, "DISPLAY": xvfb_display, "QT_QPA_PLATFORM": "xcb"}
+    run = subprocess.run([sys.executable, "-m", "app.ui.screenshot", "--video", str(video), "--frame", "36",
+                          "--weights", str(random_weights), "--device", "cpu", "--out", str(out)],
+                         check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr[-2000:]
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["platform"] == "xcb" and meta["faces"] == 1
+
+    shot = cv2.imread(str(out))
+    assert shot is not None and shot.shape[:2] == tuple(reversed(meta["image_size"]))
+    # not blank: real contrast and many colours (a blank or black window has a handful)
+    assert shot.std() > 20 and len(np.unique(shot.reshape(-1, 3), axis=0)) > 2000
+
+    # the video area shows the frame the window reports (box and label drawn over it: compare structure, not bytes)
+    x, y, w, h = meta["video_rect"]
+    assert w > 300 and h > 150
+    shown = cv2.cvtColor(shot[y:y + h, x:x + w], cv2.COLOR_BGR2GRAY).astype(np.float32)
+    with open_source(video) as src:
+        src.seek(meta["frame_index"])
+        frame = src.read()
+    expected = cv2.cvtColor(cv2.resize(frame.image, (w, h), interpolation=cv2.INTER_AREA),
+                            cv2.COLOR_BGR2GRAY).astype(np.float32)
+    corr = np.corrcoef(shown.ravel(), expected.ravel())[0, 1]
+    assert corr > 0.9, f"video area does not show frame {meta['frame_index']} (correlation {corr:.2f})"
