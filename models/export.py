@@ -264,6 +264,28 @@ def load_checkpoint(path: Path) -> tuple[ResNet18Embedder, dict[str, FanHead], P
     return embedder.eval(), heads, pre, meta
 
 
+def update_cards(card_path: Path, fields: dict) -> list[Path]:
+    """Merge top-level fields (e.g. measured metrics) into every card of a model, atomically. The ONNX files and
+    their hashes are untouched, so this is how numbers measured on the exported graphs get into the card."""
+    from app.card import load_card
+
+    card = load_card(card_path)
+    paths = [card.embedder_file, *card.head_files.values()]
+    written = []
+    for onnx_path in paths:
+        cpath = onnx_path.with_suffix(".json")
+        content = json.loads(cpath.read_text())
+        content.pop("format", None)
+        for key, value in fields.items():
+            if isinstance(value, dict) and isinstance(content.get(key), dict):
+                content[key] = {**content[key], **value}
+            else:
+                content[key] = value
+        write_card(cpath, content)
+        written.append(cpath)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m models.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,0 +1,87 @@
+"""Make the shipped model: export a trained checkpoint to weights/, measure it through the app's own path, and write
+the measured numbers into its model card.
+
+    python -m models.release --checkpoint runs/clips/model.pt --cv runs/cv_ckplus/cv_ckplus.json --name fan_r18_ferplus
+
+The FER+ Valid numbers in the card come from the exported ONNX graphs run on every FER+ Valid image through
+MediaPipe + the card's alignment (models.evaluate), not from the training loop; images with no face found use the
+mean-transform fallback and count as they are. FER+ Valid also reports the subset without the images that are
+byte-identical to FER+ Train images.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from app.emotions import EMOTIONS
+from app.paths import WEIGHTS_DIR, data_root
+from models.metrics import classification_report
+
+
+def ferplus_valid_metrics(card_path: Path, data: Path) -> dict:
+    from app.card import load_card
+    from models.datasets import duplicate_mask, read_ferplus
+    from models.evaluate import predict_images
+
+    card = load_card(card_path)
+    splits = read_ferplus(data / "ferplus", ["FER2013Train", "FER2013Valid"])
+    valid = [s for s in splits["FER2013Valid"] if s.label is not None]
+    labels = np.array([s.label for s in valid])
+    out = {}
+    dup = duplicate_mask(valid, splits["FER2013Train"])
+    for att in card.attention_types:
+        probs, detected = predict_images([s.path for s in valid], card, "cpu", att)
+        pred = probs.argmax(1)
+        rep = classification_report(labels, pred, EMOTIONS)
+        clean = classification_report(labels[~dup], pred[~dup], EMOTIONS)
+        out[att] = {k: rep[k] for k in ("n", "accuracy", "macro_f1", "uar", "per_class_recall", "confusion_matrix")}
+        out[att]["detection_rate"] = float(detected.mean())
+        out[att]["without_train_duplicates"] = {k: clean[k] for k in ("n", "accuracy", "macro_f1", "uar")}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m models.release", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, required=True, help="stage-2 model.pt (embedder + heads)")
+    p.add_argument("--cv", type=Path, default=None, help="cv_ckplus.json from python -m models.cv ckplus")
+    p.add_argument("--name", required=True)
+    p.add_argument("--out", type=Path, default=WEIGHTS_DIR)
+    p.add_argument("--data", type=Path, default=data_root())
+    p.add_argument("--window-length", type=int, default=16)
+    args = p.parse_args(argv)
+
+    from models.export import main as export_main, model_files, update_cards
+
+    rc = export_main(["--checkpoint", str(args.checkpoint), "--out", str(args.out), "--name", args.name,
+                      "--window-length", str(args.window_length)])
+    if rc:
+        return rc
+    card_path = (args.out / model_files(args.name, ["relation"])[0]).with_suffix(".json")
+    ferplus = ferplus_valid_metrics(card_path, args.data)
+    metrics: dict = {"ferplus_valid": {**ferplus["relation"], "by_attention": ferplus,
+                                       "note": "7-class FER+ majority labels, every FER+ Valid image through the "
+                                               "app's MediaPipe alignment and the exported ONNX graphs; each "
+                                               "image scored as a FAN window of one frame"}}
+    if args.cv:
+        cv = json.loads(args.cv.read_text())
+        metrics["ckplus_10fold"] = {"protocol": cv["protocol"], "labels": cv["labels"],
+                                    **{m: {k: r[k] for k in ("mean_fold_accuracy", "accuracy", "paper")}
+                                       for m, r in cv["results"].items()}}
+    ck = json.loads(json.dumps(metrics))  # plain JSON types only
+    update_cards(card_path, {"metrics": ck, "released": _dt.date.today().isoformat(),
+                             "release_command": "python -m models.release " + " ".join(argv or sys.argv[1:])})
+    r = metrics["ferplus_valid"]
+    print(f"FER+ Valid (relation head): accuracy {r['accuracy']:.4f}  macro-F1 {r['macro_f1']:.4f}  "
+          f"UAR {r['uar']:.4f}  detection {r['detection_rate']:.3f}  n={r['n']}")
+    print(json.dumps(ck))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The model shipped in weights/: a real trained model with an honest card, and plausible labels on real faces."""
+import json
+
+import numpy as np
+import pytest
+
+from app.card import load_card
+from app.emotions import EMOTIONS
+from app.inference import find_default_model
+
+
+@pytest.fixture(scope="module")
+def card():
+    return load_card(find_default_model())  # verifies the SHA-256 of every graph against the card
+
+
+def test_card_is_a_trained_model_with_metrics(card):
+    assert not card.extra.get("random_init")
+    assert card.labels == EMOTIONS
+    assert set(card.attention_types) == {"relation", "self"}
+    metrics = card.extra["metrics"]
+    assert 0.5 < metrics["ferplus_valid"]["accuracy"] <= 1.0
+    assert "command" in card.extra and "training" in card.extra
+
+
+def test_smiling_astronaut_is_happy(card, astronaut_bgr):
+    from app.faces import DetectorConfig, FaceMeshDetector
+    from app.inference import Embedder, FanHeadRunner
+    from app.preprocess import align_face
+
+    with FaceMeshDetector(DetectorConfig(video=False)) as det:
+        face = det.detect(astronaut_bgr)[0]
+    crop = align_face(astronaut_bgr, face.landmarks5, card.preprocess)
+    feats = Embedder(card, "cpu").embed([crop])
+    probs, alpha, weight = FanHeadRunner(card, None, "cpu").run(feats)
+    assert EMOTIONS[int(np.argmax(probs))] == "happiness", dict(zip(EMOTIONS, probs.round(3)))
+
+
+@pytest.mark.data
+def test_wolfgang_labels_are_not_constant(card, videos, tmp_path):
+    from app.pipeline import PipelineConfig
+    from app.replay import replay
+
+    out = tmp_path / "w.json"
+    replay(videos / "WolfgangLanger_Pexels.mp4", [out], PipelineConfig(weights=card.path), progress=False)
+    rows = json.loads(out.read_text())["rows"]
+    labels = [r["label"] for r in rows]
+    assert len(set(labels)) >= 2, set(labels)
+    p = np.array([r["probs"] if "probs" in r else [r[f"p_{e}"] for e in EMOTIONS] for r in rows])
+    assert p.std(0).max() > 0.02  # the distribution moves with the face
