@@ -7,12 +7,12 @@ from collections.abc import Sequence
 
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from app.ui import theme
 from app.ui.display import AttentionCell
-from app.ui.video_view import to_qimage
+from app.ui.video_view import scaled_qimage
 
 
 class ProbabilityBars(QWidget):
@@ -74,7 +74,9 @@ class AttentionStrip(QWidget):
         super().__init__(parent)
         self.cells: list[AttentionCell] = []
         self.window_length = 0
-        self._images: list = []  # (array, QImage) pairs; the arrays keep the images' memory alive
+        # thumbnails at their drawn size, by crop: the window slides one frame at a time, so each crop is scaled
+        # once rather than on every redraw; values are (crop, side, buffer, QImage), the crop pinning its id
+        self._thumbs: dict[int, tuple] = {}
         self._thumb_rects: list[QRectF] = []  # where each cell was drawn, for tooltips
         self._placeholder = "Select a face to see which frames the decision rests on."
         self.setMinimumHeight(120)
@@ -86,14 +88,15 @@ class AttentionStrip(QWidget):
     def set_cells(self, cells: list[AttentionCell], window_length: int) -> None:
         self.cells = cells
         self.window_length = max(window_length, len(cells))
-        self._images = []
-        for c in cells:
-            if c.crop is None:
-                self._images.append(None)
-            else:
-                arr = np.ascontiguousarray(c.crop)
-                self._images.append((arr, to_qimage(arr)))
         self.update()
+
+    def _thumbnail(self, crop: np.ndarray, side: int, cache: dict) -> QImage:
+        entry = self._thumbs.get(id(crop))
+        if entry is None or entry[0] is not crop or entry[1] != side:
+            buf, img = scaled_qimage(crop, side, side)
+            entry = (crop, side, buf, img)
+        cache[id(crop)] = entry
+        return entry[3]
 
     def set_placeholder(self, text: str) -> None:
         self._placeholder = text
@@ -103,7 +106,8 @@ class AttentionStrip(QWidget):
     def clear(self, placeholder: str | None = None) -> None:
         if placeholder is not None:
             self._placeholder = placeholder
-        self.cells, self._images = [], []
+        self.cells = []
+        self._thumbs.clear()
         self.update()
 
     def paintEvent(self, event) -> None:
@@ -125,15 +129,14 @@ class AttentionStrip(QWidget):
         total_w = slots * side + (slots - 1) * gap
         x0 = (self.width() - total_w) / 2
         y0 = (self.height() - (side + bars_h + text_h + 6)) / 2
-        p.setRenderHint(QPainter.SmoothPixmapTransform, True)
         self._thumb_rects = []
+        thumbs: dict[int, tuple] = {}
         for i, cell in enumerate(self.cells):
             x = x0 + i * (side + gap)
             thumb = QRectF(x, y0, side, side)
             self._thumb_rects.append(thumb)
-            img = self._images[i]
-            if img is not None:
-                p.drawImage(thumb, img[1])
+            if cell.crop is not None:
+                p.drawImage(round(thumb.x()), round(thumb.y()), self._thumbnail(cell.crop, round(side), thumbs))
             else:
                 p.fillRect(thumb, QColor(theme.SURFACE))
             # the most trusted frame gets an orange outline: the decision rests on it most
@@ -157,6 +160,7 @@ class AttentionStrip(QWidget):
             p.setPen(QPen(QColor(theme.GRID), 1, Qt.DashLine))
             p.setBrush(Qt.NoBrush)
             p.drawRect(QRectF(x, y0, side, side))
+        self._thumbs = thumbs  # only the crops of this window stay cached
         p.end()
 
     def event(self, e):
@@ -196,16 +200,19 @@ class FacePanel(QWidget):
     def show_face(self, track_id: int | None, label: str | None, confidence: float, probs: np.ndarray | None,
                   note: str = "") -> None:
         if track_id is None:
-            self.title.setText("No face")
-            self.title.setStyleSheet("")
+            self._set_title("No face", "")
             self.subtitle.setText(note or "No face in view.")
             self.bars.set_values(None)
             return
         if label is None:
-            self.title.setText(f"Face #{track_id}")
-            self.title.setStyleSheet("")
+            self._set_title(f"Face #{track_id}", "")
         else:
-            self.title.setText(f"#{track_id}  {label}  {confidence:.0%}")
-            self.title.setStyleSheet(f"color: {theme.EMOTION_COLORS.get(label, theme.TEXT)};")
+            self._set_title(f"#{track_id}  {label}  {confidence:.0%}",
+                            f"color: {theme.EMOTION_COLORS.get(label, theme.TEXT)};")
         self.subtitle.setText(note)
         self.bars.set_values(probs)
+
+    def _set_title(self, text: str, style: str) -> None:
+        self.title.setText(text)
+        if style != self.title.styleSheet():  # a style change re-polishes the widget: only when the label changes
+            self.title.setStyleSheet(style)

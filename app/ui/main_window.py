@@ -53,6 +53,7 @@ from app.ui.workers import CaptureWorker, PipelineInfo, PipelineWorker, SourceIn
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 RENDER_HZ = 40          # the most redraws a second; a 30 fps camera still shows every frame
+TIMELINE_HZ = 10        # the plot scrolls smoothly enough at 10 Hz, and pyqtgraph is the costliest view to redraw
 STATUS_INTERVAL_MS = 500
 ORGANIZATION = APP_NAME = "FAN Live"
 HOW_TO_GET_A_MODEL = ("Choose a model file in Settings (a model's .onnx or .json card), or train and export one "
@@ -138,6 +139,10 @@ class MainWindow(QMainWindow):
         self.latest: FrameResult | None = None
         self.results_received = 0
         self._last_render = 0.0
+        self._last_timeline = 0.0
+        self._timeline_timer = QTimer(self)
+        self._timeline_timer.setSingleShot(True)
+        self._timeline_timer.timeout.connect(lambda: self._update_timeline(force=True))
         self._render_timer = QTimer(self)
         self._render_timer.setSingleShot(True)
         self._render_timer.timeout.connect(self.render)
@@ -538,7 +543,7 @@ class MainWindow(QMainWindow):
             note = "No face in view." if self.pipeline_info else "No model loaded: faces are not read."
             self.face_panel.show_face(None, None, 0.0, None, note)
             self.attention.clear("No face in view." if self.pipeline_info else "No model loaded.")
-            self.timeline.clear_series()
+            self._update_timeline(None)
             return
         d = self._displayed(track_id)
         pred = self.last_predictions.get(track_id)
@@ -552,12 +557,30 @@ class MainWindow(QMainWindow):
             self.face_panel.show_face(track_id, d[0], d[1], d[2], f"{picked} \u00b7 {smoothing} probabilities \u00b7 "
                                       f"{len(pred.frame_indices)}/{window} frames in window")
             self.attention.set_cells(attention_cells(pred.alpha, pred.weight, pred.frame_indices, pred.crops), window)
+        self._update_timeline(track_id)
+
+    def _update_timeline(self, track_id: int | None = None, force: bool = False) -> None:
+        """Redraw the plot at most TIMELINE_HZ; a skipped update is made up by a trailing one, so the plot never
+        stays behind the last frame (pause, end of file)."""
+        track_id = self.shown_face if track_id is None else track_id
+        wait = self._last_timeline + 1.0 / TIMELINE_HZ - time.monotonic()
+        if not force and wait > 0:
+            if not self._timeline_timer.isActive():
+                self._timeline_timer.start(int(wait * 1000) + 1)
+            return
+        self._timeline_timer.stop()
+        self._last_timeline = time.monotonic()
+        if track_id is None:
+            if self.timeline.points_shown:
+                self.timeline.clear_series()
+            return
         times, probs = self.history.series(track_id, self.timeline.span_s)
         self.timeline.show_series(times, probs, self.history.latest_time)
 
     def _on_face_clicked(self, track_id: int) -> None:
         self.selected_face = track_id
         self.render()
+        self._update_timeline(track_id, force=True)
 
     # ------------------------------------------------------------------------------------------------ model
     def _on_pipeline_loaded(self, info: PipelineInfo) -> None:
@@ -798,6 +821,7 @@ class MainWindow(QMainWindow):
         self._closing = True
         self._status_timer.stop()
         self._render_timer.stop()
+        self._timeline_timer.stop()
         self._stop_capture()
         self.handoff.close()
         self.pipeline_worker.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
@@ -26,13 +27,17 @@ class FaceOverlay:
     selected: bool
 
 
-def to_qimage(image: np.ndarray) -> QImage:
-    """A BGR (H, W, 3) or gray (H, W) uint8 array as a QImage sharing its memory (the caller keeps the array alive)."""
-    image = np.ascontiguousarray(image)
+def scaled_qimage(image: np.ndarray, width: int, height: int) -> tuple[np.ndarray, QImage]:
+    """A BGR or gray uint8 array resized to width x height (OpenCV: area filter when shrinking, linear when
+    enlarging; several times faster than Qt's smooth scaling) as a 32-bit QImage, the format the window's backing
+    store blits without converting. Returns (buffer, image): the caller keeps the buffer alive with the image."""
+    width, height = max(1, int(width)), max(1, int(height))
     h, w = image.shape[:2]
-    if image.ndim == 2:
-        return QImage(image.data, w, h, image.strides[0], QImage.Format_Grayscale8)
-    return QImage(image.data, w, h, image.strides[0], QImage.Format_BGR888)
+    if (w, h) != (width, height):
+        shrink = width < w or height < h
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    bgra = cv2.cvtColor(image, cv2.COLOR_GRAY2BGRA if image.ndim == 2 else cv2.COLOR_BGR2BGRA)
+    return bgra, QImage(bgra.data, width, height, bgra.strides[0], QImage.Format_RGB32)
 
 
 class VideoView(QWidget):
@@ -43,8 +48,8 @@ class VideoView(QWidget):
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
         self.setMinimumSize(320, 180)
         self.setAttribute(Qt.WA_OpaquePaintEvent)
-        self._array: np.ndarray | None = None  # keeps the QImage's memory alive
-        self._image: QImage | None = None
+        self._array: np.ndarray | None = None
+        self._scaled: tuple[np.ndarray, QImage] | None = None  # the frame at its drawn size, made once per frame
         self._faces: list[FaceOverlay] = []
         self._message = ""
         self._label_font = QFont(self.font())
@@ -64,13 +69,13 @@ class VideoView(QWidget):
     # -- content -----------------------------------------------------------------------------------------------
     def set_frame(self, image: np.ndarray, faces: list[FaceOverlay]) -> None:
         self._array = np.ascontiguousarray(image)
-        self._image = to_qimage(self._array)
+        self._scaled = None
         self._faces = faces
         self.frames_shown += 1
         self.update()
 
     def clear_frame(self) -> None:
-        self._array = self._image = None
+        self._array = self._scaled = None
         self._faces = []
         self.update()
 
@@ -115,11 +120,13 @@ class VideoView(QWidget):
     def paintEvent(self, event) -> None:
         painter = QPainter(self)
         painter.fillRect(self.rect(), QColor(theme.VIDEO_BACKGROUND))
-        if self._image is not None:
+        if self._array is not None:
             rect = self.frame_rect()
-            painter.setRenderHint(QPainter.SmoothPixmapTransform, True)
-            painter.drawImage(rect, self._image)
-            scale = rect.width() / self._image.width()
+            w, h = round(rect.width()), round(rect.height())
+            if self._scaled is None or (self._scaled[1].width(), self._scaled[1].height()) != (w, h):
+                self._scaled = scaled_qimage(self._array, w, h)
+            painter.drawImage(round(rect.x()), round(rect.y()), self._scaled[1])
+            scale = rect.width() / self._array.shape[1]
             painter.setRenderHint(QPainter.Antialiasing, True)
             for face in sorted(self._faces, key=lambda f: f.selected):  # the selected face on top
                 self._draw_face(painter, face, rect.x(), rect.y(), scale)
@@ -149,7 +156,7 @@ class VideoView(QWidget):
     def _draw_message(self, painter: QPainter) -> None:
         painter.setFont(self._message_font)
         r = QRectF(self.rect()).adjusted(40, 0, -40, 0)
-        if self._image is not None:  # over a frame: a dark band so the text stays readable
+        if self._array is not None:  # over a frame: a dark band so the text stays readable
             band = QRectF(0, self.height() * 0.35, self.width(), self.height() * 0.3)
             painter.fillRect(band, QColor(0, 0, 0, 170))
         painter.setPen(QColor(theme.TEXT))
