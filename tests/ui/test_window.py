@@ -3,6 +3,8 @@ probabilities and attention bars update; export and autosave read back; a corrup
 stays usable; no camera and no model are explained in the window; keys and clicks work; closing stops every thread."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
@@ -163,3 +165,44 @@ def test_dropping_a_video_opens_it(make_window, videos, qtbot):
     qtbot.waitUntil(lambda: w.source_info is not None and w.source_info.name == "single_face.mp4",
                     timeout=TIMEOUT_MS)
     qtbot.waitUntil(lambda: w.video.frames_shown > 0, timeout=TIMEOUT_MS)
+
+
+@pytest.mark.data
+def test_a_slow_model_drops_frames_instead_of_lagging(make_window, videos, qtbot, monkeypatch):
+    from app.pipeline import Pipeline
+
+    process = Pipeline.process
+
+    def slow_process(self, frame):
+        time.sleep(0.15)  # ~6 fps: five times slower than the 30 fps video
+        return process(self, frame)
+
+    monkeypatch.setattr(Pipeline, "process", slow_process)
+    w = make_window(videos / "single_face.mp4")  # real time, as a camera would be
+    qtbot.waitUntil(lambda: not w.transport.playing, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: w.latest is not None and w.latest.frame.index == w.capture_worker.last_index,
+                    timeout=TIMEOUT_MS)
+    # the newest frame was always taken: the last one shown is the video's last, and most frames were skipped
+    assert w.latest.frame.index == 71
+    assert w.handoff.dropped > 20 and w.pipeline_worker.frames_processed < 50
+
+
+@pytest.mark.data
+def test_applied_settings_reload_the_model_and_are_remembered(make_window, videos, qtbot):
+    from app.ui.settings import UiSettings
+
+    w = make_window(videos / "single_face.mp4")
+    qtbot.waitUntil(lambda: w.pipeline_info is not None and w.session_log.recording, timeout=TIMEOUT_MS)
+    first = w.session_log.last
+    dock = w.settings_dock
+    assert dock.attention_combo.isEnabled()  # the random model ships both heads
+    dock.attention_combo.setCurrentIndex(dock.attention_combo.findData("self"))
+    dock.window_spin.setValue(8)
+    with qtbot.waitSignal(w.pipeline_worker.pipeline_loaded, timeout=TIMEOUT_MS) as loaded:
+        dock.apply_button.click()
+    assert loaded.args[0].window_length == 8 and loaded.args[0].attention == "self"
+    stored = UiSettings.load(w.store)
+    assert stored.window_length == 8 and stored.attention == "self"
+    # a session names one model: the new model records into a new session, the old one is saved
+    qtbot.waitUntil(lambda: w.session_log.last is not first and w.session_log.recording, timeout=TIMEOUT_MS)
+    assert w.session_log.last.metadata.window_length == 8
