@@ -10,6 +10,7 @@ history) and draws the newest one at most `RENDER_HZ` times a second, so a fast 
 """
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -859,4 +860,10 @@ def run_app(args) -> int:
     app = make_app()
     window = MainWindow(args)
     window.show()
+    # Ctrl+C in the terminal closes the window like its close button (threads stopped, session saved). Python only
+    # runs signal handlers between bytecodes, so a timer wakes the interpreter while Qt's loop waits.
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    wake = QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(250)
     return app.exec()
