@@ -10,6 +10,7 @@ import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
+from app.capture import CaptureError, Frame, FrameSource, open_source
 from app.card import ModelError
 from app.session import read_session
 
@@ -24,7 +25,8 @@ def showing_a_read_face(w) -> bool:
 
 
 @pytest.mark.data
-def test_replay_updates_the_views_exports_and_closes_cleanly(make_window, videos, sessions, tmp_path, qtbot):
+def test_replay_updates_the_views_exports_and_closes_cleanly(make_window, videos, sessions, tmp_path, qtbot,
+                                                             monkeypatch):
     w = make_window(videos / "single_face.mp4")
     qtbot.waitUntil(lambda: showing_a_read_face(w), timeout=TIMEOUT_MS)
     w.render()  # draw the newest result now, so the views and the state compared below are of the same frame
@@ -61,8 +63,11 @@ def test_replay_updates_the_views_exports_and_closes_cleanly(make_window, videos
 
     out = tmp_path / "export"
     out.mkdir()
+    # Ctrl+E: the save dialog (answered here) picks the file name and the formats
+    monkeypatch.setattr("app.ui.main_window.QFileDialog.getSaveFileName",
+                        lambda *a, **k: (str(out / "single_face.csv"), "CSV + JSON + PNG plot (*.csv)"))
     with qtbot.waitSignal(w.session_exported, timeout=TIMEOUT_MS) as exported:
-        w.export_to(out / "single_face.csv")
+        qtbot.keyClick(w, Qt.Key_E, Qt.ControlModifier)
     paths = exported.args[0]
     assert [p.suffix for p in paths] == [".csv", ".json", ".png"]
     assert read_session(paths[0])[1] == rows
@@ -206,3 +211,64 @@ def test_applied_settings_reload_the_model_and_are_remembered(make_window, video
     # a session names one model: the new model records into a new session, the old one is saved
     qtbot.waitUntil(lambda: w.session_log.last is not first and w.session_log.recording, timeout=TIMEOUT_MS)
     assert w.session_log.last.metadata.window_length == 8
+
+
+class FakeCamera(FrameSource):
+    """A live source made of a real video's frames at 30 fps, that can 'unplug' after some frames."""
+
+    is_live = True
+
+    def __init__(self, video, fail_after: int | None = None):
+        self._video = open_source(video)
+        self._name = "camera 0"
+        self._size = self._video.size
+        self._n = 0
+        self._fail_after = fail_after
+        self._t0 = time.monotonic()
+
+    @property
+    def position(self) -> int:
+        return self._n
+
+    def read(self):
+        if self._closed:
+            return None
+        if self._fail_after is not None and self._n >= self._fail_after:
+            raise CaptureError("camera 0 stopped delivering frames (unplugged?)")
+        time.sleep(1 / 30)
+        frame = self._video.read()
+        if frame is None:
+            self._video.seek(0)
+            frame = self._video.read()
+        self._n += 1
+        return Frame(self._n - 1, time.monotonic() - self._t0, frame.image)
+
+    def _close(self):
+        self._video.close()
+
+
+@pytest.mark.data
+def test_a_camera_plays_live_records_on_demand_and_reports_unplugging(make_window, videos, qtbot, monkeypatch):
+    from app.ui import main_window, workers
+
+    cameras = {"fail_after": None}
+    monkeypatch.setattr(main_window, "list_cameras", lambda *a, **k: [0])
+    monkeypatch.setattr(workers, "open_source", lambda spec: FakeCamera(videos / "single_face.mp4",
+                                                                        cameras["fail_after"]))
+    w = make_window()  # no video: the first camera that opens is used
+    qtbot.waitUntil(lambda: showing_a_read_face(w), timeout=TIMEOUT_MS)
+    assert w.source_info.is_live and w.camera_combo.currentText() == "Camera 0"
+    assert not w.transport.slider.isEnabled() and not w.transport.forward_button.isEnabled()
+    assert w.handoff.latest  # a camera never queues frames
+    assert not w.session_log.recording  # cameras record when asked
+    qtbot.keyClick(w, Qt.Key_E, Qt.ControlModifier)  # nothing recorded yet: said (no dialog), not crashed
+    assert "Nothing to export" in w.error_banner.text
+    qtbot.keyClick(w, Qt.Key_R, Qt.ControlModifier)
+    assert w.session_log.recording
+    qtbot.waitUntil(lambda: len(w.session_log.rows()) > 5, timeout=TIMEOUT_MS)
+    assert w.session_log.last.metadata.source == "camera 0"
+
+    cameras["fail_after"] = 10  # the next camera opened unplugs after 10 frames
+    w.open_source(0)
+    qtbot.waitUntil(lambda: "stopped delivering" in w.error_banner.text, timeout=TIMEOUT_MS)
+    assert not w.transport.play_button.isEnabled()
