@@ -13,6 +13,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSizePolicy,
     QSplitter,
+    QStyle,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -44,7 +46,7 @@ from app.ui.display import LabelSmoother, attention_cells, follow_face
 from app.ui.face_panel import AttentionStrip, FacePanel
 from app.ui.handoff import FrameHandoff
 from app.ui.history import ProbabilityHistory
-from app.ui.meters import RateMeter, RollingMedian
+from app.ui.meters import RollingMedian
 from app.ui.sessions import SessionLog, export_rows, recover_pending, sessions_dir
 from app.ui.settings import SettingsDock, UiSettings
 from app.ui.timeline import TimelineView
@@ -102,14 +104,12 @@ class MainWindow(QMainWindow):
 
     session_exported = Signal(list)   # paths written by an export
     session_saved = Signal(list)      # paths written when a recording stopped
-    frame_rendered = Signal(int)      # frame index of each redraw (tests, the screenshot tool)
 
     def __init__(self, args=None, settings_store: QSettings | None = None):
         super().__init__()
         self.args = args
         self.store = settings_store or QSettings(ORGANIZATION, APP_NAME)
-        self.settings = UiSettings.load(self.store).with_args(args) if args is not None else \
-            UiSettings.load(self.store)
+        self.settings = UiSettings.load(self.store).with_args(args)
         self.setWindowTitle(APP_NAME)
         icon = ASSETS / "icon.svg"
         if icon.is_file():
@@ -125,6 +125,7 @@ class MainWindow(QMainWindow):
         self.model_error = ""
         self._tasks: set[TaskWorker] = set()
         self._record_when_ready = False
+        self._open_first_camera = False   # no source given: open the first camera the probe finds
         self._closing = False
 
         # display state (GUI thread only)
@@ -135,10 +136,8 @@ class MainWindow(QMainWindow):
         self.last_predictions: dict = {}   # track id -> newest Prediction (kept when a frame has none for it)
         self.latency = RollingMedian()
         self.model_ms = RollingMedian()
-        self.render_meter = RateMeter()
         self.generation: int | None = None
         self.latest: FrameResult | None = None
-        self.results_received = 0
         self._last_render = 0.0
         self._last_timeline = 0.0
         self._timeline_timer = QTimer(self)
@@ -285,8 +284,6 @@ class MainWindow(QMainWindow):
             self.addAction(a)
             return a
 
-        from PySide6.QtWidgets import QStyle
-
         self.camera_combo = QComboBox()
         self.camera_combo.setFocusPolicy(Qt.NoFocus)
         self.camera_combo.setMinimumWidth(150)
@@ -339,8 +336,6 @@ class MainWindow(QMainWindow):
         else:
             self._open_first_camera = True
             self.video.set_message("Looking for cameras...")
-            return
-        self._open_first_camera = False
 
     def _on_cameras_listed(self, cameras: list[int]) -> None:
         self.camera_combo.clear()
@@ -350,7 +345,7 @@ class MainWindow(QMainWindow):
                 self.camera_combo.addItem(f"Camera {i}", i)
         else:
             self.camera_combo.addItem("No camera found", None)
-        if getattr(self, "_open_first_camera", False):
+        if self._open_first_camera:
             self._open_first_camera = False
             if cameras:
                 self.open_source(cameras[0])
@@ -495,7 +490,6 @@ class MainWindow(QMainWindow):
         self.latency.push(latency_ms)
         self.model_ms.push(result.timings.get("total", 0.0))
         self.latest = result
-        self.results_received += 1
         if not self._render_timer.isActive():
             wait = self._last_render + 1.0 / RENDER_HZ - time.monotonic()
             self._render_timer.start(max(0, int(wait * 1000)))
@@ -525,7 +519,6 @@ class MainWindow(QMainWindow):
         if result is None:
             return
         self._last_render = time.monotonic()
-        self.render_meter.push()
         boxes = [(f.track_id, tuple(float(v) for v in f.box)) for f in result.faces]
         shown = follow_face(self.selected_face, boxes)
         self.shown_face = shown
@@ -537,7 +530,6 @@ class MainWindow(QMainWindow):
         self._render_face(shown)
         live = self.source_info is not None and self.source_info.is_live
         self.transport.set_position(result.frame.index, result.frame.time_s, live)
-        self.frame_rendered.emit(result.frame.index)
 
     def _render_face(self, track_id: int | None) -> None:
         if track_id is None:
@@ -619,7 +611,7 @@ class MainWindow(QMainWindow):
     def choose_model(self) -> None:
         self.settings_dock.show()
         self.settings_dock.raise_()
-        self.settings_dock._on_browse_clicked()
+        self.settings_dock.browse_model()
 
     def _on_settings_applied(self, s: UiSettings) -> None:
         self.settings = s
@@ -628,8 +620,6 @@ class MainWindow(QMainWindow):
         self.pipeline_worker.configure(s.pipeline_config())
 
     def _on_smoothing_toggled(self, on: bool) -> None:
-        from dataclasses import replace
-
         self.settings = replace(self.settings, smoothing=on)
         self.settings.save(self.store)
         self.render()

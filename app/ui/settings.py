@@ -113,7 +113,7 @@ class SettingsDock(QDockWidget):
         browse = QToolButton()
         browse.setText("...")
         browse.setToolTip("Choose a model file")
-        browse.clicked.connect(self._on_browse_clicked)
+        browse.clicked.connect(self.browse_model)
         row = QHBoxLayout()
         row.addWidget(self.model_edit, 1)
         row.addWidget(browse)
@@ -200,7 +200,8 @@ class SettingsDock(QDockWidget):
                           max_faces=self.faces_spin.value(), min_detection_confidence=self.confidence_spin.value(),
                           smoothing=self.smoothing_check.isChecked())
 
-    def _on_browse_clicked(self) -> None:
+    def browse_model(self) -> None:
+        """Pick a model file; applying it reloads the pipeline."""
         start = self.model_edit.text() or str(Path.cwd() / "weights")
         path, _ = QFileDialog.getOpenFileName(self, "Choose a FAN Live model", start,
                                               "FAN Live model (*.onnx *.json);;All files (*)")
