@@ -50,11 +50,14 @@ class FrameHandoff:
             self._items.popleft()
             self.dropped += 1
 
-    def put(self, item: Captured, timeout: float | None = None) -> bool:
-        """Hand a frame over; False when closed (or, in 'every' mode, when `timeout` passed with the queue full)."""
+    def put(self, item: Captured, timeout: float | None = None, keep: bool = False) -> bool:
+        """Hand a frame over; False when closed (or when `timeout` passed with no room). In 'every' mode it waits
+        for room; `keep` makes it wait in 'latest' mode too, until the slot is free, so this frame is processed
+        (the frames that refill the FAN window before a frame the user stepped to)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while not self._closed and not self._latest and len(self._items) >= self._maxsize:
+            while not self._closed and (keep or not self._latest) and \
+                    len(self._items) >= (1 if self._latest else self._maxsize):
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return False

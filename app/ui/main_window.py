@@ -391,6 +391,7 @@ class MainWindow(QMainWindow):
         realtime, speed = self.transport.speed()
         worker = CaptureWorker(spec, self.handoff, realtime=realtime, speed=speed,
                                loop=self.transport.loop_check.isChecked())
+        worker.preroll = self.pipeline_info.window_length - 1 if self.pipeline_info else 0
         worker.source_opened.connect(self._on_source_opened)
         worker.source_ended.connect(self._on_source_ended)
         worker.error_occurred.connect(self._on_capture_error)
@@ -580,6 +581,8 @@ class MainWindow(QMainWindow):
         previous = self.pipeline_info
         self.pipeline_info = info
         self.model_error = ""
+        if self.capture_worker is not None:
+            self.capture_worker.preroll = info.window_length - 1
         self.settings_dock.set_attention_types(info.attention_types, info.default_attention)
         self.settings_dock.model_info.setText(
             f"Loaded <b>{info.model}</b><br>{info.card_path}<br>attention: {info.attention}, window "

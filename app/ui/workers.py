@@ -69,6 +69,9 @@ class CaptureWorker(QThread):
         self._ended = False             # a file is paused at its end
         self.last_index = -1
         self.frames_read = 0            # frames handed to the pipeline
+        # frames handed over before a frame the user seeks or steps to while paused, so the FAN window (this many
+        # frames + 1) is full there, as it would be in playback; the window sets it from the loaded model
+        self.preroll = 0
         self.info: SourceInfo | None = None
         self.setObjectName(f"capture {spec}")
 
@@ -138,11 +141,12 @@ class CaptureWorker(QThread):
         finally:
             source.close()
 
-    def _hand_over(self, frame, generation: int) -> bool:
-        """Put a frame in the hand-off; in 'every' mode wait for room, but keep noticing stop and seek."""
+    def _hand_over(self, frame, generation: int, keep: bool = False) -> bool:
+        """Put a frame in the hand-off; in 'every' mode (or with `keep`) wait for room, but keep noticing stop and
+        seek."""
         item = Captured(frame, generation, time.monotonic())
         while not self._stop:
-            if self.handoff.put(item, timeout=0.1):
+            if self.handoff.put(item, timeout=0.1, keep=keep):
                 self.input_meter.push()
                 self.frames_read += 1
                 self.last_index = frame.index
@@ -185,10 +189,16 @@ class CaptureWorker(QThread):
                 seek_to = max(0, self.last_index - 1)
             if seek_to is not None:
                 self._ended = False
-                source.seek(seek_to)
+                # paused, the user inspects one frame: refill the window up to it (playing refills it as it goes)
+                start = max(0, seek_to - self.preroll) if self._paused else seek_to
+                source.seek(start)
                 self.handoff.clear()
                 generation = next(_generations)  # the pipeline forgets tracks from before the jump
                 self._pacing_reset = True
+                for _ in range(seek_to - start):
+                    frame = source.read()
+                    if frame is None or not self._hand_over(frame, generation, keep=True):
+                        break
                 if self._paused and step == 0:
                     step = 1  # a seek while paused shows the frame it landed on
             frame = source.read()
@@ -216,7 +226,8 @@ class CaptureWorker(QThread):
                     self._pacing_reset = True  # fell behind (a stall): resume from here, never burst to catch up
             if self._stop:
                 return
-            self._hand_over(frame, generation)
+            # paused, only the frames the user asked for are handed over: none of them may be replaced
+            self._hand_over(frame, generation, keep=self._paused)
 
 
 @dataclass(frozen=True)

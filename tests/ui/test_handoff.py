@@ -46,3 +46,11 @@ def test_switching_to_latest_trims_and_close_wakes_everyone():
     h.close()
     t.join(1)
     assert results == [None] and not t.is_alive() and not h.put(item(9))
+
+
+def test_keep_waits_for_the_slot_even_in_latest_mode():
+    h = FrameHandoff(latest=True)
+    assert h.put(item(0), keep=True)
+    assert not h.put(item(1), timeout=0.05, keep=True)  # the slot is taken: a kept frame waits, never replaces
+    assert h.get(timeout=0).frame == 0 and h.dropped == 0
+    assert h.put(item(1), timeout=0.05, keep=True)

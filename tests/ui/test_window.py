@@ -142,6 +142,10 @@ def test_keys_step_seek_and_click_select(make_window, videos, qtbot):
     qtbot.keyClick(w, Qt.Key_Left)
     qtbot.waitUntil(lambda: w.latest.frame.index == 100, timeout=TIMEOUT_MS)
     qtbot.waitUntil(lambda: w.transport.slider.value() == 100, timeout=TIMEOUT_MS)
+    # stepping back refilled the FAN window up to the frame shown: the strip is as full as in playback
+    w.render()
+    window = w.pipeline_info.window_length
+    assert [c.frame_index for c in w.attention.cells] == list(range(101 - window, 101))
 
     # click the face: it becomes the selected one
     qtbot.waitUntil(lambda: bool(w.video.faces), timeout=TIMEOUT_MS)
