@@ -40,13 +40,18 @@ def open_window(video: Path, weights: Path | None, device: str, workdir: Path, f
 
 
 def wait_until(app, condition, timeout_s: float) -> bool:
+    """Run the Qt event loop (as app.exec() would, no busy polling) until condition() or the timeout."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
     deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        app.processEvents()
-        time.sleep(0.002)
-    return True
+    loop = QEventLoop()
+    timer = QTimer()
+    timer.timeout.connect(lambda: (condition() or time.monotonic() > deadline) and loop.quit())
+    timer.start(20)
+    if not condition():
+        loop.exec()
+    timer.stop()
+    return bool(condition())
 
 
 def main(argv: list[str] | None = None) -> int:
