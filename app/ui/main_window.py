@@ -798,10 +798,12 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------------ lifecycle
     def restore_geometry(self) -> None:
         geo = self.store.value("ui/geometry")
-        if geo is not None:
-            self.restoreGeometry(geo)
-        else:
-            self.resize(1360, 900)
+        if geo is not None and self.restoreGeometry(geo):
+            return
+        screen = self.screen().availableGeometry() if self.screen() else None
+        # first run: a comfortable size, but never larger than a small laptop screen
+        self.resize(min(1360, int(screen.width() * 0.92)) if screen else 1360,
+                    min(900, int(screen.height() * 0.92)) if screen else 900)
 
     def threads_running(self) -> list[str]:
         """Names of this window's threads still running (empty after close)."""
