@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QDesktopServices, QIcon, QKeySequence
+from PySide6.QtGui import QAction, QColor, QDesktopServices, QIcon, QKeySequence, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -41,6 +41,7 @@ from app.capture import VIDEO_SUFFIXES, list_cameras
 from app.emotions import EMOTIONS
 from app.pipeline import FrameResult
 from app.replay import session_metadata
+from app.session import ExportError
 from app.ui import theme
 from app.ui.display import LabelSmoother, attention_cells, follow_face
 from app.ui.face_panel import AttentionStrip, FacePanel
@@ -61,6 +62,19 @@ STATUS_INTERVAL_MS = 500
 ORGANIZATION = APP_NAME = "FAN Live"
 HOW_TO_GET_A_MODEL = ("Choose a model file in Settings (a model's .onnx or .json card), or train and export one "
                       "into weights/ as the README describes.")
+
+
+def _dot_icon(color: str) -> QIcon:
+    """A filled circle: the universal 'record' symbol."""
+    pix = QPixmap(32, 32)
+    pix.fill(Qt.transparent)
+    p = QPainter(pix)
+    p.setRenderHint(QPainter.Antialiasing, True)
+    p.setPen(QPen(QColor("#ffffff"), 2))
+    p.setBrush(QColor(color))
+    p.drawEllipse(5, 5, 22, 22)
+    p.end()
+    return QIcon(pix)
 
 
 class Banner(QFrame):
@@ -298,6 +312,7 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         self.record_action = action("Record", self._on_record_toggled, "Ctrl+R",
                                     "Start/stop recording the session (files record from the start)", checkable=True)
+        self.record_action.setIcon(_dot_icon(theme.RECORD_RED))
         tb.addAction(self.record_action)
         tb.widgetForAction(self.record_action).setObjectName("record")
         self.export_action = action("Export...", self.export_dialog, "Ctrl+E", "Export the session: CSV, JSON, PNG",
@@ -605,7 +620,6 @@ class MainWindow(QMainWindow):
         self.pipeline_info = None
         self.model_error = message
         self._stop_recording()
-        self.record_action.setChecked(False)
         self.model_banner.show_message(f"<b>No model loaded.</b> {message}<br>{HOW_TO_GET_A_MODEL} "
                                        "The video still plays, without labels.", "Choose model...")
         self.settings_dock.model_info.setText(f"No model loaded: {message}")
@@ -636,7 +650,7 @@ class MainWindow(QMainWindow):
     def _on_record_toggled(self, on: bool) -> None:
         if on and not self.session_log.recording:
             if self.pipeline_info is None or self.source_info is None:
-                self.record_action.setChecked(False)
+                self._show_recording(False)
                 self._on_error_occurred("Nothing to record yet: " + ("load a model first (Settings)."
                                                                      if self.pipeline_info is None
                                                                      else "open a video or a camera first."))
@@ -652,13 +666,11 @@ class MainWindow(QMainWindow):
         metadata.extra.update(front_end="window", source_name=src.name)
         try:
             recorder = self.session_log.start(sessions_dir(), src.name, metadata)
-        except (OSError, ValueError) as e:
+        except (ExportError, OSError, ValueError) as e:
             self._on_error_occurred(f"cannot record: {e}")
-            self.record_action.setChecked(False)
+            self._show_recording(False)
             return
-        self.record_action.blockSignals(True)
-        self.record_action.setChecked(True)
-        self.record_action.blockSignals(False)
+        self._show_recording(True)
         folder = recorder.export_paths[0].parent
         self.notice_banner.show_message(
             f"Recording to <a href='{QUrl.fromLocalFile(str(folder)).toString()}'>{folder}</a>/"
@@ -667,9 +679,7 @@ class MainWindow(QMainWindow):
     def _stop_recording(self, wait: bool = False) -> None:
         self._record_when_ready = False
         recorder = self.session_log.stop()
-        self.record_action.blockSignals(True)
-        self.record_action.setChecked(False)
-        self.record_action.blockSignals(False)
+        self._show_recording(False)
         if recorder is None:
             return
 
@@ -684,6 +694,13 @@ class MainWindow(QMainWindow):
                 print(f"fan-live: could not save the session: {e}", file=sys.stderr)
             return
         self._run_task(close, on_done=self._on_session_saved)
+
+    def _show_recording(self, on: bool) -> None:
+        """The Record button follows the recording, without re-triggering it."""
+        self.record_action.blockSignals(True)
+        self.record_action.setChecked(on)
+        self.record_action.setText("Recording" if on else "Record")
+        self.record_action.blockSignals(False)
 
     def _on_session_saved(self, paths: list) -> None:
         if paths:

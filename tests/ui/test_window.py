@@ -276,3 +276,15 @@ def test_a_camera_plays_live_records_on_demand_and_reports_unplugging(make_windo
     w.open_source(0)
     qtbot.waitUntil(lambda: "stopped delivering" in w.error_banner.text, timeout=TIMEOUT_MS)
     assert not w.transport.play_button.isEnabled()
+
+
+@pytest.mark.data
+def test_an_unwritable_sessions_folder_is_reported_and_playback_goes_on(make_window, videos, tmp_path, qtbot,
+                                                                        monkeypatch):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the sessions folder should be")
+    monkeypatch.setenv("FANLIVE_SESSIONS_DIR", str(blocker / "sessions"))
+    w = make_window(videos / "single_face.mp4")
+    qtbot.waitUntil(lambda: "cannot record" in w.error_banner.text, timeout=TIMEOUT_MS)
+    assert not w.session_log.recording and not w.record_action.isChecked()
+    qtbot.waitUntil(lambda: showing_a_read_face(w), timeout=TIMEOUT_MS)
