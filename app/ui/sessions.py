@@ -11,6 +11,7 @@ import datetime as _dt
 import os
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -43,17 +44,21 @@ def unique_stem(folder: Path, stem: str) -> str:
     return out
 
 
-def recover_pending(folder: Path) -> list[Path]:
+def recover_pending(folder: Path, idle_s: float = 120.0) -> list[Path]:
     """Turn every journal a crashed session left in `folder` into a CSV; the CSVs written. Unreadable journals are
-    kept as they are (recover_journal raises ExportError and leaves them)."""
+    kept as they are (recover_journal raises ExportError and leaves them). A journal written to in the last `idle_s`
+    seconds may belong to another FAN Live window that is still recording, so it is left alone."""
     out = []
     if not folder.is_dir():
         return out
+    now = time.time()
     # out.csv.partial.csv, and out.csv.partial-2.csv when an older journal had been moved aside
     for journal in sorted(folder.glob("*.partial*.csv")):
         try:
+            if now - journal.stat().st_mtime < idle_s:
+                continue
             out.append(recover_journal(journal))
-        except ExportError:
+        except (ExportError, OSError):  # unreadable, or gone meanwhile: leave it
             continue
     return out
 

@@ -64,7 +64,8 @@ def test_recover_pending_turns_crash_journals_into_csvs(tmp_path):
     crashed.mkdir()
     shutil.copy(rec.journal_path, crashed / "2024-05-01_12-00-00_clip.csv.partial.csv")
     log.stop().close()
-    recovered = recover_pending(crashed)
+    assert recover_pending(crashed) == []  # just written: maybe another window still recording into it
+    recovered = recover_pending(crashed, idle_s=0)
     assert [p.name for p in recovered] == ["2024-05-01_12-00-00_clip.csv"]
     assert len(read_session(recovered[0])[1]) == 4 and not list(crashed.glob("*.partial*"))
     assert recover_pending(tmp_path / "missing") == []

@@ -288,3 +288,18 @@ def test_an_unwritable_sessions_folder_is_reported_and_playback_goes_on(make_win
     qtbot.waitUntil(lambda: "cannot record" in w.error_banner.text, timeout=TIMEOUT_MS)
     assert not w.session_log.recording and not w.record_action.isChecked()
     qtbot.waitUntil(lambda: showing_a_read_face(w), timeout=TIMEOUT_MS)
+
+
+def test_sessions_a_crash_left_are_recovered_at_start(make_window, sessions, qtbot):
+    import os
+
+    from app.session import CSV_COLUMNS
+
+    sessions.mkdir(parents=True)
+    journal = sessions / "2024-05-01_12-00-00_clip.csv.partial.csv"
+    row = ["0.5", "15", "1", "1", "2", "30", "40", "happiness", "0.4", *["0.1"] * 3, "0.4", *["0.1"] * 3, "0.5", "0.1"]
+    journal.write_text(",".join(CSV_COLUMNS) + "\n" + ",".join(row) + "\n")
+    os.utime(journal, (0, 0))  # long untouched: nobody is recording into it
+    w = make_window()
+    assert "Recovered 1 session" in w.notice_banner.text
+    assert len(read_session(sessions / "2024-05-01_12-00-00_clip.csv")[1]) == 1
