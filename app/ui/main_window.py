@@ -421,7 +421,6 @@ class MainWindow(QMainWindow):
         self.video.set_message("")
         self.transport.set_live(info.is_live, info.frame_count, info.fps)
         self.transport.set_playing(True)
-        self.handoff.set_latest(info.is_live or self.transport.speed()[0])
         self.status_labels["source"].setText(info.name)
         self.setWindowTitle(f"{info.name} - {APP_NAME}")
         if not info.is_live:  # files record from the start; cameras when the user asks
@@ -470,8 +469,6 @@ class MainWindow(QMainWindow):
             self.capture_worker.seek(index)
 
     def _on_speed_changed(self, realtime: bool, speed: float) -> None:
-        live = self.source_info is not None and self.source_info.is_live
-        self.handoff.set_latest(live or realtime)
         if self.capture_worker is not None:
             self.capture_worker.set_speed(realtime, speed)
 

@@ -98,6 +98,12 @@ class CaptureWorker(QThread):
             self._realtime, self._speed = realtime, max(speed, 0.05)
             self._pacing_reset = True
             self._cond.notify_all()
+        if self.info is not None:
+            self._set_handoff_policy(self.info.is_live)
+
+    def _set_handoff_policy(self, live: bool) -> None:
+        # live or paced by the media clock: newest frame only (drop, never lag); as fast as possible: every frame
+        self.handoff.set_latest(live or self._realtime)
 
     def set_loop(self, loop: bool) -> None:
         self._loop = loop
@@ -128,6 +134,7 @@ class CaptureWorker(QThread):
         try:
             self.info = SourceInfo(self.spec, source.name, source.is_live, source.fps, source.frame_count,
                                    source.size)
+            self._set_handoff_policy(source.is_live)
             self.source_opened.emit(self.info)
             if source.is_live:
                 self._run_live(source)

@@ -303,3 +303,14 @@ def test_sessions_a_crash_left_are_recovered_at_start(make_window, sessions, qtb
     w = make_window()
     assert "Recovered 1 session" in w.notice_banner.text
     assert len(read_session(sessions / "2024-05-01_12-00-00_clip.csv")[1]) == 1
+
+
+@pytest.mark.data
+def test_as_fast_as_possible_processes_every_frame(make_window, videos, qtbot):
+    w = make_window()
+    w.set_speed_fast()
+    w.open_source(videos / "single_face.mp4")
+    qtbot.waitUntil(lambda: not w.transport.playing and w.latest is not None, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: w.latest.frame.index == 71, timeout=TIMEOUT_MS)
+    assert w.pipeline_worker.frames_processed == w.capture_worker.frames_read == 72 and w.handoff.dropped == 0
+    assert sorted({r.frame_index for r in w.session_log.rows()}) == list(range(72))  # one face on every frame
