@@ -145,6 +145,7 @@ class MainWindow(QMainWindow):
         # display state (GUI thread only)
         self.selected_face: int | None = None
         self.shown_face: int | None = None
+        self.timeline_face: int | None = None   # whose history the timeline plots
         self.smoother = LabelSmoother()
         self.history = ProbabilityHistory(n_classes=len(EMOTIONS))
         self.last_predictions: dict = {}   # track id -> newest Prediction (kept when a frame has none for it)
@@ -508,6 +509,7 @@ class MainWindow(QMainWindow):
             self._render_timer.start(max(0, int(wait * 1000)))
 
     def _reset_display(self) -> None:
+        self.timeline_face = None
         self.smoother.reset()
         self.history.clear()
         self.last_predictions.clear()
@@ -549,7 +551,7 @@ class MainWindow(QMainWindow):
             note = "No face in view." if self.pipeline_info else "No model loaded: faces are not read."
             self.face_panel.show_face(None, None, 0.0, None, note)
             self.attention.clear("No face in view." if self.pipeline_info else "No model loaded.")
-            self._update_timeline(None)
+            self._update_timeline()
             return
         d = self._displayed(track_id)
         pred = self.last_predictions.get(track_id)
@@ -563,12 +565,14 @@ class MainWindow(QMainWindow):
             self.face_panel.show_face(track_id, d[0], d[1], d[2], f"{picked} \u00b7 {smoothing} probabilities \u00b7 "
                                       f"{len(pred.frame_indices)}/{window} frames in window")
             self.attention.set_cells(attention_cells(pred.alpha, pred.weight, pred.frame_indices, pred.crops), window)
-        self._update_timeline(track_id)
+        self.timeline_face = track_id
+        self._update_timeline()
 
-    def _update_timeline(self, track_id: int | None = None, force: bool = False) -> None:
-        """Redraw the plot at most TIMELINE_HZ; a skipped update is made up by a trailing one, so the plot never
-        stays behind the last frame (pause, end of file)."""
-        track_id = self.shown_face if track_id is None else track_id
+    def _update_timeline(self, force: bool = False) -> None:
+        """Plot the history of `timeline_face` (the face shown last: a face that left the frame keeps its plot) at
+        most TIMELINE_HZ times a second; a skipped update is made up by a trailing one, so the plot never stays
+        behind the last frame (pause, end of file)."""
+        track_id = self.timeline_face
         wait = self._last_timeline + 1.0 / TIMELINE_HZ - time.monotonic()
         if not force and wait > 0:
             if not self._timeline_timer.isActive():
@@ -586,7 +590,7 @@ class MainWindow(QMainWindow):
     def _on_face_clicked(self, track_id: int) -> None:
         self.selected_face = track_id
         self.render()
-        self._update_timeline(track_id, force=True)
+        self._update_timeline(force=True)
 
     # ------------------------------------------------------------------------------------------------ model
     def _on_pipeline_loaded(self, info: PipelineInfo) -> None:
