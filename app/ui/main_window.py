@@ -60,6 +60,7 @@ RENDER_HZ = 40          # the most redraws a second; a 30 fps camera still shows
 TIMELINE_HZ = 10        # the plot scrolls smoothly enough at 10 Hz, and pyqtgraph is the costliest view to redraw
 STATUS_INTERVAL_MS = 500
 ORGANIZATION = APP_NAME = "FAN Live"
+RESCAN = "rescan"       # the source picker's "look for cameras again" item
 HOW_TO_GET_A_MODEL = ("Choose a model file in Settings (a model's .onnx or .json card), or train and export one "
                       "into weights/ as the README describes.")
 
@@ -140,6 +141,7 @@ class MainWindow(QMainWindow):
         self._tasks: set[TaskWorker] = set()
         self._record_when_ready = False
         self._open_first_camera = False   # no source given: open the first camera the probe finds
+        self._probe_when_open = False     # --camera N: list the others once N is open
         self._closing = False
 
         # display state (GUI thread only)
@@ -340,27 +342,35 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------------------------ sources
     def _start_initial_source(self) -> None:
-        args = self.args
-        video = getattr(args, "video", None)
-        camera = getattr(args, "camera", None)
-        probe = self._run_task(list_cameras, on_done=self._on_cameras_listed)
-        probe.setObjectName("camera probe")
+        video = getattr(self.args, "video", None)
+        camera = getattr(self.args, "camera", None)
         if video is not None:
             self.open_source(Path(video))
+            self.probe_cameras()
         elif camera is not None:
+            # probing opens every camera: not while this one is opening (the device may refuse a second handle)
+            self._probe_when_open = True
             self.open_source(int(camera))
         else:
             self._open_first_camera = True
             self.video.set_message("Looking for cameras...")
+            self.probe_cameras()
+
+    def probe_cameras(self) -> None:
+        """List the cameras that open (off the GUI thread) into the source picker."""
+        self.camera_combo.clear()
+        self.camera_combo.addItem("Looking for cameras...", None)
+        probe = self._run_task(list_cameras, on_done=self._on_cameras_listed)
+        probe.setObjectName("camera probe")
 
     def _on_cameras_listed(self, cameras: list[int]) -> None:
+        if self.source_info is not None and self.source_info.is_live:
+            cameras = sorted({*cameras, int(self.source_info.spec)})  # in use by us, so the probe could not open it
         self.camera_combo.clear()
-        if cameras:
-            self.camera_combo.addItem("Choose a camera", None)
-            for i in cameras:
-                self.camera_combo.addItem(f"Camera {i}", i)
-        else:
-            self.camera_combo.addItem("No camera found", None)
+        self.camera_combo.addItem("Choose a camera" if cameras else "No camera found", None)
+        for i in cameras:
+            self.camera_combo.addItem(f"Camera {i}", i)
+        self.camera_combo.addItem("Look for cameras again", RESCAN)
         if self._open_first_camera:
             self._open_first_camera = False
             if cameras:
@@ -377,7 +387,9 @@ class MainWindow(QMainWindow):
 
     def _on_camera_chosen(self, i: int) -> None:
         index = self.camera_combo.itemData(i)
-        if index is not None:
+        if index == RESCAN:
+            self.probe_cameras()
+        elif index is not None:
             self.open_source(int(index))
 
     def open_video_dialog(self) -> None:
@@ -418,6 +430,7 @@ class MainWindow(QMainWindow):
     def _on_source_opened(self, info: SourceInfo) -> None:
         if self.sender() is not self.capture_worker:
             return  # a source replaced before it finished opening
+        self._probe_if_waiting()
         self.source_info = info
         self.video.set_message("")
         self.transport.set_live(info.is_live, info.frame_count, info.fps)
@@ -433,9 +446,15 @@ class MainWindow(QMainWindow):
             self.transport.set_playing(False)
             self.statusBar().showMessage("End of video: Space plays it again; Ctrl+E exports the session.", 8000)
 
+    def _probe_if_waiting(self) -> None:
+        if self._probe_when_open:
+            self._probe_when_open = False
+            self.probe_cameras()
+
     def _on_capture_error(self, message: str) -> None:
         if self.sender() is not self.capture_worker:
             return
+        self._probe_if_waiting()
         self._on_error_occurred(message)
         self.transport.set_live(None)
         self.transport.set_playing(False)

@@ -314,3 +314,24 @@ def test_as_fast_as_possible_processes_every_frame(make_window, videos, qtbot):
     qtbot.waitUntil(lambda: w.latest.frame.index == 71, timeout=TIMEOUT_MS)
     assert w.pipeline_worker.frames_processed == w.capture_worker.frames_read == 72 and w.handoff.dropped == 0
     assert sorted({r.frame_index for r in w.session_log.rows()}) == list(range(72))  # one face on every frame
+
+
+@pytest.mark.data
+def test_camera_from_the_command_line_is_listed_though_busy_and_cameras_can_be_rescanned(make_window, videos, qtbot,
+                                                                                         monkeypatch):
+    from app.ui import main_window, workers
+
+    probes = []
+
+    def list_cameras(*a, **k):
+        probes.append(1)
+        return []  # the camera we opened is busy: the probe cannot open it
+
+    monkeypatch.setattr(main_window, "list_cameras", list_cameras)
+    monkeypatch.setattr(workers, "open_source", lambda spec: FakeCamera(videos / "single_face.mp4"))
+    w = make_window(camera=0)
+    qtbot.waitUntil(lambda: w.camera_combo.currentText() == "Camera 0", timeout=TIMEOUT_MS)
+    assert probes == [1]  # probed once, after the camera opened
+    rescan = w.camera_combo.findData(main_window.RESCAN)
+    w.camera_combo.activated.emit(rescan)
+    qtbot.waitUntil(lambda: len(probes) == 2 and w.camera_combo.currentText() == "Camera 0", timeout=TIMEOUT_MS)
