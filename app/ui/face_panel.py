@@ -98,11 +98,6 @@ class AttentionStrip(QWidget):
         cache[id(crop)] = entry
         return entry[3]
 
-    def set_placeholder(self, text: str) -> None:
-        self._placeholder = text
-        if not self.cells:
-            self.update()
-
     def clear(self, placeholder: str | None = None) -> None:
         if placeholder is not None:
             self._placeholder = placeholder
