@@ -82,6 +82,12 @@ class ResNet18Embedder(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+def _log_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """log(sigmoid(x)) written so that it stays finite in fp32 for any x, in torch and in the exported ONNX graph
+    (the exporter lowers F.logsigmoid to Log(Sigmoid(x)), which is -inf below x of about -88)."""
+    return torch.clamp(x, max=0.0) - torch.log1p(torch.exp(-x.abs()))
+
+
 class FanHead(nn.Module):
     """Frame attention over a window of T frame features.
 
@@ -109,20 +115,25 @@ class FanHead(nn.Module):
 
         weight is the normalised final weight of each frame: alpha (self) or alpha*beta (relation), summing to 1.
         """
-        alpha = torch.sigmoid(self.alpha(self.drop(features))).squeeze(-1)  # (B, T)
+        # alpha_i / sum_j alpha_j is computed as a softmax over log(alpha): the same value, but stable when every
+        # alpha in a window is tiny (a saturated sigmoid), where dividing by a clamped sum would shrink f'_v to 0.
+        score_a = self.alpha(self.drop(features)).squeeze(-1)  # (B, T)
+        alpha = torch.sigmoid(score_a)
+        log_w = _log_sigmoid(score_a)
         if mask is not None:
+            log_w = log_w.masked_fill(mask <= 0, -1e4)
             alpha = alpha * mask.to(alpha.dtype)
-        pooled = (alpha.unsqueeze(-1) * features).sum(1) / alpha.sum(1, keepdim=True).clamp_min(1e-6)  # (B, D)
+        w_alpha = torch.softmax(log_w, dim=1)  # (B, T) = alpha_i / sum(alpha)
+        pooled = (w_alpha.unsqueeze(-1) * features).sum(1)  # f'_v (B, D)
         if self.beta is None:
-            weight = alpha
-            video = pooled
+            weight, video = w_alpha, pooled
         else:
             pair = torch.cat([features, pooled.unsqueeze(1).expand_as(features)], dim=-1)  # (B, T, 2D)
-            beta = torch.sigmoid(self.beta(self.drop(pair))).squeeze(-1)  # (B, T)
-            weight = alpha * beta
-            video = (weight.unsqueeze(-1) * pair).sum(1) / weight.sum(1, keepdim=True).clamp_min(1e-6)  # (B, 2D)
+            log_wb = log_w + _log_sigmoid(self.beta(self.drop(pair)).squeeze(-1))  # log(alpha_i * beta_i)
+            weight = torch.softmax(log_wb, dim=1)  # alpha_i beta_i / sum(alpha beta)
+            video = (weight.unsqueeze(-1) * pair).sum(1)  # f_v (B, 2D)
         logits = self.classifier(self.drop(video))
-        return logits, alpha, weight / weight.sum(1, keepdim=True).clamp_min(1e-6)
+        return logits, alpha, weight
 
 
 class ScoreFusion(nn.Module):
