@@ -50,7 +50,7 @@ from app.ui.history import ProbabilityHistory
 from app.ui.meters import RollingMedian
 from app.ui.sessions import SessionLog, export_rows, recover_pending, sessions_dir
 from app.ui.settings import SettingsDock, UiSettings
-from app.ui.timeline import TimelineView
+from app.ui.timeline import TimelineView, legend_html
 from app.ui.transport import TransportBar
 from app.ui.video_view import FaceOverlay, VideoView
 from app.ui.workers import CaptureWorker, PipelineInfo, PipelineWorker, SourceInfo, TaskWorker
@@ -224,7 +224,9 @@ class MainWindow(QMainWindow):
             f"<span style='color:{theme.WEIGHT_ORANGE}'>\u25a0</span> final weight (\u03b1\u00b7\u03b2, normalised; "
             "relative to the window's largest) &nbsp;&nbsp; oldest \u2192 newest", self.attention)
         self.timeline = TimelineView(EMOTIONS)
-        timeline_box = self._section("TIMELINE", "selected face, last 30 s; band: top label", self.timeline)
+        timeline_box = self._section(
+            "TIMELINE", f"selected face, last {self.timeline.span_s:.0f} s; band: top label &nbsp;&nbsp; "
+            + legend_html(EMOTIONS), self.timeline)
 
         main = QSplitter(Qt.Vertical)
         main.addWidget(top)

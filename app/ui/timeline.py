@@ -15,6 +15,12 @@ SPAN_S = 30.0      # seconds of history in view once the session is longer
 MIN_SPAN_S = 10.0  # the narrowest view, so the first seconds are not a smear at the left edge
 
 
+def legend_html(labels: Sequence[str]) -> str:
+    """The curves' legend as rich text for the section header (outside the plot, so it never hides a curve)."""
+    return " &nbsp;".join(f"<span style='color:{theme.EMOTION_COLORS.get(n, theme.MUTED)}'>\u25ac</span> {n}"
+                          for n in labels)
+
+
 class TimelineView(QWidget):
     def __init__(self, labels: Sequence[str], span_s: float = SPAN_S, parent: QWidget | None = None):
         super().__init__(parent)
@@ -26,7 +32,8 @@ class TimelineView(QWidget):
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
         item = self.plot.getPlotItem()
-        item.setYRange(-0.1, 1.02, padding=0)
+        item.setYRange(-0.1, 1.08, padding=0)
+        item.getAxis("left").setTicks([[(v / 5, f"{v / 5:.1f}") for v in range(6)]])
         item.setLabel("left", "probability", color=theme.MUTED)
         item.setLabel("bottom", "session time (s)", color=theme.MUTED)
         item.showGrid(x=True, y=True, alpha=0.15)
@@ -34,11 +41,8 @@ class TimelineView(QWidget):
             ax = item.getAxis(axis)
             ax.setPen(pg.mkPen(theme.GRID))
             ax.setTextPen(pg.mkPen(theme.MUTED))
-        legend = item.addLegend(offset=(-8, 4), labelTextColor=theme.TEXT, colCount=len(self.labels),
-                                brush=pg.mkBrush(30, 32, 36, 200))
-        legend.setLabelTextSize("8pt")
         self.curves = [self.plot.plot([], [], pen=pg.mkPen(theme.EMOTION_COLORS.get(name, theme.MUTED), width=2),
-                                      name=name, skipFiniteCheck=True) for name in self.labels]
+                                      skipFiniteCheck=True) for name in self.labels]
         # the top label as a band under the curves: one image row of class colours stretched over the span (one
         # item, whatever the number of frames)
         self.band = pg.ImageItem(axisOrder="row-major")
