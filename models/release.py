@@ -23,6 +23,12 @@ from app.paths import WEIGHTS_DIR, data_root
 from models.metrics import classification_report
 
 
+TRAINING_DATA = ("FER+ Train: FER2013 Training partition (28,558 48x48 grayscale faces) with FER+ crowd votes "
+                 "(Barsoum et al. 2016; labels MIT), 24,925 majority-labelled images of the 7 classes; CK+48: the "
+                 "last three frames of the 327 labelled CK+ sequences (Lucey et al. 2010). Research-use data, not "
+                 "shipped; the weights are the project's own.")
+
+
 def ferplus_valid_metrics(card_path: Path, data: Path) -> dict:
     from app.card import load_card
     from models.datasets import duplicate_mask, read_ferplus
@@ -74,7 +80,12 @@ def main(argv: list[str] | None = None) -> int:
                                     **{m: {k: r[k] for k in ("mean_fold_accuracy", "accuracy", "paper")}
                                        for m, r in cv["results"].items()}}
     ck = json.loads(json.dumps(metrics))  # plain JSON types only
-    update_cards(card_path, {"metrics": ck, "released": _dt.date.today().isoformat(),
+    training = {"data": TRAINING_DATA,
+                "stages": "stage 1: ResNet18 from scratch on FER+ Train (soft vote targets, sqrt class weights, "
+                          "webcam-like augmentation); stage 2: FAN heads on the frozen embedder, trained on "
+                          "synthetic clips of FER+ Train images under blur/darkness/noise/occlusion/pose jitter "
+                          "plus CK+48 sequences (contempt excluded)"}
+    update_cards(card_path, {"metrics": ck, "training": training, "released": _dt.date.today().isoformat(),
                              "release_command": "python -m models.release " + " ".join(argv or sys.argv[1:])})
     r = metrics["ferplus_valid"]
     print(f"FER+ Valid (relation head): accuracy {r['accuracy']:.4f}  macro-F1 {r['macro_f1']:.4f}  "
