@@ -79,6 +79,11 @@ def _dot_icon(color: str) -> QIcon:
     return QIcon(pix)
 
 
+def _folder_link(folder: Path) -> str:
+    """A folder as a link the notice banner opens in the file manager."""
+    return f"<a href='{QUrl.fromLocalFile(str(folder)).toString()}'>{folder}</a>"
+
+
 class Banner(QFrame):
     """A one-line message strip above the video: model problems (persistent), errors and notices (dismissable)."""
 
@@ -698,7 +703,7 @@ class MainWindow(QMainWindow):
         self._show_recording(True)
         folder = recorder.export_paths[0].parent
         self.notice_banner.show_message(
-            f"Recording to <a href='{QUrl.fromLocalFile(str(folder)).toString()}'>{folder}</a>/"
+            f"Recording to {_folder_link(folder)}/"
             f"{recorder.export_paths[0].stem}.csv + .json (autosaved as it runs). Ctrl+R stops, Ctrl+E exports.")
 
     def _stop_recording(self, wait: bool = False) -> None:
@@ -732,7 +737,7 @@ class MainWindow(QMainWindow):
             folder = Path(paths[0]).parent
             self.notice_banner.show_message(
                 f"Session saved: {', '.join(Path(p).name for p in paths)} in "
-                f"<a href='{QUrl.fromLocalFile(str(folder)).toString()}'>{folder}</a>")
+                f"{_folder_link(folder)}")
         self.session_saved.emit(paths)
 
     def export_dialog(self) -> None:
@@ -764,7 +769,7 @@ class MainWindow(QMainWindow):
         folder = Path(paths[0]).parent
         self.notice_banner.show_message(
             f"Exported {', '.join(p.name for p in paths)} to "
-            f"<a href='{QUrl.fromLocalFile(str(folder)).toString()}'>{folder}</a>")
+            f"{_folder_link(folder)}")
         self.session_exported.emit(paths)
 
     def open_sessions_folder(self) -> None:
@@ -779,7 +784,7 @@ class MainWindow(QMainWindow):
             self.notice_banner.show_message(
                 f"Recovered {len(recovered)} session(s) an earlier run did not finish: "
                 f"{', '.join(p.name for p in recovered)} in "
-                f"<a href='{QUrl.fromLocalFile(str(folder)).toString()}'>{folder}</a>")
+                f"{_folder_link(folder)}")
 
     # ------------------------------------------------------------------------------------------------ errors, status
     def _on_error_occurred(self, message: str) -> None:
