@@ -39,6 +39,8 @@ def apply() -> bool:
     global applied
     if applied or sys.version_info >= (3, 12) or not leaks_none():
         return applied
+    if sys.implementation.name != "cpython" or hasattr(sys, "gettotalrefcount"):
+        return applied  # another object layout (PyPy, a debug build): leave it alone rather than guess
     for obj in (None, True, False):
         # ob_refcnt is the first field of every PyObject (a Py_ssize_t) in release builds of CPython
         ctypes.c_ssize_t.from_address(id(obj)).value += _HEADROOM
