@@ -5,7 +5,8 @@
 Stages (median ms per frame): decode, detect+align (MediaPipe face mesh, tracker, similarity warp), embed (ResNet18,
 all faces of a frame in one batch), head (FAN over the window), export (recorder append). End-to-end fps is frames
 divided by the wall time of the sequential loop (decode + process + export), the same loop the headless replay
-runs except that the replay also decodes ahead on a second thread (reported as 'replay fps'). Decode-only fps on
+runs except that the replay also decodes ahead on a second thread ('whole replay fps' times main.py --no-window's
+path from start, model loading included, so it is lower on short clips). Decode-only fps on
 the same file is the ceiling for reference. Speed is shown here, never asserted in a timed test.
 """
 from __future__ import annotations
