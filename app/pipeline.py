@@ -88,11 +88,13 @@ class Pipeline:
         ended = list(self.tracker.ended_ids)
         if ended:
             self.recognizer.drop(ended)
-        preds = {p.track_id: p for p in self.recognizer.step(frame.index, faces)} if faces else {}
+        if faces:
+            preds = {p.track_id: p for p in self.recognizer.step(frame.index, faces)}
+            model_ms = self.recognizer.timings  # {"embed": ms, "head": ms} of this step
+        else:  # nothing to embed: the recogniser is not called, so its timings would be a previous frame's
+            preds, model_ms = {}, {"embed": 0.0, "head": 0.0}
         t2 = time.perf_counter()
-        timings = {"detect_align": (t1 - t0) * 1e3, **self.recognizer.timings, "total": (t2 - t0) * 1e3}
-        if not faces:
-            timings.update(embed=0.0, head=0.0)
+        timings = {"detect_align": (t1 - t0) * 1e3, **model_ms, "total": (t2 - t0) * 1e3}
         return FrameResult(frame=frame, faces=faces, predictions=preds, ended=ended, timings=timings)
 
     def reset(self) -> None:
