@@ -7,6 +7,19 @@ from __future__ import annotations
 
 EMOTIONS: tuple[str, ...] = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
 
+# One colour per class, shared by the window and the exported timeline plot so a class reads the same everywhere;
+# chosen apart from the attention strip's blue (alpha) and orange (alpha*beta).
+EMOTION_COLORS: dict[str, str] = {
+    "anger": "#e5484d",
+    "disgust": "#46a758",
+    "fear": "#b65fc4",
+    "happiness": "#f5c518",
+    "sadness": "#5a7fb5",
+    "surprise": "#12a594",
+    "neutral": "#9ba1a6",
+}
+assert tuple(EMOTION_COLORS) == EMOTIONS
+
 # Names other datasets use for the same classes (AFEW, DFEW, RAF-DB, CK+, FER2013 folder dumps, ...).
 _ALIASES = {
     "angry": "anger", "anger": "anger", "an": "anger",

@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Self
 
-from app.emotions import EMOTIONS
+from app.emotions import EMOTION_COLORS, EMOTIONS
 
 log = logging.getLogger(__name__)
 
@@ -535,8 +535,7 @@ def recover_journal(path: Path | str, dest: Path | str | None = None) -> Path:
 # ----------------------------------------------------------------------------------------------------------- plot
 
 # One colour per class, in EMOTIONS order (anger red ... neutral grey).
-_COLOURS = ("#d62728", "#2ca02c", "#9467bd", "#ffbf00", "#1f77b4", "#ff7f0e", "#9a9a9a")
-assert len(_COLOURS) == len(EMOTIONS)
+_COLOURS = tuple(EMOTION_COLORS[e] for e in EMOTIONS)
 
 
 def plot_timeline(rows: Iterable[TimelineRow], path_png: Path | str, face_id: int | None = None,

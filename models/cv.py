@@ -47,6 +47,8 @@ class CVConfig:
     batch_size: int = 64
     lr: float = 0.01
     head_steps: int = 300
+    class_balance: float = 1.0     # loss weight per class = (mean count / count) ** power: contempt has 18 sequences
+    init_classifier: bool = True   # start the CK+ classifier from the FER+ one for the six shared classes
     seed: int = 0
     limit_folds: int = 0           # >0: run only the first N folds (tests)
     threads: int = 0
@@ -92,13 +94,25 @@ def finetune(model: ResNet18Embedder, crops: torch.Tensor, labels: torch.Tensor,
     import copy
 
     net = copy.deepcopy(model)
+    old_fc = net.fc
     net.fc = torch.nn.Linear(net.fc.in_features, len(CK_LABELS))
+    if cfg.init_classifier:
+        with torch.no_grad():  # the six basic emotions keep their FER+ rows; contempt starts from zero
+            for i, name in enumerate(CK_LABELS):
+                if name in EMOTIONS:
+                    net.fc.weight[i] = old_fc.weight[EMOTIONS.index(name)]
+                    net.fc.bias[i] = old_fc.bias[EMOTIONS.index(name)]
+                else:
+                    net.fc.weight[i].zero_()
+                    net.fc.bias[i] = old_fc.bias.mean()
+    counts = torch.bincount(labels, minlength=len(CK_LABELS)).float().clamp_min(1)
+    weight = (counts.mean() / counts) ** cfg.class_balance if cfg.class_balance else None
     if cfg.finetune_epochs == 0:  # frozen features: fit only the classifier
         with torch.no_grad():
             feats = net.forward_features(normalise(to_input(crops, pre), pre))
         opt = torch.optim.AdamW(net.fc.parameters(), lr=1e-2, weight_decay=1e-4)
         for _ in range(300):
-            loss = F.cross_entropy(net.fc(feats), labels)
+            loss = F.cross_entropy(net.fc(feats), labels, weight=weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -116,7 +130,7 @@ def finetune(model: ResNet18Embedder, crops: torch.Tensor, labels: torch.Tensor,
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, steps_per_epoch, cfg.lr)
             x = normalise(train_augment(to_input(crops[idx], pre), g), pre)
-            loss = F.cross_entropy(net(x), labels[idx], label_smoothing=0.1)
+            loss = F.cross_entropy(net(x), labels[idx], weight=weight, label_smoothing=0.1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -204,7 +218,10 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset", choices=["ckplus"])
     for name, default in asdict(CVConfig()).items():
-        p.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
+        if isinstance(default, bool):
+            p.add_argument("--" + name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=default)
+        else:
+            p.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
     args = vars(p.parse_args(argv))
     args.pop("dataset")
     cfg = CVConfig(**args)

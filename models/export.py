@@ -126,6 +126,8 @@ def export_model(embedder: ResNet18Embedder, heads: dict[str, FanHead], out_dir:
         "window": {"length": int(window_length), "stride": int(window_stride)}, "embed_dim": dim,
         "sha256": {f: file_sha256(out_dir / f) for f in files}, "opset": OPSET,
         "exporter": f"torch {torch.__version__} torch.onnx.export(dynamo=True); onnx {onnx.__version__}",
+        # inside the embedder graph, so the app does nothing for it; recorded so a reader knows the cost and gain
+        "embedder_flip_average": bool(getattr(embedder, "flip_average", False)),
         **extra,
     }
     for f in files:

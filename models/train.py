@@ -58,6 +58,7 @@ class FramesConfig:
     threads: int = 0                   # torch intra-op threads; 0 = torch's default
     amp: bool = True                   # mixed precision (bf16) when on CUDA; ignored on the CPU
     resume: bool = False
+    init: str = ""                     # warm start: an embedder checkpoint's weights, with a fresh optimiser and schedule
     device: str = "auto"
 
 
@@ -255,6 +256,15 @@ def train_frames(cfg: FramesConfig) -> Path:
     steps_per_epoch = max(1, per_rank // cfg.batch_size)
     total, warmup = steps_per_epoch * cfg.epochs, int(steps_per_epoch * cfg.warmup_epochs)
     start_epoch, best, step = 0, -1.0, 0
+    if cfg.init and not (cfg.resume and (out / "last.pt").is_file()):
+        init = load_checkpoint(cfg.init)
+        init_pre = json.loads(init["preprocess"])
+        if (init_pre["input_size"], init_pre["color"]) != (pre.input_size, pre.color):
+            raise SystemExit(f"error: --init {cfg.init} was trained on {init_pre['input_size']} px "
+                             f"{init_pre['color']}, not {pre.input_size} px {pre.color}")
+        model.load_state_dict(init["embedder"])
+        if dd.main:
+            print(f"initialised from {cfg.init} (epoch {int(init['epoch']) + 1})", file=sys.stderr)
     if cfg.resume and (out / "last.pt").is_file():
         ck = load_checkpoint(out / "last.pt")
         model.load_state_dict(ck["embedder"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
+from app.emotions import EMOTION_COLORS
+
 ALPHA_BLUE = "#4c8ef7"
 WEIGHT_ORANGE = "#f59e2b"
 ACCENT = "#4c8ef7"
@@ -17,17 +19,6 @@ TEXT = "#e6e8eb"
 MUTED = "#9ba1a6"
 GRID = "#3a3f45"
 
-# One colour per class, in app.emotions.EMOTIONS order (anger, disgust, fear, happiness, sadness, surprise, neutral);
-# chosen apart from the attention blue/orange so the strip never reads as a class.
-EMOTION_COLORS: dict[str, str] = {
-    "anger": "#e5484d",
-    "disgust": "#46a758",
-    "fear": "#b65fc4",
-    "happiness": "#f5c518",
-    "sadness": "#5a7fb5",
-    "surprise": "#12a594",
-    "neutral": "#9ba1a6",
-}
 
 
 def emotion_color(label: str) -> QColor:
