@@ -47,6 +47,12 @@ class CVConfig:
     batch_size: int = 64
     lr: float = 0.01
     head_steps: int = 300
+    head_seeds: int = 1            # FAN heads per method and fold, trained from different seeds; their mean softmax
+                                   # is the prediction (300 steps on ~290 clips is a noisy fit; the heads are cheap)
+    head_classifier_lr: float = 1.0  # classifier learning-rate multiplier (0 = keep the fine-tuned frame classifier)
+    aug_copies: int = 4            # augmented feature copies per training frame for head training
+    feature_cache: str = ""        # a folder: keep each fold's fine-tuned features there and reuse them when the
+                                   # embedder and fine-tuning settings match (head-only experiments in seconds)
     class_balance: float = 1.0     # loss weight per class = (mean count / count) ** power: contempt has 18 sequences
     init_classifier: bool = True   # start the CK+ classifier from the FER+ one for the six shared classes
     seed: int = 0
@@ -138,6 +144,35 @@ def finetune(model: ResNet18Embedder, crops: torch.Tensor, labels: torch.Tensor,
     return net.eval()
 
 
+def fold_features(base: ResNet18Embedder, crops: torch.Tensor, pre: Preprocess, tr_frames: np.ndarray,
+                  frame_labels: np.ndarray, cfg: CVConfig, fold: int):
+    """Fine-tune on one fold's training frames; return features (N, D) and frame logits (N, K) of every frame,
+    augmented features (Ntr, aug_copies, D) of the training frames, and the fine-tuned classifier."""
+    key = {k: v for k, v in asdict(cfg).items() if k in ("embedder", "folds", "finetune_epochs", "batch_size", "lr",
+                                                          "seed", "class_balance", "init_classifier", "aug_copies")}
+    key["embedder_mtime"] = Path(cfg.embedder).stat().st_mtime_ns
+    cache = Path(cfg.feature_cache) / f"fold{fold}.pt" if cfg.feature_cache else None
+    if cache is not None and cache.is_file():
+        d = torch.load(cache, map_location="cpu", weights_only=True)
+        if d["key"] == json.dumps(key, sort_keys=True):
+            fc = torch.nn.Linear(d["fc_weight"].shape[1], d["fc_weight"].shape[0])
+            fc.load_state_dict({"weight": d["fc_weight"], "bias": d["fc_bias"]})
+            return d["feats"], d["logits"], d["aug"], fc
+    net = finetune(base, crops[tr_frames], torch.from_numpy(frame_labels[tr_frames]), pre, cfg, cfg.seed + fold)
+    feats, logits = embed_all(net, crops, pre, torch.device("cpu"))
+    # head training features: the training clips' frames under fresh augmentation (the fine-tuned network fits
+    # the clean training frames almost perfectly, so clean features would teach the heads nothing)
+    g = torch.Generator().manual_seed(cfg.seed + 100 + fold)
+    with torch.no_grad():
+        aug = torch.stack([net.forward_features(normalise(train_augment(to_input(crops[tr_frames], pre), g), pre))
+                           for _ in range(cfg.aug_copies)], 1)  # (Ntr, copies, D)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"key": json.dumps(key, sort_keys=True), "feats": feats, "logits": logits, "aug": aug,
+                    "fc_weight": net.fc.weight.detach(), "fc_bias": net.fc.bias.detach()}, cache)
+    return feats, logits, aug, net.fc
+
+
 def run_cv(cfg: CVConfig) -> dict:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -159,14 +194,7 @@ def run_cv(cfg: CVConfig) -> dict:
         tr_clips = [c for c, fo in zip(clips, folds) if fo != f]
         te = np.flatnonzero(folds == f)
         tr_frames = np.concatenate(tr_clips)
-        net = finetune(base, crops[tr_frames], torch.from_numpy(frame_labels[tr_frames]), pre, cfg, cfg.seed + f)
-        feats, logits = embed_all(net, crops, pre, torch.device("cpu"))
-        # head training features: the training clips' frames under fresh augmentation (the fine-tuned network fits
-        # the clean training frames almost perfectly, so clean features would teach the heads nothing)
-        g = torch.Generator().manual_seed(cfg.seed + 100 + f)
-        with torch.no_grad():
-            aug = torch.stack([net.forward_features(normalise(train_augment(to_input(crops[tr_frames], pre), g),
-                                                              pre)) for _ in range(4)], 1)  # (Ntr, 4, D)
+        feats, logits, aug, fc = fold_features(base, crops, pre, tr_frames, frame_labels, cfg, f)
         pos = {int(fr): i for i, fr in enumerate(tr_frames)}
         tr_idx = [torch.tensor([pos[int(fr)] for fr in c]) for c in tr_clips]
         tr_y = torch.tensor([int(clip_labels[i]) for i, fo in enumerate(folds) if fo != f])
@@ -178,13 +206,16 @@ def run_cv(cfg: CVConfig) -> dict:
             return x, None, tr_y[pick]
 
         for m, att in (("fan_self", AttentionType.SELF), ("fan_relation", AttentionType.RELATION)):
-            head = FanHead(att, dim=ResNet18Embedder.embed_dim, num_classes=len(CK_LABELS))
-            init_head_from_frame_classifier(head, net.fc)
-            train_head(head, sample_batch, cfg.head_steps, 1e-3, 1e-4, cfg.seed + f, f"fold {f} {m}",
-                       progress=False)
-            with torch.no_grad():
-                for i in te:
-                    preds[m][i] = int(head(feats[clips[i]][None])[0].argmax())
+            probs = torch.zeros(len(te), len(CK_LABELS))
+            for k in range(cfg.head_seeds):
+                torch.manual_seed(cfg.seed + 1000 * k + f)
+                head = FanHead(att, dim=ResNet18Embedder.embed_dim, num_classes=len(CK_LABELS))
+                init_head_from_frame_classifier(head, fc)
+                train_head(head, sample_batch, cfg.head_steps, 1e-3, 1e-4, cfg.seed + 1000 * k + f,
+                           f"fold {f} {m}", progress=False, classifier_lr=cfg.head_classifier_lr)
+                with torch.no_grad():
+                    probs += torch.cat([torch.softmax(head(feats[clips[i]][None])[0], -1) for i in te])
+            preds[m][te] = probs.argmax(1).numpy()
         for i in te:
             preds["score_fusion"][i] = int(torch.softmax(logits[clips[i]], -1).mean(0).argmax())
     done = folds < n_folds
