@@ -1,7 +1,7 @@
 """The FAN paper's CK+ table: subject-independent 10-fold cross-validation of score fusion, FAN without relation
 attention (self) and FAN (relation) on CK+48 clips (the last three frames of each of the 327 sequences).
 
-    python -m models.cv ckplus --embedder runs/frames/best.pt [--folds 10 --finetune-epochs 10]
+    python -m models.cv ckplus --embedder runs/frames/best.pt [--folds 10 --finetune-epochs 12]
 
 Per fold: the stage-1 embedder is fine-tuned on the fold's training frames (CK+'s own 7 classes: the six basic
 emotions plus contempt), then the three aggregations are compared on the same fine-tuned features of the held-out
@@ -43,14 +43,14 @@ class CVConfig:
     cache_dir: str = str(ROOT / "cache")
     out: str = "runs/cv_ckplus"
     folds: int = 10
-    finetune_epochs: int = 10      # 0 = frozen stage-1 features
+    finetune_epochs: int = 12      # 0 = frozen stage-1 features
     batch_size: int = 64
     lr: float = 0.01
     head_steps: int = 300
-    head_seeds: int = 1            # FAN heads per method and fold, trained from different seeds; their mean softmax
+    head_seeds: int = 3            # FAN heads per method and fold, trained from different seeds; their mean softmax
                                    # is the prediction (300 steps on ~290 clips is a noisy fit; the heads are cheap)
-    head_classifier_lr: float = 1.0  # classifier learning-rate multiplier (0 = keep the fine-tuned frame classifier)
-    aug_copies: int = 4            # augmented feature copies per training frame for head training
+    head_classifier_lr: float = 0.1  # classifier learning-rate multiplier (0 = keep the fine-tuned frame classifier)
+    aug_copies: int = 8            # augmented feature copies per training frame for head training
     feature_cache: str = ""        # a folder: keep each fold's fine-tuned features there and reuse them when the
                                    # embedder and fine-tuning settings match (head-only experiments in seconds)
     class_balance: float = 1.0     # loss weight per class = (mean count / count) ** power: contempt has 18 sequences

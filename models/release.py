@@ -82,9 +82,13 @@ def main(argv: list[str] | None = None) -> int:
     ck = json.loads(json.dumps(metrics))  # plain JSON types only
     training = {"data": TRAINING_DATA,
                 "stages": "stage 1: ResNet18 from scratch on FER+ Train (soft vote targets, sqrt class weights, "
-                          "webcam-like augmentation); stage 2: FAN heads on the frozen embedder, trained on "
-                          "synthetic clips of FER+ Train images under blur/darkness/noise/occlusion/pose jitter "
-                          "plus CK+48 sequences (contempt excluded)"}
+                          "webcam-like augmentation), model selection on FER+ Valid; a run that warm-starts from an "
+                          "earlier stage-1 checkpoint names it in frames_config.init. The embedder's feature is the "
+                          "mean over the aligned crop and its mirror image (inside the ONNX graph). Stage 2: FAN "
+                          "heads on the frozen embedder, trained on synthetic clips of FER+ Train images under "
+                          "blur/darkness/noise/occlusion/pose jitter plus CK+48 sequences (contempt excluded); the "
+                          "head's classifier is either kept at the frame classifier or re-trained, whichever scores "
+                          "better on FER+ Valid (results.<attention>.candidates)"}
     update_cards(card_path, {"metrics": ck, "training": training, "released": _dt.date.today().isoformat(),
                              "release_command": "python -m models.release " + " ".join(argv or sys.argv[1:])})
     r = metrics["ferplus_valid"]

@@ -121,3 +121,21 @@ def test_ckplus_cv_one_fold(tiny_run, shared_data, cache_dir, tmp_path):
     assert result["detection_rate"] > 0.9
     for r in result["results"].values():
         assert 0 <= r["accuracy"] <= 100 and len(r["per_fold"]) == 1
+
+
+def test_ckplus_cv_feature_cache_is_reused_and_keyed(tiny_run, shared_data, cache_dir, tmp_path):
+    import torch
+
+    from models.cv import CVConfig, run_cv
+
+    cfg = CVConfig(embedder=str(tiny_run / "best.pt"), data=str(shared_data), cache_dir=str(cache_dir),
+                   out=str(tmp_path / "cv"), folds=10, finetune_epochs=0, head_steps=10, head_seeds=2,
+                   aug_copies=2, limit_folds=1, feature_cache=str(tmp_path / "feats"))
+    first = run_cv(cfg)
+    cached = torch.load(tmp_path / "feats" / "fold0.pt", weights_only=True)
+    assert cached["aug"].shape[1:] == (2, 512)
+    second = run_cv(cfg)  # served from the cache: the same features, so the same table
+    assert second["results"] == first["results"]
+    # a different fine-tuning setting must not reuse the cached fold
+    run_cv(CVConfig(**{**cfg.__dict__, "aug_copies": 3}))
+    assert torch.load(tmp_path / "feats" / "fold0.pt", weights_only=True)["aug"].shape[1] == 3
