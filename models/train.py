@@ -59,6 +59,8 @@ class FramesConfig:
     amp: bool = True                   # mixed precision (bf16) when on CUDA; ignored on the CPU
     resume: bool = False
     init: str = ""                     # warm start: an embedder checkpoint's weights, with a fresh optimiser and schedule
+    swa_epochs: int = 0                # >0: average the weights of the last N epochs (SWA) into swa.pt
+    swa_lr: float = 0.005              # the cosine decays to this LR, then holds it through the SWA epochs
     device: str = "auto"
 
 
@@ -188,11 +190,28 @@ def embed_all(model: ResNet18Embedder, crops_u8: torch.Tensor, pre: Preprocess, 
     return torch.cat(feats), torch.cat(logits)
 
 
-def lr_at(step: int, total: int, warmup: int, base: float) -> float:
-    """Linear warm-up then cosine decay to zero."""
+def lr_at(step: int, total: int, warmup: int, base: float, floor: float = 0.0) -> float:
+    """Linear warm-up, cosine decay from base to floor over `total` steps, then floor (the SWA phase)."""
     if step < warmup:
         return base * (step + 1) / warmup
-    return 0.5 * base * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + 0.5 * (base - floor) * (1 + math.cos(math.pi * t))
+
+
+@torch.no_grad()
+def recompute_batchnorm(model: torch.nn.Module, crops_u8: torch.Tensor, pre: Preprocess, device: torch.device,
+                        batch: int = 256) -> None:
+    """Averaged weights need their own BN statistics (SWA): one pass over un-augmented training crops."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the pass
+    model.train()
+    for i in range(0, len(crops_u8), batch):
+        model(normalise(to_input(crops_u8[i:i + batch], pre), pre).to(device))
+    for m in bns:
+        m.momentum = 0.1
+    model.eval()
 
 
 def write_json(path: Path, obj) -> None:
@@ -259,7 +278,12 @@ def train_frames(cfg: FramesConfig) -> Path:
                            {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, momentum=0.9, nesterov=True)
     per_rank = len(crops) // dd.world
     steps_per_epoch = max(1, per_rank // cfg.batch_size)
-    total, warmup = steps_per_epoch * cfg.epochs, int(steps_per_epoch * cfg.warmup_epochs)
+    if not 0 <= cfg.swa_epochs < cfg.epochs:
+        raise SystemExit(f"error: --swa-epochs must lie in [0, --epochs), got {cfg.swa_epochs}")
+    total, warmup = steps_per_epoch * (cfg.epochs - cfg.swa_epochs), int(steps_per_epoch * cfg.warmup_epochs)
+    floor = cfg.swa_lr if cfg.swa_epochs else 0.0
+    swa_start = cfg.epochs - cfg.swa_epochs
+    swa_state, swa_count = None, 0  # running mean of the weights after each SWA epoch
     start_epoch, best, step = 0, -1.0, 0
     if cfg.init and not (cfg.resume and (out / "last.pt").is_file()):
         init = load_checkpoint(cfg.init)
@@ -275,10 +299,15 @@ def train_frames(cfg: FramesConfig) -> Path:
         model.load_state_dict(ck["embedder"])
         opt.load_state_dict(ck["optimizer"])
         start_epoch, best, step = int(ck["epoch"]) + 1, float(ck["best"]), int(ck["step"])
+        if "swa" in ck:
+            swa_state, swa_count = ck["swa"], int(ck["swa_count"])
         if dd.main:
             print(f"resumed from {out / 'last.pt'} at epoch {start_epoch}", file=sys.stderr)
     use_amp = cfg.amp and device.type == "cuda"
     hardware = hardware_string(device)
+    meta = {"config": json.dumps(asdict(cfg)), "preprocess": json.dumps(pre.to_dict()),
+            "hardware": hardware, "detection_rate_train": float(train.detection_rate),
+            "detection_rate_valid": float(valid.detection_rate)}
 
     for epoch in range(start_epoch, cfg.epochs):
         net.train()
@@ -293,7 +322,7 @@ def train_frames(cfg: FramesConfig) -> Path:
             x = normalise(train_augment(to_input(crops[idx], pre), aug_g), pre).to(device, non_blocking=True)
             y = target[idx].to(device)
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, total, warmup, cfg.lr)
+                group["lr"] = lr_at(step, total, warmup, cfg.lr, floor)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 logits = net(x)
             loss = soft_cross_entropy(logits, y, weight)
@@ -314,17 +343,89 @@ def train_frames(cfg: FramesConfig) -> Path:
                   f"macro-F1 {report['macro_f1']:.4f}  UAR {report['uar']:.4f}  ({line['seconds']:.0f} s)",
                   file=sys.stderr)
             state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-            meta = {"config": json.dumps(asdict(cfg)), "preprocess": json.dumps(pre.to_dict()),
-                    "hardware": hardware, "detection_rate_train": float(train.detection_rate),
-                    "detection_rate_valid": float(valid.detection_rate)}
             if score > best:
                 best = score
                 save_checkpoint(out / "best.pt", {"embedder": state, "epoch": epoch, **meta,
                                                   "metrics": json.dumps(report)})
-            save_checkpoint(out / "last.pt", {"embedder": state, "optimizer": opt.state_dict(), "epoch": epoch,
-                                              "best": best, "step": step, **meta})
+            last = {"embedder": state, "optimizer": opt.state_dict(), "epoch": epoch, "best": best, "step": step,
+                    **meta}
+            if epoch >= swa_start and cfg.swa_epochs:
+                swa_count += 1
+                swa_state = {k: v.clone() if swa_state is None or not v.is_floating_point()
+                             else swa_state[k] + (v - swa_state[k]) / swa_count for k, v in state.items()}
+                last.update(swa=swa_state, swa_count=swa_count)
+            save_checkpoint(out / "last.pt", last)
         dd.barrier()
+    if dd.main and swa_state is not None:
+        finish_swa(swa_state, swa_count, crops, vcrops, vlabels, pre, device, out, meta, cfg.epochs)
     dd.close()
+    return out
+
+
+def finish_swa(swa_state: dict, count: int, crops, vcrops, vlabels, pre: Preprocess, device, out: Path,
+               meta: dict, epochs: int) -> None:
+    """Averaged weights -> fresh BN statistics -> Valid score -> swa.pt (use it as --embedder like best.pt)."""
+    model = ResNet18Embedder(in_chans=pre.channels, num_classes=K, drop_rate=0.2).to(device)
+    model.load_state_dict(swa_state)
+    recompute_batchnorm(model, crops, pre, device)
+    report = evaluate_frames(model, vcrops, vlabels, pre, device)
+    line = {"epoch": epochs, "swa_epochs": count,
+            **{k: report[k] for k in ("accuracy", "macro_f1", "uar", "per_class_recall")}}
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(line) + "\n")
+    print(f"SWA over {count} epochs: valid acc {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}",
+          file=sys.stderr)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save_checkpoint(out / "swa.pt", {"embedder": state, "epoch": epochs - 1, **meta, "swa_epochs": count,
+                                     "metrics": json.dumps(report)})
+
+
+@dataclass
+class AverageConfig:
+    checkpoints: list[str] = field(default_factory=list)  # embedder checkpoints of one architecture/preprocessing
+    out: str = "runs/average/average.pt"
+    bn_update: bool = False            # recompute BN statistics on FER+ Train instead of averaging them
+    limit_train: int = 0               # >0: deterministic subsets (tests)
+    limit_valid: int = 0
+    data: str = str(data_root())
+    cache_dir: str = str(ROOT / "cache")
+    threads: int = 0
+    device: str = "auto"
+
+
+def average_checkpoints(cfg: AverageConfig) -> Path:
+    """Uniform average of several embedders' weights (e.g. two epochs of one run), scored on FER+ Valid."""
+    if len(cfg.checkpoints) < 2:
+        raise ValueError("give at least two checkpoints to average")
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    cks = [load_checkpoint(p) for p in cfg.checkpoints]
+    pres = {ck["preprocess"] for ck in cks}
+    if len(pres) != 1:
+        raise ValueError("the checkpoints were trained with different preprocessing; they cannot be averaged")
+    pre = Preprocess.from_dict(json.loads(pres.pop()))
+    states = [ck["embedder"] for ck in cks]
+    avg = {k: torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype) if v.is_floating_point()
+           else v.clone() for k, v in states[0].items()}
+    model = ResNet18Embedder(in_chans=pre.channels, num_classes=K).to(device)
+    model.load_state_dict(avg)
+    valid = load_ferplus_split(cfg.data, "FER2013Valid", pre, cfg.cache_dir, cfg.limit_valid, progress=True)
+    if cfg.bn_update:
+        train = load_ferplus_split(cfg.data, "FER2013Train", pre, cfg.cache_dir, cfg.limit_train, progress=True)
+        recompute_batchnorm(model, torch.from_numpy(train.crops[train.labels >= 0]), pre, device)
+    report = evaluate_frames(model, torch.from_numpy(valid.crops), valid.labels, pre, device)
+    print(f"average of {len(cks)}: valid acc {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}",
+          file=sys.stderr)
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save_checkpoint(out, {**{k: cks[-1][k] for k in ("config", "hardware", "detection_rate_train",
+                                                      "detection_rate_valid") if k in cks[-1]},
+                          "embedder": state, "epoch": max(int(ck["epoch"]) for ck in cks),
+                          "preprocess": json.dumps(pre.to_dict()), "metrics": json.dumps(report),
+                          "averaged_from": json.dumps([str(p) for p in cfg.checkpoints]),
+                          "bn_update": cfg.bn_update})
     return out
 
 
@@ -535,11 +636,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="stage", required=True)
     _add_dataclass_args(sub.add_parser("frames", help="stage 1: ResNet18 frame embedder on FER+"), FramesConfig)
     _add_dataclass_args(sub.add_parser("clips", help="stage 2: FAN heads on clips"), ClipsConfig)
+    _add_dataclass_args(sub.add_parser("average", help="average embedder checkpoints' weights"), AverageConfig)
     args = vars(parser.parse_args(argv))
     stage = args.pop("stage")
     try:
         if stage == "frames":
             out = train_frames(FramesConfig(**args))
+        elif stage == "average":
+            out = average_checkpoints(AverageConfig(**args))
         else:
             out = train_clips(ClipsConfig(**args))
     except (FileNotFoundError, ValueError) as e:

@@ -12,7 +12,7 @@ import torch
 from app.paths import ROOT
 from app.preprocess import Preprocess
 from models.networks import ResNet18Embedder
-from models.train import (ClipsConfig, FramesConfig, load_checkpoint, load_ferplus_split, normalise,
+from models.train import (AverageConfig, ClipsConfig, FramesConfig, average_checkpoints, load_checkpoint, load_ferplus_split, lr_at, normalise,
                           soft_cross_entropy, to_input, train_clips, train_frames)
 
 pytestmark = pytest.mark.data
@@ -68,6 +68,45 @@ def test_resume_continues_from_last_checkpoint(tiny_run, shared_data, cache_dir)
     epochs = [json.loads(line)["epoch"] for line in (tiny_run / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2, 3]  # epochs 1-2 were not redone
     assert load_checkpoint(tiny_run / "last.pt")["epoch"] == 2
+
+
+def test_lr_schedule_warms_up_decays_to_the_floor_and_holds_it():
+    lrs = [lr_at(s, total=100, warmup=10, base=0.1, floor=0.01) for s in range(130)]
+    assert lrs[0] == pytest.approx(0.01) and lrs[9] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(lrs[9:100], lrs[10:101]))  # monotone cosine decay
+    assert lrs[100:] == [pytest.approx(0.01)] * 30  # the SWA phase holds the floor
+    assert lr_at(99, 100, 10, 0.1) < 1e-4  # no floor: decays to zero
+
+
+def test_swa_averages_the_last_epochs_into_a_scored_checkpoint(shared_data, cache_dir, tmp_path):
+    out = tmp_path / "swa"
+    cfg = FramesConfig(data=str(shared_data), cache_dir=str(cache_dir), out=str(out), epochs=3, swa_epochs=2,
+                       batch_size=32, limit_train=192, limit_valid=64, lr=0.05, seed=0)
+    train_frames(cfg)
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["swa_epochs"] == 2 and 0 <= lines[-1]["accuracy"] <= 1
+    swa, last = load_checkpoint(out / "swa.pt"), load_checkpoint(out / "last.pt")
+    assert swa["swa_epochs"] == 2 and last["swa_count"] == 2
+    w = "layer4.1.conv2.weight"
+    assert not torch.equal(swa["embedder"][w], last["embedder"][w])  # an average, not the last epoch
+    assert torch.allclose(swa["embedder"][w], last["swa"][w])
+    # BN statistics were recomputed for the averaged weights, not averaged
+    assert not torch.allclose(swa["embedder"]["bn1.running_var"], last["swa"]["bn1.running_var"])
+    model = ResNet18Embedder(in_chans=1)
+    model.load_state_dict(swa["embedder"])
+
+
+def test_average_of_two_checkpoints_is_their_weight_mean(tiny_run, shared_data, cache_dir, tmp_path):
+    a, b = tiny_run / "best.pt", tiny_run / "last.pt"
+    out = average_checkpoints(AverageConfig(checkpoints=[str(a), str(b)], out=str(tmp_path / "avg.pt"),
+                                            data=str(shared_data), cache_dir=str(cache_dir), limit_valid=64))
+    avg, ca, cb = load_checkpoint(out), load_checkpoint(a), load_checkpoint(b)
+    w = "layer3.0.conv1.weight"
+    assert torch.allclose(avg["embedder"][w], (ca["embedder"][w] + cb["embedder"][w]) / 2)
+    assert json.loads(avg["averaged_from"]) == [str(a), str(b)]
+    assert 0 <= json.loads(avg["metrics"])["accuracy"] <= 1
+    with pytest.raises(ValueError, match="at least two"):
+        average_checkpoints(AverageConfig(checkpoints=[str(a)], data=str(shared_data), cache_dir=str(cache_dir)))
 
 
 def test_checkpoints_refuse_pickled_code(tmp_path):
