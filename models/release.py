@@ -29,6 +29,34 @@ TRAINING_DATA = ("FER+ Train: FER2013 Training partition (28,558 48x48 grayscale
                  "shipped; the weights are the project's own.")
 
 
+def training_lineage(checkpoint: Path) -> list[str]:
+    """The commands that made a stage-2 checkpoint, oldest first, read from the runs' config.json files: the
+    clips run, its embedder, and every warm start (`init`) behind that embedder."""
+    from models.train import load_checkpoint
+
+    def command(run_dir: Path) -> tuple[str | None, dict]:
+        cfg_path = run_dir / "config.json"
+        if not cfg_path.is_file():
+            return None, {}
+        cfg = json.loads(cfg_path.read_text())
+        argv = cfg.get("command", "").split()
+        return ("python -m models.train " + " ".join(argv[1:]) if argv else None), cfg
+
+    commands: list[str] = []
+    clips_cmd, clips_cfg = command(checkpoint.parent)
+    if clips_cmd:
+        commands.append(clips_cmd)
+    embedder = clips_cfg.get("embedder") or load_checkpoint(checkpoint).get("embedder_checkpoint")
+    seen = set()
+    while embedder and embedder not in seen:
+        seen.add(embedder)
+        cmd, cfg = command(Path(embedder).parent)
+        if cmd:
+            commands.append(cmd)
+        embedder = cfg.get("init")
+    return commands[::-1]
+
+
 def ferplus_valid_metrics(card_path: Path, data: Path) -> dict:
     from app.card import load_card
     from models.datasets import duplicate_mask, read_ferplus
@@ -80,10 +108,12 @@ def main(argv: list[str] | None = None) -> int:
                                     **{m: {k: r[k] for k in ("mean_fold_accuracy", "accuracy", "paper")}
                                        for m, r in cv["results"].items()}}
     ck = json.loads(json.dumps(metrics))  # plain JSON types only
-    training = {"data": TRAINING_DATA,
+    training = {"data": TRAINING_DATA, "commands": training_lineage(args.checkpoint),
                 "stages": "stage 1: ResNet18 from scratch on FER+ Train (soft vote targets, sqrt class weights, "
                           "webcam-like augmentation), model selection on FER+ Valid; a run that warm-starts from an "
-                          "earlier stage-1 checkpoint names it in frames_config.init. The embedder's feature is the "
+                          "earlier stage-1 checkpoint names it in frames_config.init; --swa-epochs N ends a run "
+                          "with N epochs at a constant LR whose weights are averaged (SWA, BN statistics "
+                          "recomputed) into swa.pt. The embedder's feature is the "
                           "mean over the aligned crop and its mirror image (inside the ONNX graph). Stage 2: FAN "
                           "heads on the frozen embedder, trained on synthetic clips of FER+ Train images under "
                           "blur/darkness/noise/occlusion/pose jitter plus CK+48 sequences (contempt excluded); the "
