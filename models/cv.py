@@ -56,6 +56,7 @@ class CVConfig:
     class_balance: float = 1.0     # loss weight per class = (mean count / count) ** power: contempt has 18 sequences
     init_classifier: bool = True   # start the CK+ classifier from the FER+ one for the six shared classes
     seed: int = 0
+    head_seed: int = 0             # offset for the heads' seeds only (same folds, same features): head-noise checks
     limit_folds: int = 0           # >0: run only the first N folds (tests)
     threads: int = 0
 
@@ -208,10 +209,11 @@ def run_cv(cfg: CVConfig) -> dict:
         for m, att in (("fan_self", AttentionType.SELF), ("fan_relation", AttentionType.RELATION)):
             probs = torch.zeros(len(te), len(CK_LABELS))
             for k in range(cfg.head_seeds):
-                torch.manual_seed(cfg.seed + 1000 * k + f)
+                hs = cfg.seed + cfg.head_seed + 1000 * k + f
+                torch.manual_seed(hs)
                 head = FanHead(att, dim=ResNet18Embedder.embed_dim, num_classes=len(CK_LABELS))
                 init_head_from_frame_classifier(head, fc)
-                train_head(head, sample_batch, cfg.head_steps, 1e-3, 1e-4, cfg.seed + 1000 * k + f,
+                train_head(head, sample_batch, cfg.head_steps, 1e-3, 1e-4, hs,
                            f"fold {f} {m}", progress=False, classifier_lr=cfg.head_classifier_lr)
                 with torch.no_grad():
                     probs += torch.cat([torch.softmax(head(feats[clips[i]][None])[0], -1) for i in te])
