@@ -203,15 +203,35 @@ def recompute_batchnorm(model: torch.nn.Module, crops_u8: torch.Tensor, pre: Pre
                         batch: int = 256) -> None:
     """Averaged weights need their own BN statistics (SWA): one pass over un-augmented training crops."""
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the pass
     model.train()
     for i in range(0, len(crops_u8), batch):
         model(normalise(to_input(crops_u8[i:i + batch], pre), pre).to(device))
-    for m in bns:
-        m.momentum = 0.1
+    for m, momentum in zip(bns, momenta):
+        m.momentum = momentum
     model.eval()
+
+
+def running_mean(mean: dict | None, state: dict, count: int) -> dict:
+    """Fold the count-th state dict into the mean of the previous count-1 (one copy held, not N); integer
+    buffers such as num_batches_tracked take the newest value."""
+    if mean is None:
+        return {k: v.clone() for k, v in state.items()}
+    return {k: mean[k] + (v - mean[k]) / count if v.is_floating_point() else v.clone() for k, v in state.items()}
+
+
+def score_averaged_weights(state: dict, pre: Preprocess, device: torch.device, vcrops: torch.Tensor,
+                           vlabels: np.ndarray, bn_crops: torch.Tensor | None) -> tuple[dict, dict]:
+    """Averaged weights -> (BN statistics recomputed on bn_crops, if given) -> (CPU state, FER+ Valid report)."""
+    model = ResNet18Embedder(in_chans=pre.channels, num_classes=K).to(device)
+    model.load_state_dict(state)
+    if bn_crops is not None:
+        recompute_batchnorm(model, bn_crops, pre, device)
+    report = evaluate_frames(model, vcrops, vlabels, pre, device)
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}, report
 
 
 def write_json(path: Path, obj) -> None:
@@ -240,6 +260,8 @@ def evaluate_frames(model, crops, labels, pre, device) -> dict:
 
 
 def train_frames(cfg: FramesConfig) -> Path:
+    if not 0 <= cfg.swa_epochs < cfg.epochs:
+        raise SystemExit(f"error: --swa-epochs must lie in [0, --epochs), got {cfg.swa_epochs}")
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -278,8 +300,6 @@ def train_frames(cfg: FramesConfig) -> Path:
                            {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, momentum=0.9, nesterov=True)
     per_rank = len(crops) // dd.world
     steps_per_epoch = max(1, per_rank // cfg.batch_size)
-    if not 0 <= cfg.swa_epochs < cfg.epochs:
-        raise SystemExit(f"error: --swa-epochs must lie in [0, --epochs), got {cfg.swa_epochs}")
     total, warmup = steps_per_epoch * (cfg.epochs - cfg.swa_epochs), int(steps_per_epoch * cfg.warmup_epochs)
     floor = cfg.swa_lr if cfg.swa_epochs else 0.0
     swa_start = cfg.epochs - cfg.swa_epochs
@@ -351,8 +371,7 @@ def train_frames(cfg: FramesConfig) -> Path:
                     **meta}
             if epoch >= swa_start and cfg.swa_epochs:
                 swa_count += 1
-                swa_state = {k: v.clone() if swa_state is None or not v.is_floating_point()
-                             else swa_state[k] + (v - swa_state[k]) / swa_count for k, v in state.items()}
+                swa_state = running_mean(swa_state, state, swa_count)
                 last.update(swa=swa_state, swa_count=swa_count)
             save_checkpoint(out / "last.pt", last)
         dd.barrier()
@@ -365,17 +384,13 @@ def train_frames(cfg: FramesConfig) -> Path:
 def finish_swa(swa_state: dict, count: int, crops, vcrops, vlabels, pre: Preprocess, device, out: Path,
                meta: dict, epochs: int) -> None:
     """Averaged weights -> fresh BN statistics -> Valid score -> swa.pt (use it as --embedder like best.pt)."""
-    model = ResNet18Embedder(in_chans=pre.channels, num_classes=K, drop_rate=0.2).to(device)
-    model.load_state_dict(swa_state)
-    recompute_batchnorm(model, crops, pre, device)
-    report = evaluate_frames(model, vcrops, vlabels, pre, device)
+    state, report = score_averaged_weights(swa_state, pre, device, vcrops, vlabels, bn_crops=crops)
     line = {"epoch": epochs, "swa_epochs": count,
             **{k: report[k] for k in ("accuracy", "macro_f1", "uar", "per_class_recall")}}
     with open(out / "metrics.jsonl", "a") as f:
         f.write(json.dumps(line) + "\n")
     print(f"SWA over {count} epochs: valid acc {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}",
           file=sys.stderr)
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     save_checkpoint(out / "swa.pt", {"embedder": state, "epoch": epochs - 1, **meta, "swa_epochs": count,
                                      "metrics": json.dumps(report)})
 
@@ -405,21 +420,19 @@ def average_checkpoints(cfg: AverageConfig) -> Path:
     if len(pres) != 1:
         raise ValueError("the checkpoints were trained with different preprocessing; they cannot be averaged")
     pre = Preprocess.from_dict(json.loads(pres.pop()))
-    states = [ck["embedder"] for ck in cks]
-    avg = {k: torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype) if v.is_floating_point()
-           else v.clone() for k, v in states[0].items()}
-    model = ResNet18Embedder(in_chans=pre.channels, num_classes=K).to(device)
-    model.load_state_dict(avg)
+    avg = None
+    for n, ck in enumerate(cks, 1):
+        avg = running_mean(avg, ck["embedder"], n)
     valid = load_ferplus_split(cfg.data, "FER2013Valid", pre, cfg.cache_dir, cfg.limit_valid, progress=True)
+    bn_crops = None
     if cfg.bn_update:
         train = load_ferplus_split(cfg.data, "FER2013Train", pre, cfg.cache_dir, cfg.limit_train, progress=True)
-        recompute_batchnorm(model, torch.from_numpy(train.crops[train.labels >= 0]), pre, device)
-    report = evaluate_frames(model, torch.from_numpy(valid.crops), valid.labels, pre, device)
+        bn_crops = torch.from_numpy(train.crops[train.labels >= 0])
+    state, report = score_averaged_weights(avg, pre, device, torch.from_numpy(valid.crops), valid.labels, bn_crops)
     print(f"average of {len(cks)}: valid acc {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}",
           file=sys.stderr)
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     save_checkpoint(out, {**{k: cks[-1][k] for k in ("config", "hardware", "detection_rate_train",
                                                       "detection_rate_valid") if k in cks[-1]},
                           "embedder": state, "epoch": max(int(ck["epoch"]) for ck in cks),
