@@ -55,6 +55,8 @@ class CVConfig:
                                    # embedder and fine-tuning settings match (head-only experiments in seconds)
     class_balance: float = 1.0     # loss weight per class = (mean count / count) ** power: contempt has 18 sequences
     init_classifier: bool = True   # start the CK+ classifier from the FER+ one for the six shared classes
+    finetune_seeds: str = "0"      # comma list: one fine-tuned network per seed and fold; every method averages its
+                                   # members' softmax (an ensemble of fine-tunes; run seeds separately to fill caches)
     seed: int = 0
     head_seed: int = 0             # offset for the heads' seeds only (same folds, same features): head-noise checks
     limit_folds: int = 0           # >0: run only the first N folds (tests)
@@ -145,32 +147,47 @@ def finetune(model: ResNet18Embedder, crops: torch.Tensor, labels: torch.Tensor,
     return net.eval()
 
 
+def parse_seeds(text: str) -> list[int]:
+    seeds = [int(t) for t in str(text).replace(" ", "").split(",") if t]
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ValueError(f"--finetune-seeds wants distinct non-negative integers like 0,1,2, got {text!r}")
+    return seeds
+
+
 def fold_features(base: ResNet18Embedder, crops: torch.Tensor, pre: Preprocess, tr_frames: np.ndarray,
-                  frame_labels: np.ndarray, cfg: CVConfig, fold: int):
+                  frame_labels: np.ndarray, cfg: CVConfig, fold: int, ft_seed: int = 0):
     """Fine-tune on one fold's training frames; return features (N, D) and frame logits (N, K) of every frame,
     augmented features (Ntr, aug_copies, D) of the training frames, and the fine-tuned classifier."""
     key = {k: v for k, v in asdict(cfg).items() if k in ("embedder", "folds", "finetune_epochs", "batch_size", "lr",
                                                           "seed", "class_balance", "init_classifier", "aug_copies")}
     key["embedder_mtime"] = Path(cfg.embedder).stat().st_mtime_ns
-    cache = Path(cfg.feature_cache) / f"fold{fold}.pt" if cfg.feature_cache else None
+    key["finetune_seed"] = ft_seed
+    cache = Path(cfg.feature_cache) / f"fold{fold}_ft{ft_seed}.pt" if cfg.feature_cache else None
     if cache is not None and cache.is_file():
-        d = torch.load(cache, map_location="cpu", weights_only=True)
-        if d["key"] == json.dumps(key, sort_keys=True):
+        try:
+            d = torch.load(cache, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - a cache file cut short by a killed run: recompute it
+            d = {"key": None}
+        if d.get("key") == json.dumps(key, sort_keys=True):
             fc = torch.nn.Linear(d["fc_weight"].shape[1], d["fc_weight"].shape[0])
             fc.load_state_dict({"weight": d["fc_weight"], "bias": d["fc_bias"]})
             return d["feats"], d["logits"], d["aug"], fc
-    net = finetune(base, crops[tr_frames], torch.from_numpy(frame_labels[tr_frames]), pre, cfg, cfg.seed + fold)
+    offset = 1000 * ft_seed  # seed 0 keeps the seeds of single-network runs
+    net = finetune(base, crops[tr_frames], torch.from_numpy(frame_labels[tr_frames]), pre, cfg,
+                   cfg.seed + fold + offset)
     feats, logits = embed_all(net, crops, pre, torch.device("cpu"))
     # head training features: the training clips' frames under fresh augmentation (the fine-tuned network fits
     # the clean training frames almost perfectly, so clean features would teach the heads nothing)
-    g = torch.Generator().manual_seed(cfg.seed + 100 + fold)
+    g = torch.Generator().manual_seed(cfg.seed + 100 + fold + offset)
     with torch.no_grad():
         aug = torch.stack([net.forward_features(normalise(train_augment(to_input(crops[tr_frames], pre), g), pre))
                            for _ in range(cfg.aug_copies)], 1)  # (Ntr, copies, D)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")  # write then rename: a killed run never leaves half a cache file
         torch.save({"key": json.dumps(key, sort_keys=True), "feats": feats, "logits": logits, "aug": aug,
-                    "fc_weight": net.fc.weight.detach(), "fc_bias": net.fc.bias.detach()}, cache)
+                    "fc_weight": net.fc.weight.detach(), "fc_bias": net.fc.bias.detach()}, tmp)
+        tmp.replace(cache)
     return feats, logits, aug, net.fc
 
 
@@ -190,36 +207,38 @@ def run_cv(cfg: CVConfig) -> dict:
     methods = ("score_fusion", "fan_self", "fan_relation")
     preds = {m: np.full(len(clips), -1) for m in methods}
     n_folds = cfg.limit_folds or cfg.folds
+    ft_seeds = parse_seeds(cfg.finetune_seeds)
     t0 = time.time()
     for f in tqdm(range(n_folds), desc="CK+ folds"):
         tr_clips = [c for c, fo in zip(clips, folds) if fo != f]
         te = np.flatnonzero(folds == f)
         tr_frames = np.concatenate(tr_clips)
-        feats, logits, aug, fc = fold_features(base, crops, pre, tr_frames, frame_labels, cfg, f)
         pos = {int(fr): i for i, fr in enumerate(tr_frames)}
         tr_idx = [torch.tensor([pos[int(fr)] for fr in c]) for c in tr_clips]
         tr_y = torch.tensor([int(clip_labels[i]) for i, fo in enumerate(folds) if fo != f])
+        probs = {m: torch.zeros(len(te), len(CK_LABELS)) for m in methods}  # summed over members and head seeds
+        for s in ft_seeds:
+            feats, logits, aug, fc = fold_features(base, crops, pre, tr_frames, frame_labels, cfg, f, s)
 
-        def sample_batch(gen, tr_idx=tr_idx, tr_y=tr_y, aug=aug):
-            pick = torch.randint(0, len(tr_idx), (64,), generator=gen)
-            x = torch.stack([aug[tr_idx[p], torch.randint(0, aug.shape[1], (len(tr_idx[p]),), generator=gen)]
-                             for p in pick.tolist()])  # (64, 3, D)
-            return x, None, tr_y[pick]
+            def sample_batch(gen, aug=aug):
+                pick = torch.randint(0, len(tr_idx), (64,), generator=gen)
+                x = torch.stack([aug[tr_idx[p], torch.randint(0, aug.shape[1], (len(tr_idx[p]),), generator=gen)]
+                                 for p in pick.tolist()])  # (64, 3, D)
+                return x, None, tr_y[pick]
 
-        for m, att in (("fan_self", AttentionType.SELF), ("fan_relation", AttentionType.RELATION)):
-            probs = torch.zeros(len(te), len(CK_LABELS))
-            for k in range(cfg.head_seeds):
-                hs = cfg.seed + cfg.head_seed + 1000 * k + f
-                torch.manual_seed(hs)
-                head = FanHead(att, dim=ResNet18Embedder.embed_dim, num_classes=len(CK_LABELS))
-                init_head_from_frame_classifier(head, fc)
-                train_head(head, sample_batch, cfg.head_steps, 1e-3, 1e-4, hs,
-                           f"fold {f} {m}", progress=False, classifier_lr=cfg.head_classifier_lr)
-                with torch.no_grad():
-                    probs += torch.cat([torch.softmax(head(feats[clips[i]][None])[0], -1) for i in te])
-            preds[m][te] = probs.argmax(1).numpy()
-        for i in te:
-            preds["score_fusion"][i] = int(torch.softmax(logits[clips[i]], -1).mean(0).argmax())
+            for m, att in (("fan_self", AttentionType.SELF), ("fan_relation", AttentionType.RELATION)):
+                for k in range(cfg.head_seeds):
+                    hs = cfg.seed + cfg.head_seed + 1000 * k + f + 10007 * s
+                    torch.manual_seed(hs)
+                    head = FanHead(att, dim=ResNet18Embedder.embed_dim, num_classes=len(CK_LABELS))
+                    init_head_from_frame_classifier(head, fc)
+                    train_head(head, sample_batch, cfg.head_steps, 1e-3, 1e-4, hs,
+                               f"fold {f} {m}", progress=False, classifier_lr=cfg.head_classifier_lr)
+                    with torch.no_grad():
+                        probs[m] += torch.cat([torch.softmax(head(feats[clips[i]][None])[0], -1) for i in te])
+            probs["score_fusion"] += torch.stack([torch.softmax(logits[clips[i]], -1).mean(0) for i in te])
+        for m in methods:
+            preds[m][te] = probs[m].argmax(1).numpy()
     done = folds < n_folds
     table = {}
     for m in methods:
@@ -227,9 +246,12 @@ def run_cv(cfg: CVConfig) -> dict:
         per_fold = [float((preds[m][folds == f] == clip_labels[folds == f]).mean()) for f in range(n_folds)]
         table[m] = {"accuracy": round(100 * rep["accuracy"], 2), "mean_fold_accuracy":
                     round(100 * float(np.mean(per_fold)), 2), "paper": PAPER[m], "macro_f1": rep["macro_f1"],
-                    "per_fold": [round(100 * a, 2) for a in per_fold], "confusion_matrix": rep["confusion_matrix"]}
+                    "per_fold": [round(100 * a, 2) for a in per_fold], "confusion_matrix": rep["confusion_matrix"],
+                    "predictions": [CK_LABELS[int(i)] if i >= 0 else None for i in preds[m]]}
+    members = f", {len(ft_seeds)} fine-tuned networks per fold" if len(ft_seeds) > 1 else ""
     result = {"protocol": f"CK+48, {len(clips)} sequences x 3 frames, {len(set(subjects))} subjects, "
-                          f"subject-independent {cfg.folds}-fold CV ({n_folds} run)",
+                          f"subject-independent {cfg.folds}-fold CV ({n_folds} run){members}",
+              "sequences": [str(c.frames[0].parent.name) + "/" + c.frames[0].name for c in ck_clips],
               "labels": list(CK_LABELS), "detection_rate": float(aligned.detection_rate),
               "seconds": round(time.time() - t0, 1), "config": asdict(cfg), "results": table}
     out = Path(cfg.out)
@@ -258,11 +280,20 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(p.parse_args(argv))
     args.pop("dataset")
     cfg = CVConfig(**args)
+    try:
+        parse_seeds(cfg.finetune_seeds)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if not Path(cfg.embedder).is_file():
         print(f"error: no stage-1 checkpoint at {cfg.embedder} (train one: python -m models.train frames)",
               file=sys.stderr)
         return 1
-    result = run_cv(cfg)
+    try:
+        result = run_cv(cfg)
+    except ValueError as e:  # CheckpointError, DatasetError: one line
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print(format_table(result), file=sys.stderr)
     print(json.dumps({m: {k: r[k] for k in ("accuracy", "mean_fold_accuracy", "paper")}
                       for m, r in result["results"].items()}))

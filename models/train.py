@@ -246,9 +246,22 @@ def save_checkpoint(path: Path, obj: dict) -> None:
     tmp.replace(path)
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable or not one of ours; the message is one line for the user."""
+
+
 def load_checkpoint(path: str | Path) -> dict:
     """Checkpoints hold tensors, numbers and strings only: loaded with weights_only=True (no pickle code)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    if not Path(path).is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - truncated, corrupt or a foreign pickle: one line, no traceback
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise CheckpointError(f"cannot read checkpoint {path} ({type(e).__name__}: {first})") from None
+    if not isinstance(ck, dict) or "embedder" not in ck:
+        raise CheckpointError(f"{path} is not a FAN Live checkpoint (no 'embedder' weights)")
+    return ck
 
 
 # ----------------------------------------------------------------------------------------------- stage 1
@@ -445,9 +458,13 @@ def average_checkpoints(cfg: AverageConfig) -> Path:
 # ----------------------------------------------------------------------------------------------- stage 2
 def load_embedder(path: str | Path) -> tuple[ResNet18Embedder, Preprocess, dict]:
     ck = load_checkpoint(path)
-    pre = Preprocess.from_dict(json.loads(ck["preprocess"]))
-    model = ResNet18Embedder(in_chans=pre.channels, num_classes=K)
-    model.load_state_dict(ck["embedder"])
+    try:
+        pre = Preprocess.from_dict(json.loads(ck["preprocess"]))
+        model = ResNet18Embedder(in_chans=pre.channels, num_classes=K)
+        model.load_state_dict(ck["embedder"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:  # RuntimeError: mismatched state-dict shapes
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise CheckpointError(f"{path} does not hold a usable embedder ({type(e).__name__}: {first})") from None
     return model.eval(), pre, ck
 
 

@@ -171,10 +171,56 @@ def test_ckplus_cv_feature_cache_is_reused_and_keyed(tiny_run, shared_data, cach
                    out=str(tmp_path / "cv"), folds=10, finetune_epochs=0, head_steps=10, head_seeds=2,
                    aug_copies=2, limit_folds=1, feature_cache=str(tmp_path / "feats"))
     first = run_cv(cfg)
-    cached = torch.load(tmp_path / "feats" / "fold0.pt", weights_only=True)
+    cached = torch.load(tmp_path / "feats" / "fold0_ft0.pt", weights_only=True)
     assert cached["aug"].shape[1:] == (2, 512)
     second = run_cv(cfg)  # served from the cache: the same features, so the same table
     assert second["results"] == first["results"]
     # a different fine-tuning setting must not reuse the cached fold
     run_cv(CVConfig(**{**cfg.__dict__, "aug_copies": 3}))
-    assert torch.load(tmp_path / "feats" / "fold0.pt", weights_only=True)["aug"].shape[1] == 3
+    assert torch.load(tmp_path / "feats" / "fold0_ft0.pt", weights_only=True)["aug"].shape[1] == 3
+    # a cache file cut short (a killed run) is recomputed, not a crash
+    (tmp_path / "feats" / "fold0_ft0.pt").write_bytes(b"PK\x03\x04 truncated")
+    third = run_cv(CVConfig(**{**cfg.__dict__, "aug_copies": 3}))
+    assert third["results"]["score_fusion"]["per_fold"]
+
+
+def test_ckplus_cv_ensemble_of_finetunes(tiny_run, shared_data, cache_dir, tmp_path):
+    """--finetune-seeds 0,1: one fine-tuned network per seed and fold; the members are cached separately and the
+    ensemble differs from either member alone in its probabilities, not in its shape."""
+    from models.cv import CVConfig, parse_seeds, run_cv
+
+    base = dict(embedder=str(tiny_run / "best.pt"), data=str(shared_data), cache_dir=str(cache_dir),
+                folds=10, finetune_epochs=1, batch_size=64, head_steps=10, head_seeds=1, aug_copies=1,
+                limit_folds=1, feature_cache=str(tmp_path / "feats"))
+    one = run_cv(CVConfig(**base, out=str(tmp_path / "a"), finetune_seeds="1"))
+    both = run_cv(CVConfig(**base, out=str(tmp_path / "b"), finetune_seeds="0,1"))
+    assert sorted(p.name for p in (tmp_path / "feats").iterdir()) == ["fold0_ft0.pt", "fold0_ft1.pt"]
+    a = torch.load(tmp_path / "feats" / "fold0_ft0.pt", weights_only=True)["feats"]
+    b = torch.load(tmp_path / "feats" / "fold0_ft1.pt", weights_only=True)["feats"]
+    assert not np.allclose(a.numpy(), b.numpy())  # different seeds really fine-tuned different networks
+    assert "2 fine-tuned networks per fold" in both["protocol"]
+    n = len(one["results"]["fan_relation"]["predictions"])
+    assert n == len(both["sequences"]) == 327
+    assert parse_seeds("0, 2") == [0, 2]
+    for bad in ("", "1,1", "-1", "x"):
+        with pytest.raises(ValueError):
+            parse_seeds(bad)
+
+
+def test_corrupt_or_foreign_checkpoint_is_one_line_error(tmp_path, capsys):
+    from models.cv import main as cv_main
+    from models.train import CheckpointError, load_checkpoint, main
+
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x80\x02 not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        load_checkpoint(bad)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    with pytest.raises(CheckpointError, match="not a FAN Live checkpoint"):
+        load_checkpoint(foreign)
+    assert main(["clips", "--embedder", str(bad), "--out", str(tmp_path / "c")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: cannot read checkpoint") and "\n" not in err
+    assert cv_main(["ckplus", "--embedder", str(foreign), "--out", str(tmp_path / "cv")]) == 1
+    assert capsys.readouterr().err.strip().startswith("error: ")
