@@ -51,6 +51,9 @@ class CVConfig:
                                    # is the prediction (300 steps on ~290 clips is a noisy fit; the heads are cheap)
     head_classifier_lr: float = 0.1  # classifier learning-rate multiplier (0 = keep the fine-tuned frame classifier)
     aug_copies: int = 8            # augmented feature copies per training frame for head training
+    joint: bool = False            # FAN heads fine-tuned end to end with the embedder on clips (the paper's recipe)
+                                   # instead of trained on the frame fine-tuning's features; score fusion unchanged
+    head_class_balance: bool = True  # weight the heads' loss per class like the fine-tuning (class_balance)
     feature_cache: str = ""        # a folder: keep each fold's fine-tuned features there and reuse them when the
                                    # embedder and fine-tuning settings match (head-only experiments in seconds)
     class_balance: float = 1.0     # loss weight per class = (mean count / count) ** power: contempt has 18 sequences
@@ -97,25 +100,100 @@ def ckplus_clip_tensors(model, pre, data, cache_dir, device) -> list[tuple[torch
     return [(feats[i], -1 if c.label is None else int(c.label)) for i, c in zip(index, clips)]
 
 
+def class_weights(labels: torch.Tensor, power: float) -> torch.Tensor | None:
+    """(mean count / count) ** power per CK+ class; None when power is 0."""
+    if not power:
+        return None
+    counts = torch.bincount(labels, minlength=len(CK_LABELS)).float().clamp_min(1)
+    return (counts.mean() / counts) ** power
+
+
+def ck_classifier(ferplus_fc: torch.nn.Linear, init: bool) -> torch.nn.Linear:
+    """A fresh CK+ classifier; with init, the six basic emotions keep their FER+ rows and contempt starts at zero."""
+    fc = torch.nn.Linear(ferplus_fc.in_features, len(CK_LABELS))
+    if init:
+        with torch.no_grad():
+            for i, name in enumerate(CK_LABELS):
+                if name in EMOTIONS:
+                    fc.weight[i] = ferplus_fc.weight[EMOTIONS.index(name)]
+                    fc.bias[i] = ferplus_fc.bias[EMOTIONS.index(name)]
+                else:
+                    fc.weight[i].zero_()
+                    fc.bias[i] = ferplus_fc.bias.mean()
+    return fc
+
+
+def finetune_joint(model: ResNet18Embedder, crops: torch.Tensor, clips: list[np.ndarray], labels: torch.Tensor,
+                   att: AttentionType, pre: Preprocess, cfg: CVConfig, seed: int) -> tuple[ResNet18Embedder, FanHead]:
+    """The paper's recipe: fine-tune a copy of the embedder end to end with a FAN head on one fold's training
+    clips (clip-level loss through the attention), same schedule and budget of frames as the frame fine-tuning."""
+    import copy
+
+    net = copy.deepcopy(model)
+    head = FanHead(att, dim=ResNet18Embedder.embed_dim, num_classes=len(CK_LABELS))
+    init_head_from_frame_classifier(head, ck_classifier(model.fc, cfg.init_classifier))
+    weight = class_weights(labels, cfg.class_balance)
+    params = [p for n, p in net.named_parameters() if not n.startswith("fc.")] + list(head.parameters())
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    g = torch.Generator().manual_seed(seed)
+    per_batch = max(1, cfg.batch_size // len(clips[0]))  # clips per batch: the same frames per step as finetune
+    steps_per_epoch = max(1, len(clips) // per_batch)
+    total = steps_per_epoch * cfg.finetune_epochs
+    step = 0
+    net.train()
+    head.train()
+    for _ in range(cfg.finetune_epochs):
+        perm = torch.randperm(len(clips), generator=g)
+        for i in range(steps_per_epoch):
+            pick = perm[i * per_batch:(i + 1) * per_batch].tolist()
+            frames = torch.from_numpy(np.stack([clips[p] for p in pick]))  # (B, T) rows of crops
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, total, steps_per_epoch, cfg.lr)
+            x = normalise(train_augment(to_input(crops[frames.flatten()], pre), g), pre)
+            feats = net.forward_features(x).view(len(pick), frames.shape[1], -1)  # (B, T, D)
+            logits, _, _ = head(feats)
+            loss = F.cross_entropy(logits, labels[pick], weight=weight, label_smoothing=0.1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+    return net.eval(), head.eval()
+
+
+def joint_features(base: ResNet18Embedder, crops: torch.Tensor, pre: Preprocess, tr_clips: list[np.ndarray],
+                   tr_y: torch.Tensor, att: AttentionType, cfg: CVConfig, fold: int, ft_seed: int):
+    """Features (N, D) of every frame from the jointly fine-tuned embedder, and its head (cached like fold_features)."""
+    key = {k: v for k, v in asdict(cfg).items() if k in ("embedder", "folds", "finetune_epochs", "batch_size", "lr",
+                                                          "seed", "class_balance", "init_classifier")}
+    key.update(embedder_mtime=Path(cfg.embedder).stat().st_mtime_ns, finetune_seed=ft_seed, joint=att.value)
+    cache = Path(cfg.feature_cache) / f"fold{fold}_ft{ft_seed}_joint_{att.value}.pt" if cfg.feature_cache else None
+    head = FanHead(att, dim=ResNet18Embedder.embed_dim, num_classes=len(CK_LABELS))
+    if cache is not None and cache.is_file():
+        try:
+            d = torch.load(cache, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - cut short by a killed run: recompute
+            d = {"key": None}
+        if d.get("key") == json.dumps(key, sort_keys=True):
+            head.load_state_dict(d["head"])
+            return d["feats"], head.eval()
+    net, head = finetune_joint(base, crops, tr_clips, tr_y, att, pre, cfg, cfg.seed + fold + 1000 * ft_seed + 500)
+    feats, _ = embed_all(net, crops, pre, torch.device("cpu"))
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        torch.save({"key": json.dumps(key, sort_keys=True), "feats": feats, "head": head.state_dict()}, tmp)
+        tmp.replace(cache)
+    return feats, head
+
+
 def finetune(model: ResNet18Embedder, crops: torch.Tensor, labels: torch.Tensor, pre: Preprocess, cfg: CVConfig,
              seed: int) -> ResNet18Embedder:
     """Fine-tune a copy of the embedder with a fresh CK+ classifier on one fold's training frames."""
     import copy
 
     net = copy.deepcopy(model)
-    old_fc = net.fc
-    net.fc = torch.nn.Linear(net.fc.in_features, len(CK_LABELS))
-    if cfg.init_classifier:
-        with torch.no_grad():  # the six basic emotions keep their FER+ rows; contempt starts from zero
-            for i, name in enumerate(CK_LABELS):
-                if name in EMOTIONS:
-                    net.fc.weight[i] = old_fc.weight[EMOTIONS.index(name)]
-                    net.fc.bias[i] = old_fc.bias[EMOTIONS.index(name)]
-                else:
-                    net.fc.weight[i].zero_()
-                    net.fc.bias[i] = old_fc.bias.mean()
-    counts = torch.bincount(labels, minlength=len(CK_LABELS)).float().clamp_min(1)
-    weight = (counts.mean() / counts) ** cfg.class_balance if cfg.class_balance else None
+    net.fc = ck_classifier(model.fc, cfg.init_classifier)
+    weight = class_weights(labels, cfg.class_balance)
     if cfg.finetune_epochs == 0:  # frozen features: fit only the classifier
         with torch.no_grad():
             feats = net.forward_features(normalise(to_input(crops, pre), pre))
@@ -216,6 +294,7 @@ def run_cv(cfg: CVConfig) -> dict:
         pos = {int(fr): i for i, fr in enumerate(tr_frames)}
         tr_idx = [torch.tensor([pos[int(fr)] for fr in c]) for c in tr_clips]
         tr_y = torch.tensor([int(clip_labels[i]) for i, fo in enumerate(folds) if fo != f])
+        head_weight = class_weights(tr_y, cfg.class_balance) if cfg.head_class_balance else None
         probs = {m: torch.zeros(len(te), len(CK_LABELS)) for m in methods}  # summed over members and head seeds
         for s in ft_seeds:
             feats, logits, aug, fc = fold_features(base, crops, pre, tr_frames, frame_labels, cfg, f, s)
@@ -227,13 +306,19 @@ def run_cv(cfg: CVConfig) -> dict:
                 return x, None, tr_y[pick]
 
             for m, att in (("fan_self", AttentionType.SELF), ("fan_relation", AttentionType.RELATION)):
+                if cfg.joint:  # embedder and head fine-tuned together on clips; one head per member
+                    jfeats, head = joint_features(base, crops, pre, tr_clips, tr_y, att, cfg, f, s)
+                    with torch.no_grad():
+                        probs[m] += torch.cat([torch.softmax(head(jfeats[clips[i]][None])[0], -1) for i in te])
+                    continue
                 for k in range(cfg.head_seeds):
                     hs = cfg.seed + cfg.head_seed + 1000 * k + f + 10007 * s
                     torch.manual_seed(hs)
                     head = FanHead(att, dim=ResNet18Embedder.embed_dim, num_classes=len(CK_LABELS))
                     init_head_from_frame_classifier(head, fc)
                     train_head(head, sample_batch, cfg.head_steps, 1e-3, 1e-4, hs,
-                               f"fold {f} {m}", progress=False, classifier_lr=cfg.head_classifier_lr)
+                               f"fold {f} {m}", progress=False, classifier_lr=cfg.head_classifier_lr,
+                               class_weight=head_weight)
                     with torch.no_grad():
                         probs[m] += torch.cat([torch.softmax(head(feats[clips[i]][None])[0], -1) for i in te])
             probs["score_fusion"] += torch.stack([torch.softmax(logits[clips[i]], -1).mean(0) for i in te])

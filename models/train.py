@@ -506,10 +506,12 @@ def init_head_from_frame_classifier(head: FanHead, fc: torch.nn.Linear) -> None:
 
 
 def train_head(head: FanHead, sample_batch, steps: int, lr: float, wd: float, seed: int, desc: str,
-               progress: bool = True, classifier_lr: float = 1.0) -> list[float]:
+               progress: bool = True, classifier_lr: float = 1.0,
+               class_weight: torch.Tensor | None = None) -> list[float]:
     """Generic head training: sample_batch(g) -> (features (B, T, D), mask (B, T) or None, target (B,)).
 
-    classifier_lr scales the classifier's learning rate; 0 freezes it (only the attention layers learn)."""
+    classifier_lr scales the classifier's learning rate; 0 freezes it (only the attention layers learn).
+    class_weight (K,) weights the loss per class, as the embedder's own fine-tuning did."""
     cls_params = list(head.classifier.parameters())
     other = [p for p in head.parameters() if all(p is not c for c in cls_params)]
     groups = [{"params": other, "scale": 1.0}]
@@ -526,7 +528,7 @@ def train_head(head: FanHead, sample_batch, steps: int, lr: float, wd: float, se
             group["lr"] = lr_at(step, steps, max(1, steps // 20), lr) * group["scale"]
         x, mask, y = sample_batch(g)
         logits, _, _ = head(x, mask)
-        loss = F.cross_entropy(logits, y)
+        loss = F.cross_entropy(logits, y, weight=class_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -207,6 +207,26 @@ def test_ckplus_cv_ensemble_of_finetunes(tiny_run, shared_data, cache_dir, tmp_p
             parse_seeds(bad)
 
 
+def test_ckplus_cv_joint_finetuning(tiny_run, shared_data, cache_dir, tmp_path):
+    """--joint: each FAN head is fine-tuned end to end with its own copy of the embedder on clips, so its features
+    differ from the frame fine-tuning's (which score fusion keeps using)."""
+    from models.cv import CVConfig, run_cv
+
+    cfg = CVConfig(embedder=str(tiny_run / "best.pt"), data=str(shared_data), cache_dir=str(cache_dir),
+                   out=str(tmp_path / "cv"), folds=10, finetune_epochs=1, head_seeds=1, aug_copies=1,
+                   limit_folds=1, joint=True, feature_cache=str(tmp_path / "feats"))
+    result = run_cv(cfg)
+    names = sorted(p.name for p in (tmp_path / "feats").iterdir())
+    assert names == ["fold0_ft0.pt", "fold0_ft0_joint_relation.pt", "fold0_ft0_joint_self.pt"]
+    frame = torch.load(tmp_path / "feats" / "fold0_ft0.pt", weights_only=True)["feats"]
+    joint = torch.load(tmp_path / "feats" / "fold0_ft0_joint_self.pt", weights_only=True)
+    assert joint["feats"].shape == frame.shape and not np.allclose(joint["feats"].numpy(), frame.numpy())
+    assert "alpha.weight" in joint["head"]
+    for r in result["results"].values():
+        assert len(r["per_fold"]) == 1 and 0 <= r["per_fold"][0] <= 100
+    assert run_cv(cfg)["results"] == result["results"]  # served from the cache
+
+
 def test_corrupt_or_foreign_checkpoint_is_one_line_error(tmp_path, capsys):
     from models.cv import main as cv_main
     from models.train import CheckpointError, load_checkpoint, main
