@@ -127,6 +127,27 @@ def ck_classifier(ferplus_fc: torch.nn.Linear, init: bool) -> torch.nn.Linear:
     return fc
 
 
+def sgd_finetune(params: list[torch.nn.Parameter], n_items: int, per_batch: int, batch_loss, cfg: CVConfig,
+                 seed: int) -> None:
+    """The fine-tuning schedule shared by frames and clips: SGD + Nesterov, one warm-up epoch, cosine decay over
+    cfg.finetune_epochs. batch_loss(indices (B,), generator) -> loss of those items (frames or clips)."""
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    g = torch.Generator().manual_seed(seed)
+    steps_per_epoch = max(1, n_items // per_batch)
+    total = steps_per_epoch * cfg.finetune_epochs
+    step = 0
+    for _ in range(cfg.finetune_epochs):
+        perm = torch.randperm(n_items, generator=g)
+        for i in range(steps_per_epoch):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, total, steps_per_epoch, cfg.lr)
+            loss = batch_loss(perm[i * per_batch:(i + 1) * per_batch], g)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+
+
 def finetune_joint(model: ResNet18Embedder, crops: torch.Tensor, clips: list[np.ndarray], labels: torch.Tensor,
                    att: AttentionType, pre: Preprocess, cfg: CVConfig, seed: int) -> tuple[ResNet18Embedder, FanHead]:
     """The paper's recipe: fine-tune a copy of the embedder end to end with a FAN head on one fold's training
@@ -138,55 +159,64 @@ def finetune_joint(model: ResNet18Embedder, crops: torch.Tensor, clips: list[np.
     init_head_from_frame_classifier(head, ck_classifier(model.fc, cfg.init_classifier))
     weight = class_weights(labels, cfg.class_balance)
     params = [p for n, p in net.named_parameters() if not n.startswith("fc.")] + list(head.parameters())
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
-    g = torch.Generator().manual_seed(seed)
-    per_batch = max(1, cfg.batch_size // len(clips[0]))  # clips per batch: the same frames per step as finetune
-    steps_per_epoch = max(1, len(clips) // per_batch)
-    total = steps_per_epoch * cfg.finetune_epochs
-    step = 0
+
+    def batch_loss(pick: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        frames = torch.from_numpy(np.stack([clips[p] for p in pick.tolist()]))  # (B, T) rows of crops
+        x = normalise(train_augment(to_input(crops[frames.flatten()], pre), g), pre)
+        logits, _, _ = head(net.forward_features(x).view(*frames.shape, -1))  # features (B, T, D)
+        return F.cross_entropy(logits, labels[pick], weight=weight, label_smoothing=0.1)
+
     net.train()
     head.train()
-    for _ in range(cfg.finetune_epochs):
-        perm = torch.randperm(len(clips), generator=g)
-        for i in range(steps_per_epoch):
-            pick = perm[i * per_batch:(i + 1) * per_batch].tolist()
-            frames = torch.from_numpy(np.stack([clips[p] for p in pick]))  # (B, T) rows of crops
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, total, steps_per_epoch, cfg.lr)
-            x = normalise(train_augment(to_input(crops[frames.flatten()], pre), g), pre)
-            feats = net.forward_features(x).view(len(pick), frames.shape[1], -1)  # (B, T, D)
-            logits, _, _ = head(feats)
-            loss = F.cross_entropy(logits, labels[pick], weight=weight, label_smoothing=0.1)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
+    # clips per batch: the same frames per step as the frame fine-tuning
+    sgd_finetune(params, len(clips), max(1, cfg.batch_size // len(clips[0])), batch_loss, cfg, seed)
     return net.eval(), head.eval()
+
+
+def cache_key(cfg: CVConfig, fields: tuple[str, ...], **extra) -> str:
+    """What a cached fold depends on: the named settings, the embedder file's mtime and the extras."""
+    key = {k: v for k, v in asdict(cfg).items() if k in fields}
+    key.update(embedder_mtime=Path(cfg.embedder).stat().st_mtime_ns, **extra)
+    return json.dumps(key, sort_keys=True)
+
+
+def read_cache(path: Path | None, key: str) -> dict | None:
+    """The cached fold at path when it was made with the same key; None when absent, stale or cut short."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - a cache file cut short by a killed run: recompute it
+        return None
+    return d if isinstance(d, dict) and d.get("key") == key else None
+
+
+def write_cache(path: Path | None, key: str, payload: dict) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")  # write then rename: a killed run never leaves half a cache file
+    torch.save({"key": key, **payload}, tmp)
+    tmp.replace(path)
+
+
+FINETUNE_FIELDS = ("embedder", "folds", "finetune_epochs", "batch_size", "lr", "seed", "class_balance",
+                   "init_classifier")
 
 
 def joint_features(base: ResNet18Embedder, crops: torch.Tensor, pre: Preprocess, tr_clips: list[np.ndarray],
                    tr_y: torch.Tensor, att: AttentionType, cfg: CVConfig, fold: int, ft_seed: int):
     """Features (N, D) of every frame from the jointly fine-tuned embedder, and its head (cached like fold_features)."""
-    key = {k: v for k, v in asdict(cfg).items() if k in ("embedder", "folds", "finetune_epochs", "batch_size", "lr",
-                                                          "seed", "class_balance", "init_classifier")}
-    key.update(embedder_mtime=Path(cfg.embedder).stat().st_mtime_ns, finetune_seed=ft_seed, joint=att.value)
+    key = cache_key(cfg, FINETUNE_FIELDS, finetune_seed=ft_seed, joint=att.value)
     cache = Path(cfg.feature_cache) / f"fold{fold}_ft{ft_seed}_joint_{att.value}.pt" if cfg.feature_cache else None
-    head = FanHead(att, dim=ResNet18Embedder.embed_dim, num_classes=len(CK_LABELS))
-    if cache is not None and cache.is_file():
-        try:
-            d = torch.load(cache, map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001 - cut short by a killed run: recompute
-            d = {"key": None}
-        if d.get("key") == json.dumps(key, sort_keys=True):
-            head.load_state_dict(d["head"])
-            return d["feats"], head.eval()
+    d = read_cache(cache, key)
+    if d is not None:
+        head = FanHead(att, dim=ResNet18Embedder.embed_dim, num_classes=len(CK_LABELS))
+        head.load_state_dict(d["head"])
+        return d["feats"], head.eval()
     net, head = finetune_joint(base, crops, tr_clips, tr_y, att, pre, cfg, cfg.seed + fold + 1000 * ft_seed + 500)
     feats, _ = embed_all(net, crops, pre, torch.device("cpu"))
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        torch.save({"key": json.dumps(key, sort_keys=True), "feats": feats, "head": head.state_dict()}, tmp)
-        tmp.replace(cache)
+    write_cache(cache, key, {"feats": feats, "head": head.state_dict()})
     return feats, head
 
 
@@ -208,24 +238,13 @@ def finetune(model: ResNet18Embedder, crops: torch.Tensor, labels: torch.Tensor,
             loss.backward()
             opt.step()
         return net.eval()
-    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
-    g = torch.Generator().manual_seed(seed)
-    steps_per_epoch = max(1, len(crops) // cfg.batch_size)
-    total = steps_per_epoch * cfg.finetune_epochs
-    step = 0
+
+    def batch_loss(idx: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        x = normalise(train_augment(to_input(crops[idx], pre), g), pre)
+        return F.cross_entropy(net(x), labels[idx], weight=weight, label_smoothing=0.1)
+
     net.train()
-    for _ in range(cfg.finetune_epochs):
-        perm = torch.randperm(len(crops), generator=g)
-        for i in range(steps_per_epoch):
-            idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step, total, steps_per_epoch, cfg.lr)
-            x = normalise(train_augment(to_input(crops[idx], pre), g), pre)
-            loss = F.cross_entropy(net(x), labels[idx], weight=weight, label_smoothing=0.1)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
+    sgd_finetune(list(net.parameters()), len(crops), cfg.batch_size, batch_loss, cfg, seed)
     return net.eval()
 
 
@@ -240,20 +259,13 @@ def fold_features(base: ResNet18Embedder, crops: torch.Tensor, pre: Preprocess, 
                   frame_labels: np.ndarray, cfg: CVConfig, fold: int, ft_seed: int = 0):
     """Fine-tune on one fold's training frames; return features (N, D) and frame logits (N, K) of every frame,
     augmented features (Ntr, aug_copies, D) of the training frames, and the fine-tuned classifier."""
-    key = {k: v for k, v in asdict(cfg).items() if k in ("embedder", "folds", "finetune_epochs", "batch_size", "lr",
-                                                          "seed", "class_balance", "init_classifier", "aug_copies")}
-    key["embedder_mtime"] = Path(cfg.embedder).stat().st_mtime_ns
-    key["finetune_seed"] = ft_seed
+    key = cache_key(cfg, FINETUNE_FIELDS + ("aug_copies",), finetune_seed=ft_seed)
     cache = Path(cfg.feature_cache) / f"fold{fold}_ft{ft_seed}.pt" if cfg.feature_cache else None
-    if cache is not None and cache.is_file():
-        try:
-            d = torch.load(cache, map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001 - a cache file cut short by a killed run: recompute it
-            d = {"key": None}
-        if d.get("key") == json.dumps(key, sort_keys=True):
-            fc = torch.nn.Linear(d["fc_weight"].shape[1], d["fc_weight"].shape[0])
-            fc.load_state_dict({"weight": d["fc_weight"], "bias": d["fc_bias"]})
-            return d["feats"], d["logits"], d["aug"], fc
+    d = read_cache(cache, key)
+    if d is not None:
+        fc = torch.nn.Linear(d["fc_weight"].shape[1], d["fc_weight"].shape[0])
+        fc.load_state_dict({"weight": d["fc_weight"], "bias": d["fc_bias"]})
+        return d["feats"], d["logits"], d["aug"], fc
     offset = 1000 * ft_seed  # seed 0 keeps the seeds of single-network runs
     net = finetune(base, crops[tr_frames], torch.from_numpy(frame_labels[tr_frames]), pre, cfg,
                    cfg.seed + fold + offset)
@@ -264,13 +276,15 @@ def fold_features(base: ResNet18Embedder, crops: torch.Tensor, pre: Preprocess, 
     with torch.no_grad():
         aug = torch.stack([net.forward_features(normalise(train_augment(to_input(crops[tr_frames], pre), g), pre))
                            for _ in range(cfg.aug_copies)], 1)  # (Ntr, copies, D)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")  # write then rename: a killed run never leaves half a cache file
-        torch.save({"key": json.dumps(key, sort_keys=True), "feats": feats, "logits": logits, "aug": aug,
-                    "fc_weight": net.fc.weight.detach(), "fc_bias": net.fc.bias.detach()}, tmp)
-        tmp.replace(cache)
+    write_cache(cache, key, {"feats": feats, "logits": logits, "aug": aug, "fc_weight": net.fc.weight.detach(),
+                             "fc_bias": net.fc.bias.detach()})
     return feats, logits, aug, net.fc
+
+
+@torch.no_grad()
+def clip_probs(head: FanHead, feats: torch.Tensor, clips: list[np.ndarray]) -> torch.Tensor:
+    """Softmax (n_clips, K) of the head on each clip's frame features, one clip at a time."""
+    return torch.cat([torch.softmax(head(feats[c][None])[0], -1) for c in clips])
 
 
 def run_cv(cfg: CVConfig) -> dict:
@@ -312,19 +326,17 @@ def run_cv(cfg: CVConfig) -> dict:
             for m, att in (("fan_self", AttentionType.SELF), ("fan_relation", AttentionType.RELATION)):
                 if cfg.joint:  # embedder and head fine-tuned together on clips; one head per member
                     jfeats, head = joint_features(base, crops, pre, tr_clips, tr_y, att, cfg, f, s)
-                    with torch.no_grad():
-                        probs[m] += torch.cat([torch.softmax(head(jfeats[clips[i]][None])[0], -1) for i in te])
-                    continue
-                for k in range(cfg.head_seeds):
-                    hs = cfg.seed + cfg.head_seed + 1000 * k + f + 10007 * s
-                    torch.manual_seed(hs)
-                    head = FanHead(att, dim=ResNet18Embedder.embed_dim, num_classes=len(CK_LABELS))
-                    init_head_from_frame_classifier(head, fc)
-                    train_head(head, sample_batch, cfg.head_steps, 1e-3, 1e-4, hs,
-                               f"fold {f} {m}", progress=False, classifier_lr=cfg.head_classifier_lr,
-                               class_weight=head_weight)
-                    with torch.no_grad():
-                        probs[m] += torch.cat([torch.softmax(head(feats[clips[i]][None])[0], -1) for i in te])
+                    probs[m] += clip_probs(head, jfeats, [clips[i] for i in te])
+                else:
+                    for k in range(cfg.head_seeds):
+                        hs = cfg.seed + cfg.head_seed + 1000 * k + f + 10007 * s
+                        torch.manual_seed(hs)
+                        head = FanHead(att, dim=ResNet18Embedder.embed_dim, num_classes=len(CK_LABELS))
+                        init_head_from_frame_classifier(head, fc)
+                        train_head(head, sample_batch, cfg.head_steps, 1e-3, 1e-4, hs,
+                                   f"fold {f} {m}", progress=False, classifier_lr=cfg.head_classifier_lr,
+                                   class_weight=head_weight)
+                        probs[m] += clip_probs(head, feats, [clips[i] for i in te])
             probs["score_fusion"] += torch.stack([torch.softmax(logits[clips[i]], -1).mean(0) for i in te])
         for m in methods:
             preds[m][te] = probs[m].argmax(1).numpy()

@@ -231,14 +231,12 @@ def _json_field(value, default=None):
 def load_checkpoint(path: Path) -> tuple[ResNet18Embedder, dict[str, FanHead], Preprocess, dict]:
     """A trainer checkpoint {"embedder": state_dict, "heads": {att: state_dict}, "config": ..., "preprocess": ...}
     -> (embedder, heads, preprocess, metadata for the card)."""
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ModelError(f"no checkpoint at {path}") from None
-    except Exception as e:  # noqa: BLE001 - a truncated or foreign file: one line for the user
-        raise ModelError(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
-    if not isinstance(ck, dict) or "embedder" not in ck:
-        raise ModelError(f"{path} is not a FAN Live checkpoint (no 'embedder' state dict)")
+    from models.train import CheckpointError, load_checkpoint as read_checkpoint
+
+    try:  # missing, truncated or foreign files: the trainers' one-line messages
+        ck = read_checkpoint(path)
+    except CheckpointError as e:
+        raise ModelError(str(e)) from None
     if not ck.get("heads"):
         raise ModelError(f"{path} has no FAN heads: train them first (python -m models.train clips --embedder "
                          f"{path} ...) and export the resulting model.pt")
