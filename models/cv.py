@@ -155,6 +155,9 @@ def finetune_joint(model: ResNet18Embedder, crops: torch.Tensor, clips: list[np.
     import copy
 
     net = copy.deepcopy(model)
+    # the head's initialisation and dropout draw from the global RNG: seed it here, or a member's result would
+    # depend on what ran before it in the same process (the augmentation has its own generator)
+    torch.manual_seed(seed)
     head = FanHead(att, dim=ResNet18Embedder.embed_dim, num_classes=len(CK_LABELS))
     init_head_from_frame_classifier(head, ck_classifier(model.fc, cfg.init_classifier))
     weight = class_weights(labels, cfg.class_balance)
@@ -207,7 +210,8 @@ FINETUNE_FIELDS = ("embedder", "folds", "finetune_epochs", "batch_size", "lr", "
 def joint_features(base: ResNet18Embedder, crops: torch.Tensor, pre: Preprocess, tr_clips: list[np.ndarray],
                    tr_y: torch.Tensor, att: AttentionType, cfg: CVConfig, fold: int, ft_seed: int):
     """Features (N, D) of every frame from the jointly fine-tuned embedder, and its head (cached like fold_features)."""
-    key = cache_key(cfg, FINETUNE_FIELDS, finetune_seed=ft_seed, joint=att.value)
+    # head_rng 1: heads seeded in finetune_joint (joint caches made before that fix are recomputed)
+    key = cache_key(cfg, FINETUNE_FIELDS, finetune_seed=ft_seed, joint=att.value, head_rng=1)
     cache = Path(cfg.feature_cache) / f"fold{fold}_ft{ft_seed}_joint_{att.value}.pt" if cfg.feature_cache else None
     d = read_cache(cache, key)
     if d is not None:

@@ -1,0 +1,99 @@
+"""The CK+ 10-fold CV (models/cv.py) on the real CK+48 data with a tiny real stage-1 embedder (conftest.py)."""
+import numpy as np
+import pytest
+import torch
+
+from models.cv import CK_LABELS, CVConfig, clip_index, finetune_joint, load_ckplus, parse_seeds, run_cv
+from models.networks import AttentionType
+from models.train import load_embedder
+
+pytestmark = pytest.mark.data
+
+
+def test_ckplus_cv_one_fold(tiny_run, shared_data, cache_dir, tmp_path):
+    cfg = CVConfig(embedder=str(tiny_run / "best.pt"), data=str(shared_data), cache_dir=str(cache_dir),
+                   out=str(tmp_path / "cv"), folds=10, finetune_epochs=0, head_steps=20, limit_folds=1)
+    result = run_cv(cfg)
+    assert set(result["results"]) == {"score_fusion", "fan_self", "fan_relation"}
+    assert "contempt" in CK_LABELS and len(CK_LABELS) == 7
+    assert result["detection_rate"] > 0.9
+    for r in result["results"].values():
+        assert 0 <= r["accuracy"] <= 100 and len(r["per_fold"]) == 1
+
+
+def test_ckplus_cv_feature_cache_is_reused_and_keyed(tiny_run, shared_data, cache_dir, tmp_path):
+    cfg = CVConfig(embedder=str(tiny_run / "best.pt"), data=str(shared_data), cache_dir=str(cache_dir),
+                   out=str(tmp_path / "cv"), folds=10, finetune_epochs=0, head_steps=10, head_seeds=2,
+                   aug_copies=2, limit_folds=1, feature_cache=str(tmp_path / "feats"))
+    first = run_cv(cfg)
+    cached = torch.load(tmp_path / "feats" / "fold0_ft0.pt", weights_only=True)
+    assert cached["aug"].shape[1:] == (2, 512)
+    second = run_cv(cfg)  # served from the cache: the same features, so the same table
+    assert second["results"] == first["results"]
+    # a different fine-tuning setting must not reuse the cached fold
+    run_cv(CVConfig(**{**cfg.__dict__, "aug_copies": 3}))
+    assert torch.load(tmp_path / "feats" / "fold0_ft0.pt", weights_only=True)["aug"].shape[1] == 3
+    # a cache file cut short (a killed run) is recomputed, not a crash
+    (tmp_path / "feats" / "fold0_ft0.pt").write_bytes(b"PK\x03\x04 truncated")
+    third = run_cv(CVConfig(**{**cfg.__dict__, "aug_copies": 3}))
+    assert third["results"]["score_fusion"]["per_fold"]
+
+
+def test_ckplus_cv_ensemble_of_finetunes(tiny_run, shared_data, cache_dir, tmp_path):
+    """--finetune-seeds 0,1: one fine-tuned network per seed and fold; the members are cached separately and the
+    ensemble differs from either member alone in its probabilities, not in its shape."""
+    base = dict(embedder=str(tiny_run / "best.pt"), data=str(shared_data), cache_dir=str(cache_dir),
+                folds=10, finetune_epochs=1, batch_size=64, head_steps=10, head_seeds=1, aug_copies=1,
+                limit_folds=1, feature_cache=str(tmp_path / "feats"))
+    one = run_cv(CVConfig(**base, out=str(tmp_path / "a"), finetune_seeds="1"))
+    both = run_cv(CVConfig(**base, out=str(tmp_path / "b"), finetune_seeds="0,1"))
+    assert sorted(p.name for p in (tmp_path / "feats").iterdir()) == ["fold0_ft0.pt", "fold0_ft1.pt"]
+    a = torch.load(tmp_path / "feats" / "fold0_ft0.pt", weights_only=True)["feats"]
+    b = torch.load(tmp_path / "feats" / "fold0_ft1.pt", weights_only=True)["feats"]
+    assert not np.allclose(a.numpy(), b.numpy())  # different seeds really fine-tuned different networks
+    assert "2 fine-tuned networks per fold" in both["protocol"]
+    n = len(one["results"]["fan_relation"]["predictions"])
+    assert n == len(both["sequences"]) == 327
+    assert parse_seeds("0, 2") == [0, 2]
+    for bad in ("", "1,1", "-1", "x"):
+        with pytest.raises(ValueError):
+            parse_seeds(bad)
+
+
+def test_ckplus_cv_joint_finetuning(tiny_run, shared_data, cache_dir, tmp_path):
+    """--joint: each FAN head is fine-tuned end to end with its own copy of the embedder on clips, so its features
+    differ from the frame fine-tuning's (which score fusion keeps using)."""
+    cfg = CVConfig(embedder=str(tiny_run / "best.pt"), data=str(shared_data), cache_dir=str(cache_dir),
+                   out=str(tmp_path / "cv"), folds=10, finetune_epochs=1, head_seeds=1, aug_copies=1,
+                   limit_folds=1, joint=True, feature_cache=str(tmp_path / "feats"))
+    result = run_cv(cfg)
+    names = sorted(p.name for p in (tmp_path / "feats").iterdir())
+    assert names == ["fold0_ft0.pt", "fold0_ft0_joint_relation.pt", "fold0_ft0_joint_self.pt"]
+    frame = torch.load(tmp_path / "feats" / "fold0_ft0.pt", weights_only=True)["feats"]
+    joint = torch.load(tmp_path / "feats" / "fold0_ft0_joint_self.pt", weights_only=True)
+    assert joint["feats"].shape == frame.shape and not np.allclose(joint["feats"].numpy(), frame.numpy())
+    assert "alpha.weight" in joint["head"]
+    for r in result["results"].values():
+        assert len(r["per_fold"]) == 1 and 0 <= r["per_fold"][0] <= 100
+    assert run_cv(cfg)["results"] == result["results"]  # served from the cache
+
+
+def test_joint_finetuning_does_not_depend_on_what_ran_before(tiny_run, shared_data, cache_dir):
+    """A joint member's head (initialisation, dropout) is seeded by its own seed, not by the process's global RNG:
+    the same member is bit-identical whether it runs first or after other work in a multi-seed process."""
+    base, pre, _ = load_embedder(tiny_run / "best.pt")
+    aligned, ck_clips = load_ckplus(pre, shared_data, cache_dir, progress=False)
+    clips, labels = clip_index(aligned, ck_clips)
+    rows = np.concatenate(clips[:8])  # 8 real clips x 3 frames
+    crops = torch.from_numpy(aligned.crops[rows])
+    sub_clips = [np.arange(3 * i, 3 * i + 3) for i in range(8)]
+    y = torch.from_numpy(labels[:8])
+    cfg = CVConfig(finetune_epochs=1, batch_size=12)
+    heads = []
+    for before in (1, 2):
+        torch.manual_seed(before)  # stands in for whatever an earlier member consumed
+        _, head = finetune_joint(base, crops, sub_clips, y, AttentionType.RELATION, pre, cfg, seed=5)
+        heads.append(head.state_dict())
+    assert all(torch.equal(heads[0][k], heads[1][k]) for k in heads[0])
+    _, other = finetune_joint(base, crops, sub_clips, y, AttentionType.RELATION, pre, cfg, seed=6)
+    assert not torch.equal(other.state_dict()["alpha.weight"], heads[0]["alpha.weight"])
