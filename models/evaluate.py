@@ -75,16 +75,10 @@ def predict_clips(clips, card, device: str, attention: str | None, progress: boo
     return np.array(probs), np.array(detected, bool)
 
 
-def save_confusion_plot(report: dict, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cm = np.array(report["confusion_matrix"], float)
+def draw_confusion(ax, confusion, labels, title: str) -> None:
+    """Row-normalised confusion matrix on a matplotlib axis: each cell shows the recall share and the count."""
+    cm = np.array(confusion, float)
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    labels = report["labels"]
-    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=120)
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(labels)):
         for j in range(len(labels)):
@@ -94,13 +88,31 @@ def save_confusion_plot(report: dict, path: Path, title: str) -> None:
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"{title}\nacc {report['accuracy']:.3f}  macro-F1 {report['macro_f1']:.3f}  UAR {report['uar']:.3f}",
-                 fontsize=9)
-    fig.tight_layout()
+    ax.set_title(title, fontsize=9)
+
+
+def save_figure(fig, path: Path) -> None:
+    """Write a matplotlib figure atomically (a half-written PNG never replaces a good one) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp)
     plt.close(fig)
     tmp.replace(path)
+
+
+def save_confusion_plot(report: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=120)
+    draw_confusion(ax, report["confusion_matrix"], report["labels"],
+                   f"{title}\nacc {report['accuracy']:.3f}  macro-F1 {report['macro_f1']:.3f}  UAR {report['uar']:.3f}")
+    fig.tight_layout()
+    save_figure(fig, path)
 
 
 def load_items(args):

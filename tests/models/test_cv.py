@@ -1,4 +1,5 @@
 """The CK+ 10-fold CV (models/cv.py) on the real CK+48 data with a tiny real stage-1 embedder (conftest.py)."""
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -19,6 +20,8 @@ def test_ckplus_cv_one_fold(tiny_run, shared_data, cache_dir, tmp_path):
     assert result["detection_rate"] > 0.9
     for r in result["results"].values():
         assert 0 <= r["accuracy"] <= 100 and len(r["per_fold"]) == 1
+    figure = cv2.imread(str(tmp_path / "cv" / "cv_ckplus.png"))  # the table as a picture, beside the JSON
+    assert figure is not None and figure.shape[1] > 2 * figure.shape[0]
 
 
 def test_ckplus_cv_feature_cache_is_reused_and_keyed(tiny_run, shared_data, cache_dir, tmp_path):
