@@ -359,7 +359,8 @@ def run_cv(cfg: CVConfig) -> dict:
                           f"subject-independent {cfg.folds}-fold CV ({n_folds} run){members}",
               "sequences": [str(c.frames[0].parent.name) + "/" + c.frames[0].name for c in ck_clips],
               "labels": list(CK_LABELS), "detection_rate": float(aligned.detection_rate),
-              "seconds": round(time.time() - t0, 1), "config": asdict(cfg), "results": table}
+              "seconds": round(time.time() - t0, 1), "config": asdict(cfg), "command": cv_command(cfg),
+              "results": table}
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "cv_ckplus.json", result)
@@ -410,7 +411,19 @@ def format_table(result: dict) -> str:
     return "\n".join(rows)
 
 
-def main(argv: list[str] | None = None) -> int:
+def cv_command(cfg: CVConfig) -> str:
+    """The command line that reproduces cfg (settings left at their defaults and machine paths omitted)."""
+    defaults = asdict(CVConfig())
+    parts = ["python -m models.cv ckplus"]
+    for name, value in asdict(cfg).items():
+        if name in ("data", "cache_dir") or value == defaults[name]:
+            continue
+        flag = "--" + name.replace("_", "-")
+        parts.append((flag if value else "--no-" + flag[2:]) if isinstance(value, bool) else f"{flag} {value}")
+    return " ".join(parts)
+
+
+def parse_args(argv: list[str] | None) -> CVConfig:
     p = argparse.ArgumentParser(prog="python -m models.cv", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset", choices=["ckplus"])
@@ -421,7 +434,11 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
     args = vars(p.parse_args(argv))
     args.pop("dataset")
-    cfg = CVConfig(**args)
+    return CVConfig(**args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
     try:
         parse_seeds(cfg.finetune_seeds)
     except ValueError as e:

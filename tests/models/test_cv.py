@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.cv import CK_LABELS, CVConfig, clip_index, finetune_joint, load_ckplus, parse_seeds, run_cv
+from models.cv import (CK_LABELS, CVConfig, clip_index, cv_command, finetune_joint, load_ckplus, parse_args,
+                       parse_seeds, run_cv)
 from models.networks import AttentionType
 from models.train import load_embedder
 
@@ -100,3 +101,14 @@ def test_joint_finetuning_does_not_depend_on_what_ran_before(tiny_run, shared_da
     assert all(torch.equal(heads[0][k], heads[1][k]) for k in heads[0])
     _, other = finetune_joint(base, crops, sub_clips, y, AttentionType.RELATION, pre, cfg, seed=6)
     assert not torch.equal(other.state_dict()["alpha.weight"], heads[0]["alpha.weight"])
+
+
+def test_cv_command_reproduces_the_config():
+    """The JSON and the model card record the command of each table; it must parse back to the same settings."""
+    cfg = CVConfig(embedder="runs/x/swa.pt", finetune_seeds="0,1,2", joint=True, head_class_balance=False,
+                   threads=1, out="runs/cv_x")
+    cmd = cv_command(cfg)
+    assert cmd.startswith("python -m models.cv ckplus ") and "--joint" in cmd and "--no-head-class-balance" in cmd
+    assert "--data" not in cmd  # machine paths stay out
+    assert parse_args(cmd.split()[3:]) == cfg
+    assert cv_command(CVConfig()) == "python -m models.cv ckplus"
