@@ -1,5 +1,6 @@
 """The model shipped in weights/: a real trained model with an honest card, and plausible labels on real faces."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -21,6 +22,25 @@ def test_card_is_a_trained_model_with_metrics(card):
     metrics = card.extra["metrics"]
     assert 0.5 < metrics["ferplus_valid"]["accuracy"] <= 1.0
     assert "command" in card.extra and "training" in card.extra
+
+
+def test_readme_states_the_cards_numbers(card):
+    """The README's FER+ and CK+ tables quote the shipped model card, so a re-release cannot leave stale numbers."""
+    from app.paths import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    metrics = card.extra["metrics"]
+    fer = metrics["ferplus_valid"]
+    assert f"| FAN (relation head), shipped | **{100 * fer['accuracy']:.2f}%** | **{fer['macro_f1']:.3f}** |" in readme
+    ck = metrics["ckplus_10fold"]
+    rows = {"score_fusion": "score fusion", "fan_self": "FAN without relation-attention", "fan_relation": "FAN"}
+    for key, name in rows.items():
+        assert re.search(rf"^\| {name} \| \**{ck[key]['mean_fold_accuracy']:.2f}%\** \| {ck[key]['paper']:.2f}% \|$",
+                         readme, re.M), name
+    # the card's CV command (flags in any order) is one of the README's command lines
+    flags = re.findall(r"--[\w-]+(?: [^-\s]\S*)?", ck["command"])
+    assert any(line.startswith("python -m models.cv ckplus") and all(f in line for f in flags)
+               for line in readme.splitlines()), ck["command"]
 
 
 def test_smiling_astronaut_is_happy(card, astronaut_bgr):
