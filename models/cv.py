@@ -15,6 +15,7 @@ of the embedder on clips, as the paper does. --feature-cache DIR keeps every mem
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -153,8 +154,6 @@ def finetune_joint(model: ResNet18Embedder, crops: torch.Tensor, clips: list[np.
                    att: AttentionType, pre: Preprocess, cfg: CVConfig, seed: int) -> tuple[ResNet18Embedder, FanHead]:
     """The paper's recipe: fine-tune a copy of the embedder end to end with a FAN head on one fold's training
     clips (clip-level loss through the attention), same schedule and budget of frames as the frame fine-tuning."""
-    import copy
-
     net = copy.deepcopy(model)
     # the head's initialisation and dropout draw from the global RNG: seed it here, or a member's result would
     # depend on what ran before it in the same process (the augmentation has its own generator)
@@ -228,8 +227,6 @@ def joint_features(base: ResNet18Embedder, crops: torch.Tensor, pre: Preprocess,
 def finetune(model: ResNet18Embedder, crops: torch.Tensor, labels: torch.Tensor, pre: Preprocess, cfg: CVConfig,
              seed: int) -> ResNet18Embedder:
     """Fine-tune a copy of the embedder with a fresh CK+ classifier on one fold's training frames."""
-    import copy
-
     net = copy.deepcopy(model)
     net.fc = ck_classifier(model.fc, cfg.init_classifier)
     weight = class_weights(labels, cfg.class_balance)
@@ -318,6 +315,7 @@ def run_cv(cfg: CVConfig) -> dict:
         tr_idx = [torch.tensor([pos[int(fr)] for fr in c]) for c in tr_clips]
         tr_y = torch.tensor([int(clip_labels[i]) for i, fo in enumerate(folds) if fo != f])
         head_weight = class_weights(tr_y, cfg.class_balance) if cfg.head_class_balance else None
+        te_clips = [clips[i] for i in te]
         probs = {m: torch.zeros(len(te), len(CK_LABELS)) for m in methods}  # summed over members and head seeds
         for s in ft_seeds:
             feats, logits, aug, fc = fold_features(base, crops, pre, tr_frames, frame_labels, cfg, f, s)
@@ -331,7 +329,7 @@ def run_cv(cfg: CVConfig) -> dict:
             for m, att in (("fan_self", AttentionType.SELF), ("fan_relation", AttentionType.RELATION)):
                 if cfg.joint:  # embedder and head fine-tuned together on clips; one head per member
                     jfeats, head = joint_features(base, crops, pre, tr_clips, tr_y, att, cfg, f, s)
-                    probs[m] += clip_probs(head, jfeats, [clips[i] for i in te])
+                    probs[m] += clip_probs(head, jfeats, te_clips)
                 else:
                     for k in range(cfg.head_seeds):
                         hs = cfg.seed + cfg.head_seed + 1000 * k + f + 10007 * s
@@ -341,8 +339,8 @@ def run_cv(cfg: CVConfig) -> dict:
                         train_head(head, sample_batch, cfg.head_steps, 1e-3, 1e-4, hs,
                                    f"fold {f} {m}", progress=False, classifier_lr=cfg.head_classifier_lr,
                                    class_weight=head_weight)
-                        probs[m] += clip_probs(head, feats, [clips[i] for i in te])
-            probs["score_fusion"] += torch.stack([torch.softmax(logits[clips[i]], -1).mean(0) for i in te])
+                        probs[m] += clip_probs(head, feats, te_clips)
+            probs["score_fusion"] += torch.stack([torch.softmax(logits[c], -1).mean(0) for c in te_clips])
         for m in methods:
             preds[m][te] = probs[m].argmax(1).numpy()
     done = folds < n_folds
@@ -373,15 +371,10 @@ METHOD_NAMES = {"score_fusion": "score fusion", "fan_self": "FAN w/o relation-at
 
 def save_cv_plot(result: dict, path: Path) -> None:
     """One figure for the table: each method's confusion matrix over all held-out clips, and accuracy per fold."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from models.evaluate import draw_confusion, save_figure
+    from models.evaluate import draw_confusion, pyplot, save_figure
 
     res = result["results"]
-    fig, axes = plt.subplots(1, len(res) + 1, figsize=(5.2 * (len(res) + 1), 5.8), dpi=100)
+    fig, axes = pyplot().subplots(1, len(res) + 1, figsize=(5.2 * (len(res) + 1), 5.8), dpi=100)
     for ax, (m, r) in zip(axes, res.items()):
         draw_confusion(ax, r["confusion_matrix"], result["labels"],
                        f"{METHOD_NAMES[m]}\n{r['mean_fold_accuracy']:.2f}% mean fold acc (paper {r['paper']:.2f}%)")

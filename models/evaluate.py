@@ -91,6 +91,16 @@ def draw_confusion(ax, confusion, labels, title: str) -> None:
     ax.set_title(title, fontsize=9)
 
 
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display needed: CLIs and CI)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def save_figure(fig, path: Path) -> None:
     """Write a matplotlib figure atomically (a half-written PNG never replaces a good one) and close it."""
     import matplotlib.pyplot as plt
@@ -103,12 +113,7 @@ def save_figure(fig, path: Path) -> None:
 
 
 def save_confusion_plot(report: dict, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=120)
+    fig, ax = pyplot().subplots(figsize=(6.4, 5.6), dpi=120)
     draw_confusion(ax, report["confusion_matrix"], report["labels"],
                    f"{title}\nacc {report['accuracy']:.3f}  macro-F1 {report['macro_f1']:.3f}  UAR {report['uar']:.3f}")
     fig.tight_layout()

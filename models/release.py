@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
         known = {k: v for k, v in cv.get("config", {}).items() if k in CVConfig.__dataclass_fields__}
         metrics["ckplus_10fold"] = {"protocol": cv["protocol"], "labels": cv["labels"],
-                                    "command": cv.get("command") or cv_command(CVConfig(**known)),
+                                    "command": cv_command(CVConfig(**known)),
                                     **{m: {k: r[k] for k in ("mean_fold_accuracy", "accuracy", "paper")}
                                        for m, r in cv["results"].items()}}
     ck = json.loads(json.dumps(metrics))  # plain JSON types only
