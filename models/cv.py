@@ -11,6 +11,11 @@ writes cv_ckplus.json (per-clip predictions too) and cv_ckplus.png (confusion ma
 --finetune-seeds 0,1,2 fine-tunes one network per seed and fold and averages each method's softmax over them (the
 seed alone moves CK+ accuracy by ~1.5 points); --joint instead fine-tunes each FAN head end to end with its own copy
 of the embedder on clips, as the paper does. --feature-cache DIR keeps every member, so members can run in parallel.
+
+    python -m models.cv compare runs/cv_a runs/cv_b ...
+
+lists the clips those runs get wrong, how often and as what (the clips most runs miss are what an ensemble of them
+would most likely still miss).
 """
 from __future__ import annotations
 
@@ -416,6 +421,64 @@ def cv_command(cfg: CVConfig) -> str:
     return " ".join(parts)
 
 
+def clip_errors(results: list[dict]) -> dict:
+    """Per clip, in how many (run, method) pairs of several cv_ckplus.json results it was misclassified, and as
+    what. Clips that most runs get wrong are what any average of those runs would most likely still get wrong."""
+    if not results:
+        raise ValueError("no results to compare")
+    sequences = results[0]["sequences"]
+    if any(r["sequences"] != sequences for r in results):
+        raise ValueError("the results cover different clip lists (another dataset or version): not comparable")
+    truth = [CK_LABELS[ckplus_label(s)] for s in sequences]
+    wrong = [dict() for _ in sequences]  # clip -> {predicted label: count}
+    seen = np.zeros(len(sequences), int)
+    for r in results:
+        for m in r["results"].values():
+            for i, p in enumerate(m["predictions"]):
+                if p is None:  # a fold the run did not reach (--limit-folds)
+                    continue
+                seen[i] += 1
+                if p != truth[i]:
+                    wrong[i][p] = wrong[i].get(p, 0) + 1
+    clips = [{"sequence": s, "label": y, "wrong": sum(w.values()), "of": int(n),
+              "as": dict(sorted(w.items(), key=lambda kv: -kv[1]))}
+             for s, y, w, n in zip(sequences, truth, wrong, seen) if w]
+    clips.sort(key=lambda c: (-c["wrong"] / c["of"], c["sequence"]))
+    scored = int((seen > 0).sum())
+    most = sum(1 for c in clips if 2 * c["wrong"] > c["of"])
+    return {"runs": len(results), "method_runs": int(seen.max()), "clips": scored,
+            "always_wrong": sum(1 for c in clips if c["wrong"] == c["of"]), "wrong_in_most": most,
+            "accuracy_if_only_those_wrong": round(100 * (1 - most / max(1, scored)), 2), "per_clip": clips}
+
+
+def compare_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m models.cv compare",
+                                description="Which CK+ clips several CV runs get wrong, and as what.")
+    p.add_argument("results", nargs="+", help="cv_ckplus.json files (or the folders holding them)")
+    p.add_argument("--top", type=int, default=20, help="clips to list (default 20)")
+    args = p.parse_args(argv)
+    try:
+        runs = []
+        for name in args.results:
+            path = Path(name) / "cv_ckplus.json" if Path(name).is_dir() else Path(name)
+            run = json.loads(path.read_text())
+            if not isinstance(run, dict) or "sequences" not in run or "results" not in run:
+                raise ValueError(f"{path} is not a cv_ckplus.json with per-clip predictions")
+            runs.append(run)
+        summary = clip_errors(runs)
+    except (OSError, ValueError, KeyError) as e:  # missing file, bad JSON, not a CV result: one line
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    print(f"{summary['runs']} runs, {summary['method_runs']} (run, method) pairs, {summary['clips']} clips: "
+          f"{summary['always_wrong']} wrong in every pair, {summary['wrong_in_most']} in most "
+          f"(accuracy {summary['accuracy_if_only_those_wrong']:.2f}% if only those were wrong)", file=sys.stderr)
+    for c in summary["per_clip"][:args.top]:
+        taken = ", ".join(f"{k} {v}" for k, v in c["as"].items())
+        print(f"{c['wrong']:>4}/{c['of']:<4}{c['sequence']:<36}taken for: {taken}", file=sys.stderr)
+    print(json.dumps(summary))
+    return 0
+
+
 def parse_args(argv: list[str] | None) -> CVConfig:
     p = argparse.ArgumentParser(prog="python -m models.cv", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -431,6 +494,9 @@ def parse_args(argv: list[str] | None) -> CVConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:
+        return compare_main(argv[1:])
     cfg = parse_args(argv)
     try:
         parse_seeds(cfg.finetune_seeds)

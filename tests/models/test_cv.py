@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.cv import (CK_LABELS, CVConfig, clip_index, cv_command, finetune_joint, load_ckplus, parse_args,
-                       parse_seeds, run_cv)
+import json
+
+from models.cv import (CK_LABELS, CVConfig, clip_errors, clip_index, cv_command, finetune_joint, load_ckplus, main,
+                       parse_args, parse_seeds, run_cv)
 from models.networks import AttentionType
 from models.train import load_embedder
 
@@ -23,6 +25,20 @@ def test_ckplus_cv_one_fold(tiny_run, shared_data, cache_dir, tmp_path):
         assert 0 <= r["accuracy"] <= 100 and len(r["per_fold"]) == 1
     figure = cv2.imread(str(tmp_path / "cv" / "cv_ckplus.png"))  # the table as a picture, beside the JSON
     assert figure is not None and figure.shape[1] > 2 * figure.shape[0]
+
+    # compare: the same run twice counts every error twice, over the held-out clips of the one fold run
+    errors = clip_errors([result, result])
+    held_out = sum(p is not None for p in result["results"]["fan_relation"]["predictions"])
+    assert errors["clips"] == held_out and errors["method_runs"] == 6
+    misses = sum(p is not None and p != CK_LABELS[y] for r in result["results"].values()
+                 for p, y in zip(r["predictions"], [CK_LABELS.index(s.split("/")[0].replace("happy", "happiness"))
+                                                    for s in result["sequences"]]))
+    assert sum(c["wrong"] for c in errors["per_clip"]) == 2 * misses
+    assert all(c["wrong"] % 2 == 0 and c["of"] == 6 for c in errors["per_clip"])
+    assert errors["wrong_in_most"] == sum(2 * c["wrong"] > c["of"] for c in errors["per_clip"])
+    other = {**result, "sequences": result["sequences"][::-1]}
+    with pytest.raises(ValueError):  # runs over different clip lists are not comparable
+        clip_errors([result, other])
 
 
 def test_ckplus_cv_feature_cache_is_reused_and_keyed(tiny_run, shared_data, cache_dir, tmp_path):
@@ -101,6 +117,28 @@ def test_joint_finetuning_does_not_depend_on_what_ran_before(tiny_run, shared_da
     assert all(torch.equal(heads[0][k], heads[1][k]) for k in heads[0])
     _, other = finetune_joint(base, crops, sub_clips, y, AttentionType.RELATION, pre, cfg, seed=6)
     assert not torch.equal(other.state_dict()["alpha.weight"], heads[0]["alpha.weight"])
+
+
+def test_compare_cli(tmp_path, capsys):
+    """`python -m models.cv compare` on two small cv_ckplus.json files: a JSON summary on stdout, one error line
+    for a file that is not a CV result."""
+    seqs = ["anger/S010_004_00000017.png", "contempt/S148_002_00000013.png", "happy/S010_006_00000013.png"]
+
+    def run(preds):
+        return {"sequences": seqs, "results": {m: {"predictions": preds} for m in ("score_fusion", "fan_relation")}}
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "cv_ckplus.json").write_text(json.dumps(run(["anger", "fear", "happiness"])))
+    (tmp_path / "b.json").write_text(json.dumps(run(["sadness", "fear", "happiness"])))
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b.json")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["method_runs"], out["always_wrong"], out["wrong_in_most"]) == (4, 1, 1)
+    assert out["per_clip"][0] == {"sequence": seqs[1], "label": "contempt", "wrong": 4, "of": 4, "as": {"fear": 4}}
+    assert out["per_clip"][1]["as"] == {"sadness": 2} and len(out["per_clip"]) == 2
+    assert out["accuracy_if_only_those_wrong"] == round(100 * 2 / 3, 2)
+    (tmp_path / "bad.json").write_text("{}")
+    assert main(["compare", str(tmp_path / "bad.json")]) == 1
+    assert capsys.readouterr().err.startswith("error:")
 
 
 def test_cv_command_reproduces_the_config():
