@@ -274,6 +274,59 @@ def cache_key(samples, pre: Preprocess, detector_config: DetectorConfig = DETECT
     return h.hexdigest()
 
 
+def landmarks_key(samples, detector_config: DetectorConfig = DETECTOR_CONFIG) -> str:
+    """cache_key without the preprocess: landmarks are in original-image pixels, whatever the crop size/colour."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"version": CACHE_VERSION, "detector": repr(detector_config), "small_px": SMALL_IMAGE_PX,
+                         "detect_px": DETECT_PX, "pad": PAD_FRACTION}).encode())
+    for s in samples:
+        h.update(str(Path(s.path).resolve()).encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def landmarks_path(cache_dir, name: str) -> Path:
+    return Path(cache_dir) / f"{name}_landmarks.npz"
+
+
+def save_landmarks(path: Path, key: str, landmarks: np.ndarray, detected: np.ndarray, fallback: np.ndarray) -> None:
+    """The detector's output for a dataset (N, 5, 2 + flags + fallback): a new crop size or colour, or a machine
+    without MediaPipe (a data pack restored on a GPU box), re-warps from it instead of detecting again."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, key=np.array(key), landmarks=np.asarray(landmarks, np.float32),
+             detected=np.asarray(detected, bool), fallback=np.asarray(fallback, np.float32))
+    tmp.replace(path)
+
+
+def load_landmarks(path: Path, key: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(landmarks, detected, fallback) when the file matches key and n, else None."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as d:
+            if str(d["key"]) != key or len(d["landmarks"]) != n:
+                return None
+            return d["landmarks"], d["detected"], d["fallback"]
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("%s: unreadable landmarks (%s), detecting again", path, exc)
+        return None
+
+
+def align_from_landmarks(paths, landmarks: np.ndarray, detected: np.ndarray, fallback: np.ndarray, pre: Preprocess,
+                         progress: bool = True, desc: str = "warp") -> AlignedSet:
+    """AlignedSet from stored landmarks: the same warp as align_images, no detector."""
+    n = len(paths)
+    crops = np.zeros((n, pre.input_size, pre.input_size, pre.channels), np.uint8)
+    for i in _progress(range(n), n, progress, desc):
+        crops[i] = convert_color(warp_face(read_image(paths[i]), alignment_transform(landmarks[i], pre), pre), pre)
+    empty = np.array([""] * n, dtype=str)
+    return AlignedSet(crops=crops, detected=detected, labels=np.full(n, -1), votes=np.zeros((n, len(EMOTIONS))),
+                      subjects=empty, sequences=empty, paths=np.array([str(p) for p in paths], dtype=str),
+                      preprocess=pre.to_dict(), landmarks=np.asarray(landmarks, np.float32),
+                      fallback=np.asarray(fallback, np.float32))
+
+
 def cache_path(cache_dir, name: str, pre: Preprocess) -> Path:
     return Path(cache_dir) / f"{name}_{pre.input_size}_{pre.color}.npz"
 
@@ -296,11 +349,14 @@ def cached_aligned_set(samples, pre: Preprocess, cache_dir=None, name: str = "al
                        workers: int = 1, detector_config: DetectorConfig = DETECTOR_CONFIG,
                        rebuild: bool = False) -> AlignedSet:
     """Aligned crops for datasets.Samples, from `<cache_dir>/<name>_<size>_<color>.npz` when its key matches
-    (same paths, preprocess, detector settings), else built with align_images and saved. Labels, votes, subjects,
-    sequences and paths always come from `samples`."""
+    (same paths, preprocess, detector settings), else warped from `<name>_landmarks.npz` when that matches (same
+    paths and detector: no MediaPipe needed), else built with align_images and saved (landmarks too). Labels, votes,
+    subjects, sequences and paths always come from `samples`."""
     samples = list(samples)
-    path = cache_path(cache_dir if cache_dir is not None else default_cache_dir(), name, pre)
+    cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
+    path = cache_path(cache_dir, name, pre)
     key = cache_key(samples, pre, detector_config)
+    lm_path, lm_key = landmarks_path(cache_dir, name), landmarks_key(samples, detector_config)
     if path.is_file() and not rebuild:
         try:
             cached = AlignedSet.load(path)
@@ -309,10 +365,17 @@ def cached_aligned_set(samples, pre: Preprocess, cache_dir=None, name: str = "al
         else:
             if cached.cache_key == key and len(cached) == len(samples):
                 log.info("%s: cache hit, %d crops, detection rate %.3f", path, len(cached), cached.detection_rate)
+                if cached.landmarks is not None and not lm_path.is_file():  # caches made before the landmark file
+                    save_landmarks(lm_path, lm_key, cached.landmarks, cached.detected, cached.fallback)
                 return _with_sample_fields(cached, samples)
             log.info("%s: cache key differs (paths or preprocess changed), rebuilding", path)
-    aligned = align_images([s.path for s in samples], pre, progress=progress, workers=workers,
-                           detector_config=detector_config, desc=name)
+    stored = None if rebuild else load_landmarks(lm_path, lm_key, len(samples))
+    if stored is not None:  # same images and detector, another crop size/colour: warp only
+        aligned = align_from_landmarks([s.path for s in samples], *stored, pre, progress=progress, desc=name)
+    else:
+        aligned = align_images([s.path for s in samples], pre, progress=progress, workers=workers,
+                               detector_config=detector_config, desc=name)
+        save_landmarks(lm_path, lm_key, aligned.landmarks, aligned.detected, aligned.fallback)
     aligned = _with_sample_fields(replace(aligned, cache_key=key), samples)
     aligned.save(path)
     return aligned
@@ -320,7 +383,7 @@ def cached_aligned_set(samples, pre: Preprocess, cache_dir=None, name: str = "al
 
 # ------------------------------------------------------------------------------------------------------- CLI
 
-def _dataset_splits(data: Path, dataset: str) -> dict[str, list]:
+def dataset_splits(data: Path, dataset: str) -> dict[str, list]:
     from models import datasets
     if dataset == "ferplus":
         splits = datasets.read_ferplus(data / "ferplus" if (data / "ferplus").is_dir() else data)
@@ -348,7 +411,7 @@ def main(argv=None) -> int:
                      mean=color_default.mean * (1 if args.color == "gray" else 3),
                      std=color_default.std * (1 if args.color == "gray" else 3))
     try:
-        splits = _dataset_splits(args.data or data_root(), args.dataset)
+        splits = dataset_splits(args.data or data_root(), args.dataset)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

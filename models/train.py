@@ -146,9 +146,24 @@ def load_ferplus_split(data: str | Path, split: str, pre: Preprocess, cache_dir:
     if limit:  # a deterministic, class-spread subset: every k-th labelled sample (cached under its own name)
         labelled = [s for s in samples if s.label is not None]
         step = max(1, len(labelled) // limit)
-        samples = labelled[::step][:limit]
-        name += f"_first{limit}"
+        subset = labelled[::step][:limit]
+        subset_landmarks_from_full(samples, subset, Path(cache_dir), name, name + f"_first{limit}")
+        samples, name = subset, name + f"_first{limit}"
     return cached_aligned_set(samples, pre, Path(cache_dir), name, progress=progress, workers=2 if not limit else 1)
+
+
+def subset_landmarks_from_full(full, subset, cache_dir: Path, full_name: str, subset_name: str) -> None:
+    """Give a subset the full split's stored landmarks (when they exist), so it needs no detector either (a
+    restored data pack on a machine without MediaPipe)."""
+    from models.facecache import landmarks_key, landmarks_path, load_landmarks, save_landmarks
+
+    target = landmarks_path(cache_dir, subset_name)
+    stored = load_landmarks(landmarks_path(cache_dir, full_name), landmarks_key(full), len(full))
+    if stored is None:
+        return
+    row = {str(s.path): i for i, s in enumerate(full)}
+    pick = np.array([row[str(s.path)] for s in subset])
+    save_landmarks(target, landmarks_key(subset), stored[0][pick], stored[1][pick], stored[2])
 
 
 def to_input(crops_u8: torch.Tensor, pre: Preprocess) -> torch.Tensor:

@@ -119,12 +119,19 @@ def test_cache_hit_skips_detection_and_input_size_rebuilds(tmp_path, astronaut_p
     np.testing.assert_array_equal(second.crops, first.crops)
     assert second.labels.tolist() == [3, 5] and second.subjects.tolist() == ["S1", "S2"]
 
+    # another crop size: warped from the stored landmarks (toy_landmarks.npz), no second detection, same crops
     bigger = Preprocess(input_size=96, color="gray")
     third = cached_aligned_set(samples, bigger, tmp_path, "toy", progress=False)
-    assert calls == [1] and third.crops.shape == (2, 96, 96, 1)
+    assert calls == [] and third.crops.shape == (2, 96, 96, 1)
+    np.testing.assert_array_equal(third.crops, real_align([astronaut_png] * 2, bigger, progress=False).crops)
 
-    cached_aligned_set(samples[:1], PRE, tmp_path, "toy", progress=False)  # other paths, same name: rebuild
-    assert calls == [1, 1]
+    cached_aligned_set(samples[:1], PRE, tmp_path, "toy", progress=False)  # other paths, same name: detect again
+    assert calls == [1]
+
+    # a crop cache made before landmark files existed gets one on its next hit
+    (tmp_path / "toy_landmarks.npz").unlink()
+    cached_aligned_set(samples[:1], PRE, tmp_path, "toy", progress=False)
+    assert calls == [1] and (tmp_path / "toy_landmarks.npz").is_file()
 
 
 @pytest.mark.data

@@ -1,0 +1,187 @@
+"""Training data as a few compact files, for a machine that has neither ../shared/data nor MediaPipe (the GPU box:
+its working tree travels under 64 MiB per call, and the checkout already takes ~46 MB of that).
+
+    python -m models.pack create --out cache/pack --chunk-mb 16       # here: pixels + landmarks, lzma, in parts
+    python -m models.pack restore cache/pack --data /tmp/data --cache-dir /tmp/cache    # there
+
+A pack holds every image of FER+ (the splits present) and CK+48 as raw pixels, their label files byte for byte, and
+the face landmarks this machine's MediaPipe found (`<name>_landmarks.npz` beside the crop caches). Restoring
+writes the same folder layout (PNG, pixel-identical) and the landmark files, so `models.train`/`models.cv` warp
+the crops from them without a detector: the crops are the ones this machine trains on. Each part carries a
+sha256 in manifest.json; a missing or damaged part is named in one error line. Packs hold research data: keep them
+in git-ignored folders (cache/ is) and never commit them.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import lzma
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from app.paths import data_root
+from app.preprocess import Preprocess
+from models.datasets import DatasetError
+from models.facecache import (cached_aligned_set, dataset_splits, default_cache_dir, landmarks_key, landmarks_path,
+                              read_image, save_landmarks)
+
+FORMAT = "fan-live-data-pack/1"
+DATASETS = ("ferplus", "ckplus")
+# label files, relative to the data root, that the readers need beside the images
+LABEL_FILES = {"ferplus": "ferplus/*/label.csv", "ckplus": "ckplus48/index.csv"}
+
+
+class PackError(ValueError):
+    pass
+
+
+def _relative(path, root: Path) -> str:
+    return Path(path).resolve().relative_to(root.resolve()).as_posix()
+
+
+def build_payload(data: Path, cache_dir: Path, datasets=DATASETS, progress: bool = True) -> tuple[bytes, list]:
+    """The uncompressed pack: one .npz (no pickles) of every split's pixels, landmarks and label files."""
+    arrays, splits = {}, []
+    label_files = sorted({_relative(f, data) for d in datasets for f in data.glob(LABEL_FILES[d])})
+    for i, rel in enumerate(label_files):
+        arrays[f"label{i}"] = np.frombuffer((data / rel).read_bytes(), np.uint8)
+    for dataset in datasets:
+        for name, samples in dataset_splits(data, dataset).items():
+            # the landmarks of this machine's detector (cached; detected here first when absent)
+            aligned = cached_aligned_set(samples, Preprocess(), cache_dir, name, progress=progress)
+            images = [read_image(s.path) for s in tqdm(samples, desc=f"read {name}", disable=not progress)]
+            k = len(splits)
+            arrays[f"{k}/files"] = np.array([_relative(s.path, data) for s in samples])
+            arrays[f"{k}/shapes"] = np.array([(*im.shape[:2], im.shape[2] if im.ndim == 3 else 0) for im in images])
+            arrays[f"{k}/pixels"] = np.concatenate([im.reshape(-1) for im in images])
+            arrays[f"{k}/landmarks"] = aligned.landmarks
+            arrays[f"{k}/detected"] = aligned.detected
+            arrays[f"{k}/fallback"] = aligned.fallback
+            splits.append({"dataset": dataset, "name": name, "images": len(samples),
+                           "detection_rate": round(float(aligned.detection_rate), 4)})
+    arrays["meta"] = np.array(json.dumps({"splits": splits, "label_files": label_files}))
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue(), splits
+
+
+def create(data: Path, out: Path, cache_dir: Path, chunk_mb: float = 16.0, datasets=DATASETS,
+           progress: bool = True) -> dict:
+    """Write out/part-NNN.xz (each <= chunk_mb MB) and out/manifest.json; returns the manifest."""
+    payload, splits = build_payload(data, cache_dir, datasets, progress)
+    if progress:
+        print(f"compressing {len(payload) / 1e6:.1f} MB (lzma; ~40 s per 60 MB)", file=sys.stderr)
+    blob = lzma.compress(payload, preset=6)
+    size = max(1, int(chunk_mb * 1e6))
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob("part-*.xz"):
+        old.unlink()
+    parts = []
+    for j, start in enumerate(range(0, len(blob), size)):
+        chunk = blob[start:start + size]
+        name = f"part-{j:03d}.xz"
+        (out / name).write_bytes(chunk)
+        parts.append({"name": name, "bytes": len(chunk), "sha256": hashlib.sha256(chunk).hexdigest()})
+    manifest = {"format": FORMAT, "splits": splits, "parts": parts, "bytes": len(blob),
+                "sha256": hashlib.sha256(blob).hexdigest()}
+    tmp = out / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1))
+    tmp.replace(out / "manifest.json")
+    return manifest
+
+
+def read_pack(pack: Path) -> np.lib.npyio.NpzFile:
+    """Join and check the parts (present, sizes, sha256 each and whole) and open the payload."""
+    try:
+        manifest = json.loads((pack / "manifest.json").read_text())
+    except (OSError, ValueError) as e:
+        raise PackError(f"{pack}: no readable manifest.json ({type(e).__name__})") from None
+    if manifest.get("format") != FORMAT:
+        raise PackError(f"{pack}: not a {FORMAT} pack (format {manifest.get('format')!r})")
+    chunks = []
+    for part in manifest["parts"]:
+        path = pack / part["name"]
+        if not path.is_file():
+            raise PackError(f"{path}: part missing ({len(manifest['parts'])} parts in the manifest)")
+        chunk = path.read_bytes()
+        if len(chunk) != part["bytes"] or hashlib.sha256(chunk).hexdigest() != part["sha256"]:
+            raise PackError(f"{path}: damaged or from another pack (size or sha256 differs from the manifest)")
+        chunks.append(chunk)
+    blob = b"".join(chunks)
+    if hashlib.sha256(blob).hexdigest() != manifest["sha256"]:
+        raise PackError(f"{pack}: the joined parts do not match the manifest's sha256")
+    return np.load(io.BytesIO(lzma.decompress(blob)), allow_pickle=False)
+
+
+def restore(pack: Path, data: Path, cache_dir: Path, progress: bool = True) -> list[dict]:
+    """Write the images and label files under data, and each split's landmarks into cache_dir."""
+    z = read_pack(pack)
+    meta = json.loads(str(z["meta"]))
+    for i, rel in enumerate(meta["label_files"]):
+        (data / rel).parent.mkdir(parents=True, exist_ok=True)
+        (data / rel).write_bytes(z[f"label{i}"].tobytes())
+    for k, split in enumerate(meta["splits"]):
+        files, shapes, pixels = z[f"{k}/files"], z[f"{k}/shapes"], z[f"{k}/pixels"]
+        offset = 0
+        for rel, (h, w, c) in tqdm(zip(files, shapes), total=len(files), desc=f"write {split['name']}",
+                                   disable=not progress):
+            n = int(h * w * max(c, 1))
+            image = pixels[offset:offset + n].reshape((h, w, c) if c else (h, w))
+            offset += n
+            (data / rel).parent.mkdir(parents=True, exist_ok=True)
+            if not cv2.imwrite(str(data / rel), image):
+                raise PackError(f"{data / rel}: cannot write")
+    for k, split in enumerate(meta["splits"]):
+        samples = dataset_splits(data, split["dataset"])[split["name"]]
+        index = {str(rel): i for i, rel in enumerate(z[f"{k}/files"])}
+        try:
+            order = np.array([index[_relative(s.path, data)] for s in samples])
+        except KeyError as e:
+            raise PackError(f"{split['name']}: the restored label files list {e}, which the pack lacks") from None
+        save_landmarks(landmarks_path(cache_dir, split["name"]), landmarks_key(samples),
+                       z[f"{k}/landmarks"][order], z[f"{k}/detected"][order], z[f"{k}/fallback"])
+    return meta["splits"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m models.pack", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("create", help="pack ../shared/data (pixels + landmarks) into parts")
+    c.add_argument("--data", type=Path, default=None, help="data root (default: $FANLIVE_DATA or ../shared/data)")
+    c.add_argument("--out", type=Path, default=default_cache_dir() / "pack")
+    c.add_argument("--cache-dir", type=Path, default=None, help="crop/landmark caches (default: cache/)")
+    c.add_argument("--chunk-mb", type=float, default=16.0, help="largest part in MB (default 16)")
+    c.add_argument("--datasets", default=",".join(DATASETS), help="comma list of ferplus, ckplus")
+    r = sub.add_parser("restore", help="write the data folder and landmark files from a pack")
+    r.add_argument("pack", type=Path)
+    r.add_argument("--data", type=Path, required=True, help="where the data folder is written")
+    r.add_argument("--cache-dir", type=Path, default=None, help="where the landmark files go (default: cache/)")
+    args = p.parse_args(argv)
+    cache_dir = args.cache_dir or default_cache_dir()
+    try:
+        if args.command == "create":
+            datasets = tuple(d for d in args.datasets.split(",") if d)
+            if not datasets or set(datasets) - set(DATASETS):
+                raise PackError(f"--datasets takes {', '.join(DATASETS)}, got {args.datasets!r}")
+            m = create(args.data or data_root(), args.out, cache_dir, args.chunk_mb, datasets)
+            print(f"{args.out}: {len(m['parts'])} parts, {m['bytes'] / 1e6:.1f} MB, "
+                  + ", ".join(f"{s['name']} {s['images']}" for s in m["splits"]), file=sys.stderr)
+        else:
+            splits = restore(args.pack, args.data, cache_dir)
+            print(f"{args.data}: " + ", ".join(f"{s['name']} {s['images']}" for s in splits)
+                  + f"; landmarks in {cache_dir}", file=sys.stderr)
+    except (PackError, DatasetError, OSError, lzma.LZMAError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
