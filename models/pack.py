@@ -33,8 +33,7 @@ from models.facecache import (cached_aligned_set, dataset_splits, default_cache_
 
 FORMAT = "fan-live-data-pack/1"
 DATASETS = ("ferplus", "ckplus")
-# label files, relative to the data root, that the readers need beside the images
-LABEL_FILES = {"ferplus": "ferplus/*/label.csv", "ckplus": "ckplus48/index.csv"}
+LABEL_NAMES = ("label.csv", "index.csv")  # what the FER+ and CK+ readers read beside the images
 
 
 class PackError(ValueError):
@@ -48,7 +47,15 @@ def _relative(path, root: Path) -> str:
 def build_payload(data: Path, cache_dir: Path, datasets=DATASETS, progress: bool = True) -> tuple[bytes, list]:
     """The uncompressed pack: one .npz (no pickles) of every split's pixels, landmarks and label files."""
     arrays, splits = {}, []
-    label_files = sorted({_relative(f, data) for d in datasets for f in data.glob(LABEL_FILES[d])})
+    # the label files the readers read (FER+ label.csv per split, CK+ index.csv when it has one), by construction
+    label_files = set()
+    for dataset in datasets:
+        for samples in dataset_splits(data, dataset).values():
+            folder = Path(samples[0].path).parent
+            while folder.resolve() != data.resolve() and not any((folder / n).is_file() for n in LABEL_NAMES):
+                folder = folder.parent
+            label_files |= {_relative(folder / n, data) for n in LABEL_NAMES if (folder / n).is_file()}
+    label_files = sorted(label_files)
     for i, rel in enumerate(label_files):
         arrays[f"label{i}"] = np.frombuffer((data / rel).read_bytes(), np.uint8)
     for dataset in datasets:
