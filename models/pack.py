@@ -48,30 +48,29 @@ def build_payload(data: Path, cache_dir: Path, datasets=DATASETS, progress: bool
     """The uncompressed pack: one .npz (no pickles) of every split's pixels, landmarks and label files."""
     arrays, splits = {}, []
     # the label files the readers read (FER+ label.csv per split, CK+ index.csv when it has one), by construction
+    found = [(d, name, samples) for d in datasets for name, samples in dataset_splits(data, d).items()]
     label_files = set()
-    for dataset in datasets:
-        for samples in dataset_splits(data, dataset).values():
-            folder = Path(samples[0].path).parent
-            while folder.resolve() != data.resolve() and not any((folder / n).is_file() for n in LABEL_NAMES):
-                folder = folder.parent
-            label_files |= {_relative(folder / n, data) for n in LABEL_NAMES if (folder / n).is_file()}
+    for _, _, samples in found:
+        folder = Path(samples[0].path).parent
+        while folder.resolve() != data.resolve() and not any((folder / n).is_file() for n in LABEL_NAMES):
+            folder = folder.parent
+        label_files |= {_relative(folder / n, data) for n in LABEL_NAMES if (folder / n).is_file()}
     label_files = sorted(label_files)
     for i, rel in enumerate(label_files):
         arrays[f"label{i}"] = np.frombuffer((data / rel).read_bytes(), np.uint8)
-    for dataset in datasets:
-        for name, samples in dataset_splits(data, dataset).items():
-            # the landmarks of this machine's detector (cached; detected here first when absent)
-            aligned = cached_aligned_set(samples, Preprocess(), cache_dir, name, progress=progress)
-            images = [read_image(s.path) for s in tqdm(samples, desc=f"read {name}", disable=not progress)]
-            k = len(splits)
-            arrays[f"{k}/files"] = np.array([_relative(s.path, data) for s in samples])
-            arrays[f"{k}/shapes"] = np.array([(*im.shape[:2], im.shape[2] if im.ndim == 3 else 0) for im in images])
-            arrays[f"{k}/pixels"] = np.concatenate([im.reshape(-1) for im in images])
-            arrays[f"{k}/landmarks"] = aligned.landmarks
-            arrays[f"{k}/detected"] = aligned.detected
-            arrays[f"{k}/fallback"] = aligned.fallback
-            splits.append({"dataset": dataset, "name": name, "images": len(samples),
-                           "detection_rate": round(float(aligned.detection_rate), 4)})
+    for dataset, name, samples in found:
+        # the landmarks of this machine's detector (cached; detected here first when absent)
+        aligned = cached_aligned_set(samples, Preprocess(), cache_dir, name, progress=progress)
+        images = [read_image(s.path) for s in tqdm(samples, desc=f"read {name}", disable=not progress)]
+        k = len(splits)
+        arrays[f"{k}/files"] = np.array([_relative(s.path, data) for s in samples])
+        arrays[f"{k}/shapes"] = np.array([(*im.shape[:2], im.shape[2] if im.ndim == 3 else 0) for im in images])
+        arrays[f"{k}/pixels"] = np.concatenate([im.reshape(-1) for im in images])
+        arrays[f"{k}/landmarks"] = aligned.landmarks
+        arrays[f"{k}/detected"] = aligned.detected
+        arrays[f"{k}/fallback"] = aligned.fallback
+        splits.append({"dataset": dataset, "name": name, "images": len(samples),
+                       "detection_rate": round(float(aligned.detection_rate), 4)})
     arrays["meta"] = np.array(json.dumps({"splits": splits, "label_files": label_files}))
     buf = io.BytesIO()
     np.savez(buf, **arrays)
