@@ -206,6 +206,15 @@ def _progress(iterable, total: int, enabled: bool, desc: str):
     return tqdm(iterable, total=total, desc=desc, unit="img", smoothing=0.05)
 
 
+def _unlabelled_set(crops, detected, landmarks, fallback, paths, pre: Preprocess) -> AlignedSet:
+    """Crops with their alignment; labels -1 and votes zero (cached_aligned_set fills them from samples)."""
+    n = len(crops)
+    empty = np.array([""] * n, dtype=str)
+    return AlignedSet(crops=crops, detected=detected, labels=np.full(n, -1), votes=np.zeros((n, len(EMOTIONS))),
+                      subjects=empty, sequences=empty, paths=np.array(paths, dtype=str), preprocess=pre.to_dict(),
+                      landmarks=np.asarray(landmarks, np.float32), fallback=np.asarray(fallback, np.float32))
+
+
 def align_images(paths_or_arrays, pre: Preprocess, progress: bool = True, workers: int = 1,
                  detector_config: DetectorConfig = DETECTOR_CONFIG, desc: str = "align") -> AlignedSet:
     """Images (paths, or uint8 gray/BGR arrays) -> AlignedSet with crops and detection flags; labels are -1 and
@@ -253,36 +262,32 @@ def align_images(paths_or_arrays, pre: Preprocess, progress: bool = True, worker
         landmarks[i] = lm
         crops[i] = convert_color(warp_face(image, alignment_transform(lm, pre), pre), pre)
 
-    empty = np.array([""] * n, dtype=str)
-    out = AlignedSet(crops=crops, detected=detected, labels=np.full(n, -1), votes=np.zeros((n, len(EMOTIONS))),
-                     subjects=empty, sequences=empty, paths=np.array(paths, dtype=str), preprocess=pre.to_dict(),
-                     landmarks=landmarks, fallback=fallback)
+    out = _unlabelled_set(crops, detected, landmarks, fallback, paths, pre)
     log.info("%s: %d images, face found in %d (%.1f%%)", desc, n, detected.sum(), 100 * out.detection_rate)
     return out
 
 
 # ----------------------------------------------------------------------------------------------------- cache
 
-def cache_key(samples, pre: Preprocess, detector_config: DetectorConfig = DETECTOR_CONFIG) -> str:
-    """sha256 over the resolved sample paths, the preprocess, the detector settings and CACHE_VERSION."""
+def _paths_key(settings: dict, samples) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({"version": CACHE_VERSION, "pre": pre.to_dict(), "detector": repr(detector_config),
-                         "small_px": SMALL_IMAGE_PX, "detect_px": DETECT_PX, "pad": PAD_FRACTION}).encode())
+    h.update(json.dumps(settings).encode())
     for s in samples:
         h.update(str(Path(s.path).resolve()).encode())
         h.update(b"\0")
     return h.hexdigest()
+
+
+def cache_key(samples, pre: Preprocess, detector_config: DetectorConfig = DETECTOR_CONFIG) -> str:
+    """sha256 over the resolved sample paths, the preprocess, the detector settings and CACHE_VERSION."""
+    return _paths_key({"version": CACHE_VERSION, "pre": pre.to_dict(), "detector": repr(detector_config),
+                       "small_px": SMALL_IMAGE_PX, "detect_px": DETECT_PX, "pad": PAD_FRACTION}, samples)
 
 
 def landmarks_key(samples, detector_config: DetectorConfig = DETECTOR_CONFIG) -> str:
     """cache_key without the preprocess: landmarks are in original-image pixels, whatever the crop size/colour."""
-    h = hashlib.sha256()
-    h.update(json.dumps({"version": CACHE_VERSION, "detector": repr(detector_config), "small_px": SMALL_IMAGE_PX,
-                         "detect_px": DETECT_PX, "pad": PAD_FRACTION}).encode())
-    for s in samples:
-        h.update(str(Path(s.path).resolve()).encode())
-        h.update(b"\0")
-    return h.hexdigest()
+    return _paths_key({"version": CACHE_VERSION, "detector": repr(detector_config), "small_px": SMALL_IMAGE_PX,
+                       "detect_px": DETECT_PX, "pad": PAD_FRACTION}, samples)
 
 
 def landmarks_path(cache_dir, name: str) -> Path:
@@ -320,11 +325,7 @@ def align_from_landmarks(paths, landmarks: np.ndarray, detected: np.ndarray, fal
     crops = np.zeros((n, pre.input_size, pre.input_size, pre.channels), np.uint8)
     for i in _progress(range(n), n, progress, desc):
         crops[i] = convert_color(warp_face(read_image(paths[i]), alignment_transform(landmarks[i], pre), pre), pre)
-    empty = np.array([""] * n, dtype=str)
-    return AlignedSet(crops=crops, detected=detected, labels=np.full(n, -1), votes=np.zeros((n, len(EMOTIONS))),
-                      subjects=empty, sequences=empty, paths=np.array([str(p) for p in paths], dtype=str),
-                      preprocess=pre.to_dict(), landmarks=np.asarray(landmarks, np.float32),
-                      fallback=np.asarray(fallback, np.float32))
+    return _unlabelled_set(crops, detected, landmarks, fallback, [str(p) for p in paths], pre)
 
 
 def cache_path(cache_dir, name: str, pre: Preprocess) -> Path:

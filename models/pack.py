@@ -29,7 +29,7 @@ from app.paths import data_root
 from app.preprocess import Preprocess
 from models.datasets import DatasetError
 from models.facecache import (cached_aligned_set, dataset_splits, default_cache_dir, landmarks_key, landmarks_path,
-                              read_image, save_landmarks)
+                              load_landmarks, read_image, save_landmarks)
 
 FORMAT = "fan-live-data-pack/1"
 DATASETS = ("ferplus", "ckplus")
@@ -59,18 +59,21 @@ def build_payload(data: Path, cache_dir: Path, datasets=DATASETS, progress: bool
     for i, rel in enumerate(label_files):
         arrays[f"label{i}"] = np.frombuffer((data / rel).read_bytes(), np.uint8)
     for dataset, name, samples in found:
-        # the landmarks of this machine's detector (cached; detected here first when absent)
-        aligned = cached_aligned_set(samples, Preprocess(), cache_dir, name, progress=progress)
+        # this machine's landmarks: the small landmark file; detected (and cached) first when absent
+        lm_path, lm_key = landmarks_path(cache_dir, name), landmarks_key(samples)
+        stored = load_landmarks(lm_path, lm_key, len(samples))
+        if stored is None:
+            cached_aligned_set(samples, Preprocess(), cache_dir, name, progress=progress)
+            stored = load_landmarks(lm_path, lm_key, len(samples))
+        landmarks, detected, fallback = stored
         images = [read_image(s.path) for s in tqdm(samples, desc=f"read {name}", disable=not progress)]
         k = len(splits)
         arrays[f"{k}/files"] = np.array([_relative(s.path, data) for s in samples])
         arrays[f"{k}/shapes"] = np.array([(*im.shape[:2], im.shape[2] if im.ndim == 3 else 0) for im in images])
         arrays[f"{k}/pixels"] = np.concatenate([im.reshape(-1) for im in images])
-        arrays[f"{k}/landmarks"] = aligned.landmarks
-        arrays[f"{k}/detected"] = aligned.detected
-        arrays[f"{k}/fallback"] = aligned.fallback
+        arrays[f"{k}/landmarks"], arrays[f"{k}/detected"], arrays[f"{k}/fallback"] = landmarks, detected, fallback
         splits.append({"dataset": dataset, "name": name, "images": len(samples),
-                       "detection_rate": round(float(aligned.detection_rate), 4)})
+                       "detection_rate": round(float(detected.mean()), 4)})
     arrays["meta"] = np.array(json.dumps({"splits": splits, "label_files": label_files}))
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -143,8 +146,9 @@ def restore(pack: Path, data: Path, cache_dir: Path, progress: bool = True) -> l
             (data / rel).parent.mkdir(parents=True, exist_ok=True)
             if not cv2.imwrite(str(data / rel), image):
                 raise PackError(f"{data / rel}: cannot write")
+    read = {d: dataset_splits(data, d) for d in {split["dataset"] for split in meta["splits"]}}  # each once
     for k, split in enumerate(meta["splits"]):
-        samples = dataset_splits(data, split["dataset"])[split["name"]]
+        samples = read[split["dataset"]][split["name"]]
         index = {str(rel): i for i, rel in enumerate(z[f"{k}/files"])}
         try:
             order = np.array([index[_relative(s.path, data)] for s in samples])

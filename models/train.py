@@ -157,13 +157,15 @@ def subset_landmarks_from_full(full, subset, cache_dir: Path, full_name: str, su
     restored data pack on a machine without MediaPipe)."""
     from models.facecache import landmarks_key, landmarks_path, load_landmarks, save_landmarks
 
-    target = landmarks_path(cache_dir, subset_name)
+    target, key = landmarks_path(cache_dir, subset_name), landmarks_key(subset)
+    if load_landmarks(target, key, len(subset)) is not None:  # made before: no full-split I/O on every run
+        return
     stored = load_landmarks(landmarks_path(cache_dir, full_name), landmarks_key(full), len(full))
     if stored is None:
         return
     row = {str(s.path): i for i, s in enumerate(full)}
     pick = np.array([row[str(s.path)] for s in subset])
-    save_landmarks(target, landmarks_key(subset), stored[0][pick], stored[1][pick], stored[2])
+    save_landmarks(target, key, stored[0][pick], stored[1][pick], stored[2])
 
 
 def to_input(crops_u8: torch.Tensor, pre: Preprocess) -> torch.Tensor:
