@@ -7,14 +7,20 @@ Contract (the file formats are documented in docs/export-format.md):
 * Every `add`/`add_many` appends the rows to a journal CSV (`<first target>.partial.csv`) and hands them to the OS
   (one flush per call: ~40 us on the dev VM, so a killed process loses nothing already added); the journal is fsynced
   at most once a second (~1 ms each), so an OS crash or power cut loses about a second.
-* `close()` (also on leaving a `with` block, exception or not) writes each export atomically (temp file in the same
-  folder, fsync, `os.replace`) and then deletes the journal. If an export cannot be written the journal is kept and
-  the `ExportError` names it. `recover_journal` turns a journal left by a crash into a final CSV.
+* The recorder keeps no rows in memory (only per-face running totals for the summary): `close()` (also on leaving a
+  `with` block, exception or not) streams the journal into each export, written atomically (temp file in the same
+  folder, fsync, `os.replace`), and then deletes the journal, so memory stays flat over hours. Every target that
+  can be written is written; if one cannot (or the journal itself failed, e.g. disk full) the journal is kept and
+  one `ExportError` line names what failed. `recover_journal` turns a journal left by a crash into a final CSV.
+* While recording, the journal is locked (POSIX `flock`) by the recording process, so `journal_in_use` tells a
+  journal of a live session from one a dead process left, whatever its age. `clean_orphan_temp_files` removes the
+  `*.tmp` files of a process killed while it wrote the final files.
 
 Pure Python + stdlib at import time: no Qt, no torch, no matplotlib (`plot_timeline` imports matplotlib lazily).
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import itertools
@@ -26,11 +32,16 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Self
+
+try:  # POSIX: the recording process holds an advisory lock on its journal; the kernel drops it when the process dies
+    import fcntl
+except ImportError:  # Windows: journals fall back to the age rule (see journal_in_use)
+    fcntl = None
 
 from app.emotions import EMOTION_COLORS, EMOTIONS
 
@@ -50,6 +61,10 @@ CSV_COLUMNS: tuple[str, ...] = (
 
 # Leftover journals: out.csv.partial.csv, and out.csv.partial-2.csv once an older one had to be moved aside.
 _JOURNAL_RE = re.compile(r"\.partial(?:-\d+)?\.csv$")
+# Temp files of _atomic_write (<name>.<pid>.<8 hex>.tmp) and probes of _check_export_target (.<name>.<pid>.<8 hex>.probe)
+_TEMP_RE = re.compile(r"^(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.(?:tmp|probe)$")
+# Without journal locks (Windows), a journal untouched this long is taken for a dead session's.
+JOURNAL_IDLE_S = 120.0
 _PROB_SUM_TOL = 1e-2  # softmax output in float16/32 sums to 1 within ~1e-3; logits or scores would be far off
 
 
@@ -208,14 +223,112 @@ def _check_export_target(path: Path) -> None:
         raise ExportError(f"cannot export to {path}: folder {folder} is not writable ({_os_reason(e)})") from None
 
 
+def check_export_targets(paths: Iterable[Path | str]) -> list[Path]:
+    """The export paths, checked as a recorder checks them (type, duplicates, folder writable), without starting
+    anything: a front end calls this before it loads a model. Raises ValueError (type, duplicate) or ExportError."""
+    targets = [Path(p) for p in paths]
+    for p in targets:
+        if p.suffix.lower() not in EXPORT_SUFFIXES:
+            raise ValueError(f"export {p}: unsupported file type {p.suffix or '(none)'!r}, use .csv or .json")
+    if len({p.resolve() for p in targets}) != len(targets):
+        raise ValueError(f"the same export file is given twice: {', '.join(map(str, targets))}")
+    for p in targets:
+        _check_export_target(p)
+    return targets
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) is not a probe on Windows (it sends CTRL_C_EVENT); callers use the age there
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, owned by someone else
+        return True
+    return True
+
+
+def clean_orphan_temp_files(folder: Path | str, name: str | None = None, min_age_s: float = 3600.0) -> list[Path]:
+    """Delete the temp files (`<name>.<pid>.<hex>.tmp`) and probes a killed process left in `folder` while it wrote
+    final files; only `name`'s when given. A file is an orphan when its process is gone (POSIX), or, where that
+    cannot be asked (Windows), when it is older than `min_age_s`. Returns the files removed."""
+    folder = Path(folder)
+    removed: list[Path] = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    now = time.time()
+    for p in entries:
+        m = _TEMP_RE.match(p.name)
+        if m is None:
+            continue
+        base = m["name"].lstrip(".") if p.name.endswith(".probe") else m["name"]
+        if name is not None and base != name:
+            continue
+        try:
+            if _pid_alive(int(m["pid"])) and (os.name == "posix" or now - p.stat().st_mtime < min_age_s):
+                continue
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            continue
+    if removed:
+        log.info("removed %d temp file(s) a killed run left in %s", len(removed), folder)
+    return removed
+
+
+def _lock_journal(f: IO) -> None:
+    """Hold an exclusive advisory lock on the journal for as long as this process has it open."""
+    if fcntl is not None:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # a filesystem without locks: journal_in_use then falls back to the journal's age
+            pass
+
+
+def journal_in_use(path: Path | str, idle_s: float = JOURNAL_IDLE_S) -> bool:
+    """Whether a live process is recording into this journal. POSIX: the recorder holds a lock on it, which the
+    kernel releases when the process ends (however it ends), so a dead session is recognised at once. Without
+    locks (Windows, or a filesystem that refuses them): a journal written to in the last `idle_s` seconds."""
+    path = Path(path)
+
+    def recently_written() -> bool:
+        try:
+            return time.time() - path.stat().st_mtime < idle_s
+        except OSError:
+            return False
+
+    if fcntl is None:
+        return recently_written()
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return recently_written()
+    finally:
+        os.close(fd)  # also drops the shared lock just taken
+    return False
+
+
 def _write_csv(f: IO, rows: Iterable[TimelineRow]) -> None:
     w = csv.writer(f, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
-    w.writerows(r.csv_values() for r in rows)
+    for r in rows:  # streamed: rows may come straight from a journal of hours
+        w.writerow(r.csv_values())
 
 
-def _write_json(f: IO, metadata: dict, rows: list[TimelineRow], summary: dict) -> None:
-    """Plain json, laid out one row per line so the file diffs and greps well."""
+def _write_json(f: IO, metadata: dict, rows: Iterable[TimelineRow]) -> None:
+    """Plain json, laid out one row per line so the file diffs and greps well. Streamed row by row; the summary is
+    computed from the very rows written, so the two always agree."""
     def dump(v: Any) -> str:
         return json.dumps(v, allow_nan=False, ensure_ascii=False)
 
@@ -223,10 +336,15 @@ def _write_json(f: IO, metadata: dict, rows: list[TimelineRow], summary: dict) -
     f.write("{\n")
     f.writelines(f"  {dump(key)}: {dump(value)},\n" for key, value in head.items())
     f.write('  "rows": [')
-    f.write(",".join(f"\n    {dump(r.to_json())}" for r in rows))
+    stats: dict[int, _FaceStats] = {}
+    sep = ""
+    for r in rows:
+        f.write(f"{sep}\n    {dump(r.to_json())}")
+        sep = ","
+        stats.setdefault(r.face_id, _FaceStats()).add(r)
     f.write("\n  ],\n")
     # JSON object keys are strings: face ids become "1", "2", ...
-    f.write(f'  "summary": {dump(_json_summary(summary))}\n}}\n')
+    f.write(f'  "summary": {dump(_json_summary(_summarise(stats)))}\n}}\n')
 
 
 def _json_summary(summary: dict) -> dict:
@@ -235,30 +353,63 @@ def _json_summary(summary: dict) -> dict:
     return out
 
 
-def _read_csv_rows(path: Path, tolerate_torn_tail: bool) -> list[TimelineRow]:
+def _complete_end(path: Path, size: int) -> int:
+    """The byte offset after the last newline within the first `size` bytes: rows are written whole and
+    newline-terminated, so anything after it is a row cut by a crash (or a failed write)."""
+    with open(path, "rb") as f:
+        pos = size
+        while pos > 0:
+            start = max(0, pos - 65536)
+            f.seek(start)
+            chunk = f.read(pos - start)
+            k = chunk.rfind(b"\n")
+            if k >= 0:
+                return start + k + 1
+            pos = start
+    return 0
+
+
+def _iter_csv_rows(path: Path, tolerate_torn_tail: bool, size: int | None = None) -> Iterator[TimelineRow]:
+    """The rows of a timeline CSV (or a journal), streamed: constant memory however long the file. `size` reads
+    only the first `size` bytes (a journal another thread is still appending to)."""
+    path = Path(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        total = path.stat().st_size if size is None else size
+        end = total
+        if tolerate_torn_tail:
+            end = _complete_end(path, total)
+            if end < total:
+                log.warning("%s: dropped an incomplete last line (the writer was killed mid-row)", path)
+        f = open(path, "rb")  # noqa: SIM115 (closed below; a generator's with-block would hold it until exhausted)
     except OSError as e:
         raise ExportError(f"cannot read {path}: {_os_reason(e)}") from None
-    if tolerate_torn_tail and text and not text.endswith("\n"):
-        # Rows are written whole and newline-terminated; a last line without its newline was cut by a crash.
-        text = text[: text.rfind("\n") + 1]
-        log.warning("%s: dropped an incomplete last line (the writer was killed mid-row)", path)
-    if not text.strip():
-        if tolerate_torn_tail:
-            return []
-        raise ExportError(f"{path} is empty (expected a FAN Live timeline CSV)")
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or ())]
-    if missing:
-        raise ExportError(f"{path} is not a FAN Live timeline CSV (missing columns: {', '.join(missing)})")
-    rows = []
-    for lineno, rec in enumerate(reader, start=2):
-        try:
-            rows.append(TimelineRow.from_csv(rec))
-        except (TypeError, ValueError) as e:
-            raise ExportError(f"{path}:{lineno}: bad row ({e})") from None
-    return rows
+    with f:
+        def lines() -> Iterator[str]:
+            pos = 0
+            for raw in f:  # CSV fields here never contain newlines: a physical line is a record
+                pos += len(raw)
+                if pos > end:
+                    return
+                yield raw.decode("utf-8")
+
+        reader = csv.reader(lines())
+        header = next(reader, None)
+        if header is None:
+            if tolerate_torn_tail:
+                return
+            raise ExportError(f"{path} is empty (expected a FAN Live timeline CSV)")
+        missing = [c for c in CSV_COLUMNS if c not in header]
+        if missing:
+            raise ExportError(f"{path} is not a FAN Live timeline CSV (missing columns: {', '.join(missing)})")
+        for lineno, values in enumerate(reader, start=2):
+            try:
+                yield TimelineRow.from_csv(dict(zip(header, values)))
+            except (KeyError, TypeError, ValueError) as e:
+                raise ExportError(f"{path}:{lineno}: bad row ({e})") from None
+
+
+def _read_csv_rows(path: Path, tolerate_torn_tail: bool) -> list[TimelineRow]:
+    return list(_iter_csv_rows(path, tolerate_torn_tail))
 
 
 # ----------------------------------------------------------------------------------------------------------- summary
@@ -347,28 +498,26 @@ def _move_aside(journal: Path) -> Path:
 class SessionRecorder:
     """Collects TimelineRows of one session; see the module docstring for the durability contract.
 
-    With no export paths it only keeps rows in memory (summary, plots) and writes nothing.
-    Thread-safe: a worker may add() while the UI thread reads summary().
+    With no export paths it only keeps rows in memory (summary, plots) and writes nothing. With exports, rows live
+    in the journal (then in the exports), never in memory: `rows`/`iter_rows()` read them back from there.
+    Thread-safe: a worker may add() while the UI thread reads summary() or rows.
     """
 
     def __init__(self, export_paths: Iterable[Path | str], metadata: SessionMetadata):
-        targets = [Path(p) for p in export_paths]
+        targets = check_export_targets(export_paths)
         for p in targets:
-            if p.suffix.lower() not in EXPORT_SUFFIXES:
-                raise ValueError(f"export {p}: unsupported file type {p.suffix or '(none)'!r}, use .csv or .json")
-        if len({p.resolve() for p in targets}) != len(targets):
-            raise ValueError(f"the same export file is given twice: {', '.join(map(str, targets))}")
-        for p in targets:
-            _check_export_target(p)
+            clean_orphan_temp_files(p.parent, p.name)  # a run killed while it wrote this export's final file
         self.export_paths: list[Path] = targets
         self.metadata = metadata
-        self._rows: list[TimelineRow] = []
+        self._rows: list[TimelineRow] | None = [] if not targets else None  # memory-only recorders keep them here
+        self._n_rows = 0
         self._stats: dict[int, _FaceStats] = {}
-        self._lock = threading.Lock()          # rows, stats, journal handle
+        self._lock = threading.Lock()          # stats, counters, journal handle
         self._close_lock = threading.Lock()    # one close() at a time; held while the exports are written
         self._accepting = True
         self._done = False
         self._journal: IO | None = None
+        self._journal_error: str | None = None  # why the journal stopped taking rows (disk full...), if it did
         self._writer = None
         self.journal_path: Path | None = journal_path_for(targets[0]) if targets else None
         if self.journal_path is not None:
@@ -376,6 +525,7 @@ class SessionRecorder:
                 if self.journal_path.exists():
                     _move_aside(self.journal_path)
                 self._journal = open(self.journal_path, "x", encoding="utf-8", newline="")  # noqa: SIM115 (closed by close())
+                _lock_journal(self._journal)
                 self._writer = csv.writer(self._journal, lineterminator="\n")
                 self._writer.writerow(CSV_COLUMNS)
                 self._journal.flush()
@@ -389,7 +539,9 @@ class SessionRecorder:
         self.add_many((row,))
 
     def add_many(self, rows: Iterable[TimelineRow]) -> None:
-        """Record rows (typically one frame's faces). They are in the journal, handed to the OS, when this returns."""
+        """Record rows (typically one frame's faces). They are in the journal, handed to the OS, when this returns.
+        A journal that cannot be written (disk full) raises ExportError; the recorder then takes no more rows, and
+        close() still writes every export it can from what the journal holds."""
         rows = list(rows)
         for r in rows:
             if not isinstance(r, TimelineRow):
@@ -398,6 +550,8 @@ class SessionRecorder:
         with self._lock:
             if not self._accepting:
                 raise RuntimeError("this SessionRecorder is closed")
+            if self._journal_error is not None:
+                raise ExportError(self._journal_error)
             if not rows:
                 return
             if self._journal is not None:
@@ -409,19 +563,43 @@ class SessionRecorder:
                         os.fsync(self._journal.fileno())
                         self._last_fsync = now
                 except OSError as e:
-                    raise ExportError(f"cannot write the journal {self.journal_path}: {_os_reason(e)} "
-                                      f"({len(self._rows)} earlier rows are in it)") from None
-            self._rows.extend(rows)
+                    self._journal_error = (f"cannot write the journal {self.journal_path}: {_os_reason(e)} "
+                                           f"(after {self._n_rows} rows)")
+                    raise ExportError(self._journal_error) from None
+            else:
+                self._rows.extend(rows)
+            self._n_rows += len(rows)
             for r in rows:
                 self._stats.setdefault(r.face_id, _FaceStats()).add(r)
 
+    def iter_rows(self) -> Iterator[TimelineRow]:
+        """Every row recorded so far, streamed from the journal while recording (from the first export once the
+        session is closed): constant memory, however long the session."""
+        if self._rows is not None:
+            with self._lock:
+                rows = list(self._rows)
+            yield from rows
+            return
+        size = None
+        with self._lock:
+            journal = self._journal
+            if journal is not None and not journal.closed:
+                with contextlib.suppress(OSError):
+                    journal.flush()
+                size = os.fstat(journal.fileno()).st_size  # rows appended after this are not ours to read
+        if self._done:
+            yield from read_session(self.export_paths[0])[1]
+            return
+        if self.journal_path is not None and (size is not None or self.journal_path.exists()):
+            yield from _iter_csv_rows(self.journal_path, tolerate_torn_tail=True, size=size)
+
     @property
     def rows(self) -> list[TimelineRow]:
-        with self._lock:
-            return list(self._rows)
+        """All rows as a list (reads them back: use iter_rows() to stream a long session)."""
+        return list(self.iter_rows())
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return self._n_rows
 
     def summary(self) -> dict:
         with self._lock:
@@ -429,44 +607,68 @@ class SessionRecorder:
 
     # -- finishing
 
+    def _release_journal(self) -> None:
+        journal, self._journal = self._journal, None
+        if journal is not None:
+            with contextlib.suppress(OSError):  # a full disk fails the last flush too: the rows are in it or lost
+                journal.close()
+
     def close(self) -> None:
-        """Write every export atomically, then delete the journal. A no-op once it succeeded; after an ExportError
-        the journal is kept (the message names it) and calling close() again retries the exports."""
+        """Write every export atomically (streamed from the journal), then delete the journal. A no-op once it
+        succeeded. Every target that can be written is written; if any cannot, or the journal itself had failed,
+        the journal is kept, one ExportError line says what was written and what was not, and calling close()
+        again retries the exports."""
         with self._close_lock:
             if self._done:
                 return
             # Stop intake under the state lock, then write outside it: the final files of a long session take seconds
-            # and the UI thread must still be able to read rows/summary meanwhile. self._rows no longer changes.
+            # and the UI thread must still be able to read rows/summary meanwhile. The journal stays open (and
+            # locked) until it is deleted, so no other process takes it for a dead session's meanwhile.
             with self._lock:
                 self._accepting = False
-                journal, self._journal = self._journal, None
-                summary = _summarise(self._stats)
+                journal = self._journal
             if journal is not None:
                 try:
                     journal.flush()
+                except OSError as e:  # the rows still buffered are lost: say so
+                    if self._journal_error is None:
+                        self._journal_error = f"cannot write the journal {self.journal_path}: {_os_reason(e)}"
+                with contextlib.suppress(OSError):  # durability of a file about to be replaced by the exports
                     os.fsync(journal.fileno())
-                except OSError:
-                    pass  # the rows are in memory; the exports below are what matters now
-                finally:
-                    journal.close()
-            failed = []
+            if self._rows is not None:
+                def source() -> Iterable[TimelineRow]:
+                    return self._rows
+            else:
+                def source() -> Iterable[TimelineRow]:
+                    return _iter_csv_rows(self.journal_path, tolerate_torn_tail=True)
+            written, failed = [], []
             for target in self.export_paths:
                 try:
                     if target.suffix.lower() == ".csv":
-                        _atomic_write(target, lambda f: _write_csv(f, self._rows))
+                        _atomic_write(target, lambda f: _write_csv(f, source()))
                     else:
-                        _atomic_write(target, lambda f: _write_json(f, self.metadata.to_dict(), self._rows, summary))
+                        _atomic_write(target, lambda f: _write_json(f, self.metadata.to_dict(), source()))
+                    written.append(str(target))
                 except OSError as e:
                     failed.append(f"{target} ({_os_reason(e)})")
+            journal_error, self._journal_error = self._journal_error, None  # reported once, by this close()
             if failed:
-                raise ExportError(f"could not write {'; '.join(failed)}; all {len(self._rows)} rows are kept in "
-                                  f"{self.journal_path}")
+                self._release_journal()  # unlocked: a later run may recover it if this process goes away
+                parts = [journal_error] if journal_error else []
+                parts.append(f"could not write {'; '.join(failed)}")
+                if written:
+                    parts.append(f"wrote {', '.join(written)}")
+                parts.append(f"the rows are kept in {self.journal_path}")
+                raise ExportError("; ".join(parts))
             self._done = True
             if self.journal_path is not None:
                 try:
                     self.journal_path.unlink(missing_ok=True)
                 except OSError as e:
                     log.warning("exports written, but the journal %s could not be removed: %s", self.journal_path, e)
+            self._release_journal()
+            if journal_error:  # every export holds what the journal kept; rows after its failure are lost
+                raise ExportError(f"{journal_error}; wrote {', '.join(written)} with the rows recorded before that")
 
     def __enter__(self) -> Self:
         return self

@@ -11,12 +11,20 @@ import datetime as _dt
 import os
 import re
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from app.session import ExportError, SessionMetadata, SessionRecorder, TimelineRow, plot_timeline, recover_journal
+from app.session import (
+    ExportError,
+    SessionMetadata,
+    SessionRecorder,
+    TimelineRow,
+    clean_orphan_temp_files,
+    journal_in_use,
+    plot_timeline,
+    recover_journal,
+)
 
 SESSIONS_ENV = "FANLIVE_SESSIONS_DIR"
 
@@ -44,18 +52,20 @@ def unique_stem(folder: Path, stem: str) -> str:
     return out
 
 
-def recover_pending(folder: Path, idle_s: float = 120.0) -> list[Path]:
-    """Turn every journal a crashed session left in `folder` into a CSV; the CSVs written. Unreadable journals are
-    kept as they are (recover_journal raises ExportError and leaves them). A journal written to in the last `idle_s`
-    seconds may belong to another FAN Live window that is still recording, so it is left alone."""
+def recover_pending(folder: Path) -> list[Path]:
+    """Turn every journal a dead session left in `folder` into a CSV; the CSVs written. A journal is a dead session's
+    when no live process holds it (`journal_in_use`: the recording process's lock, released by the kernel however
+    the process ended), so a restart right after a crash or a kill recovers it at once, while a session another
+    FAN Live window is still recording is left alone. Unreadable journals are kept as they are. Temp files of a run
+    killed while it wrote its final files are removed."""
     out = []
     if not folder.is_dir():
         return out
-    now = time.time()
+    clean_orphan_temp_files(folder)
     # out.csv.partial.csv, and out.csv.partial-2.csv when an older journal had been moved aside
     for journal in sorted(folder.glob("*.partial*.csv")):
         try:
-            if now - journal.stat().st_mtime < idle_s:
+            if journal_in_use(journal):
                 continue
             out.append(recover_journal(journal))
         except (ExportError, OSError):  # unreadable, or gone meanwhile: leave it

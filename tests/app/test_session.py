@@ -412,3 +412,143 @@ def test_import_is_light_and_qt_free():
     code = ("import app.session, sys; heavy = {'matplotlib', 'PySide6', 'torch', 'pandas', 'numpy'} & set(sys.modules);"
             " assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+# ------------------------------------------------------------------------------------------------ issue 13
+
+def test_a_live_recorder_holds_its_journal_and_a_killed_one_does_not(tmp_path):
+    """Recovery asks whether the owning process is alive (its lock), not how old the journal is."""
+    from app.session import journal_in_use
+
+    out = tmp_path / "live.csv"
+    rec = SessionRecorder([out], make_metadata())
+    rec.add_many(make_rows(2))
+    assert journal_in_use(rec.journal_path)          # this process records into it, however fresh or old
+    os.utime(rec.journal_path, (0, 0))
+    assert journal_in_use(rec.journal_path)
+    rec.close()
+    assert not journal_in_use(rec.journal_path)      # gone
+
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_session import make_metadata, make_rows
+        from app.session import SessionRecorder
+        rec = SessionRecorder([{str(tmp_path / 'killed.csv')!r}], make_metadata())
+        rec.add_many(make_rows(3))
+        print("added", flush=True)
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    journal = journal_path_for(tmp_path / "killed.csv")
+    try:
+        assert proc.stdout.readline().strip() == "added"
+        assert journal_in_use(journal)               # another live process
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    assert not journal_in_use(journal)               # dead a moment ago: recoverable at once
+
+
+def test_disk_full_mid_run_writes_every_writable_target_and_keeps_the_journal(tmp_path, monkeypatch):
+    """The journal's disk fills up part-way: one error line, the export on the healthy disk is written from what the
+    journal holds, the one on the full disk is not, and the journal is kept."""
+    full, healthy = tmp_path / "full", tmp_path / "healthy"
+    full.mkdir()
+    healthy.mkdir()
+    rows = make_rows(10, faces=(1,))
+    rec = SessionRecorder([full / "s.csv", healthy / "s.json"], make_metadata())
+    rec.add_many(rows[:6])
+
+    class FullDisk:
+        """The journal's file object once the disk is full: every write and flush fails with ENOSPC."""
+        def __init__(self, f):
+            self._f = f
+
+        def write(self, *a):
+            raise OSError(28, "No space left on device")
+
+        flush = write
+
+        def __getattr__(self, name):
+            return getattr(self._f, name)
+
+    rec._journal = FullDisk(rec._journal)
+    rec._writer = __import__("csv").writer(rec._journal, lineterminator="\n")
+    with pytest.raises(ExportError, match="No space left"):
+        rec.add_many(rows[6:])
+    real_atomic_write = session._atomic_write
+
+    def atomic_write(path, write, binary=False):
+        if Path(path).parent == full:
+            raise OSError(28, "No space left on device")
+        return real_atomic_write(path, write, binary)
+
+    monkeypatch.setattr(session, "_atomic_write", atomic_write)
+    with pytest.raises(ExportError) as info:
+        rec.close()
+    msg = str(info.value)
+    assert "\n" not in msg and "journal" in msg and str(full / "s.csv") in msg and str(rec.journal_path) in msg
+    assert read_session(healthy / "s.json")[1] == rows[:6]      # the healthy target has every journalled row
+    assert not (full / "s.csv").exists()
+    assert rec.journal_path.exists() and len(pd.read_csv(rec.journal_path)) == 6
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_close_survives_a_journal_that_fails_to_close(tmp_path):
+    """Disk full at the very end: the journal's last flush/close raises; every export is still written."""
+    rec = SessionRecorder([tmp_path / "s.csv", tmp_path / "s.json"], make_metadata())
+    rec.add_many(make_rows(3))
+    real = rec._journal
+
+    class FailsOnClose:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def close(self):
+            real.close()
+            raise OSError(28, "No space left on device")
+
+    rec._journal = FailsOnClose()
+    rec.close()
+    assert len(read_session(tmp_path / "s.csv")[1]) == 6 and len(read_session(tmp_path / "s.json")[1]) == 6
+
+
+def test_orphan_temp_files_of_a_killed_run_are_removed_at_the_next_run(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()  # a pid that has just ended
+    orphan = tmp_path / f"s.csv.{dead}.0badf00d.tmp"
+    orphan.write_text("half a file")
+    probe = tmp_path / f".s.csv.{dead}.12345678.probe"
+    probe.write_text("")
+    ours = tmp_path / f"s.csv.{os.getpid()}.deadbeef.tmp"   # a live process's write in progress: not touched
+    ours.write_text("being written")
+    other = tmp_path / f"other.csv.{dead}.0badf00d.tmp"       # another export's: left to its own next run
+    other.write_text("x")
+    with SessionRecorder([tmp_path / "s.csv"], make_metadata()) as rec:
+        rec.add_many(make_rows(1))
+    assert not orphan.exists() and not probe.exists() and ours.exists() and other.exists()
+    assert session.clean_orphan_temp_files(tmp_path) == [other]
+
+
+def test_memory_stays_flat_however_many_rows(tmp_path):
+    """The recorder streams the exports from its journal instead of keeping every row (~1 KB each) for the JSON."""
+    import tracemalloc
+
+    rec = SessionRecorder([tmp_path / "s.csv", tmp_path / "s.json"], make_metadata())
+    rec.add_many(make_rows(500, faces=(1, 2), seed=0))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for k in range(1, 5):  # rows made and handed over, as a replay does frame by frame, then dropped
+            rec.add_many(make_rows(500, faces=(1, 2), seed=k))
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 200_000, f"{grown} bytes held for 4000 rows"
+    assert len(rec) == 5000 and rec.summary()["n_rows"] == 5000
+    rec.close()
+    every = [r for k in range(5) for r in make_rows(500, faces=(1, 2), seed=k)]
+    assert read_session(tmp_path / "s.json")[1] == every == read_session(tmp_path / "s.csv")[1]
+    assert json.loads((tmp_path / "s.json").read_text())["summary"]["n_rows"] == 5000

@@ -63,9 +63,20 @@ def test_recover_pending_turns_crash_journals_into_csvs(tmp_path):
     crashed = tmp_path / "crashed"
     crashed.mkdir()
     shutil.copy(rec.journal_path, crashed / "2024-05-01_12-00-00_clip.csv.partial.csv")
+    (crashed / f"2024-05-01_12-00-00_clip.json.{dead_pid()}.0badf00d.tmp").write_text("{")  # killed mid-write
+    assert recover_pending(tmp_path / "run") == []  # a live recording (this process holds it), however old
     log.stop().close()
-    assert recover_pending(crashed) == []  # just written: maybe another window still recording into it
-    recovered = recover_pending(crashed, idle_s=0)
+    # nobody holds the copy: recovered at once, though it was written a moment ago (a quick restart)
+    recovered = recover_pending(crashed)
     assert [p.name for p in recovered] == ["2024-05-01_12-00-00_clip.csv"]
     assert len(read_session(recovered[0])[1]) == 4 and not list(crashed.glob("*.partial*"))
+    assert not list(crashed.glob("*.tmp"))
     assert recover_pending(tmp_path / "missing") == []
+
+
+def dead_pid() -> int:
+    import subprocess
+    import sys
+
+    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
