@@ -101,10 +101,14 @@ class FaceTracker:
         """Tracks that ended on the last update (missed more than max_missed frames in a row)."""
         return list(self._ended)
 
-    def reset(self) -> None:
-        """Forget every track (a seek, a new source). Ids keep counting up: they are never reused."""
+    def reset(self, restart_ids: bool = False) -> None:
+        """Forget every track (a seek, a new source). Ids keep counting up, so one timeline never reuses an id;
+        `restart_ids` starts again from 1, for a new timeline (a new source: its own session, numbered as a
+        headless replay of it would be)."""
         self._tracks = []
         self._ended = []
+        if restart_ids:
+            self._next_id = 1
 
     def update(self, faces: list[Face]) -> list[Face]:
         """Match this frame's faces to the tracks; sets `face.track_id` on every face and returns the same list."""

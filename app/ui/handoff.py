@@ -1,10 +1,10 @@
 """The hand-off between the capture thread and the pipeline thread.
 
-Two policies, switchable while running (STYLE 6):
+Two policies (STYLE 6):
 - latest: one slot; a new frame replaces an unprocessed one (counted as dropped), so a slow model never lags behind a
-  live camera or a real-time replay;
-- every: a small bounded queue; the producer blocks when it is full, so a fast replay processes every frame and
-  decoding never runs far ahead of the model.
+  live camera;
+- every: a small bounded queue; the producer blocks when it is full, so a file has every frame processed (and
+  recorded) and decoding never runs far ahead of the model: a slow model slows playback down instead.
 `close()` wakes both sides; after it `put` refuses and `get` returns None. Qt-free.
 """
 from __future__ import annotations
@@ -20,9 +20,10 @@ from typing import Any
 class Captured:
     """A frame on its way to the pipeline."""
 
-    frame: Any            # app.capture.Frame
+    frame: Any            # app.capture.Frame; None marks the end of a file's pass (every frame before it was sent)
     generation: int       # changes on a new source, a seek or a loop: the pipeline forgets its tracks
     captured_at: float    # time.monotonic() when it was read, for the end-to-end latency
+    new_source: bool = False  # the first frame of a newly opened source: a new timeline, face ids from 1
 
 
 class FrameHandoff:

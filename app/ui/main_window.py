@@ -120,6 +120,46 @@ class Banner(QFrame):
         return self.label.text() if self.isVisible() else ""
 
 
+class NoticeBanner(Banner):
+    """Notices in a queue, so one never hides another unread: the oldest shows, with "+N more"; dismissing it shows
+    the next. A notice with the `key` of a queued one replaces it in place (a session's "recording to" becomes its
+    "saved")."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__("notice", parent)
+        self._queue: list[tuple[str | None, str]] = []  # (key, text), oldest first
+        self.close_button.clicked.disconnect()
+        self.close_button.clicked.connect(self.dismiss)
+
+    def show_message(self, text: str, button: str | None = None, key: str | None = None) -> None:
+        for i, (k, _) in enumerate(self._queue):
+            if key is not None and k == key:
+                self._queue[i] = (key, text)
+                break
+        else:
+            self._queue.append((key, text))
+        self._show_first()
+
+    def dismiss(self) -> None:
+        if self._queue:
+            self._queue.pop(0)
+        self._show_first()
+
+    def _show_first(self) -> None:
+        if not self._queue:
+            self.hide()
+            return
+        more = len(self._queue) - 1
+        self.label.setText(self._queue[0][1] + (f" <i>(+{more} more: \u2715 shows the next)</i>" if more else ""))
+        self.close_button.setToolTip("Next notice" if more else "Dismiss")
+        self.show()
+
+    @property
+    def messages(self) -> list[str]:
+        """Every notice not dismissed yet, oldest first."""
+        return [text for _, text in self._queue]
+
+
 class MainWindow(QMainWindow):
     """The window. `settings_store` defaults to the user's QSettings; tests pass an INI file of their own."""
 
@@ -149,6 +189,7 @@ class MainWindow(QMainWindow):
         self._open_first_camera = False   # no source given: open the first camera the probe finds
         self._probe_when_open = False     # --camera N: list the others once N is open
         self._closing = False
+        self._pass_saved = False          # a file's pass ended and its session was saved: play records a new one
 
         # display state (GUI thread only)
         self.selected_face: int | None = None
@@ -179,6 +220,8 @@ class MainWindow(QMainWindow):
         self.pipeline_worker.pipeline_loaded.connect(self._on_pipeline_loaded)
         self.pipeline_worker.pipeline_failed.connect(self._on_pipeline_failed)
         self.pipeline_worker.error_occurred.connect(self._on_error_occurred)
+        self.pipeline_worker.pass_finished.connect(self._on_pass_finished)
+        self.pipeline_worker.recording_failed.connect(self._on_recording_failed)
         self.pipeline_worker.start()
         self.statusBar().showMessage("Loading the model...")
 
@@ -204,7 +247,7 @@ class MainWindow(QMainWindow):
         self.model_banner.close_button.hide()  # a missing model stays visible until one loads
         self.model_banner.button.clicked.connect(self.choose_model)
         self.error_banner = Banner("error")
-        self.notice_banner = Banner("notice")
+        self.notice_banner = NoticeBanner()
         self.notice_banner.label.linkActivated.connect(lambda url: QDesktopServices.openUrl(QUrl(url)))
 
         video_col = QWidget()
@@ -264,6 +307,8 @@ class MainWindow(QMainWindow):
         self.status_labels = {}
         for key, tip in (("source", "Current source"), ("input", "Frames read per second"),
                          ("processing", "Frames through the model per second"),
+                         ("pace", "A file is analysed frame by frame: when the model is slower than real time, "
+                                  "playback waits for it"),
                          ("latency", "Capture to result, median of recent frames (model time in brackets)"),
                          ("provider", "ONNX Runtime execution provider in use"), ("faces", "Faces tracked now"),
                          ("recording", "Recording state")):
@@ -414,6 +459,7 @@ class MainWindow(QMainWindow):
         opens on its capture thread; errors come back as a message."""
         self._stop_capture()
         self._stop_recording()
+        self._pass_saved = False
         self.handoff.clear()
         self.error_banner.hide()
         self.source_info = None
@@ -445,9 +491,39 @@ class MainWindow(QMainWindow):
         self.transport.set_playing(True)
         self.status_labels["source"].setText(info.name)
         self.setWindowTitle(f"{info.name} - {APP_NAME}")
-        if not info.is_live:  # files record from the start; cameras when the user asks
+        if not info.is_live:  # files record from the start, every frame; cameras when the user asks
             self._record_when_ready = True
             self._maybe_start_recording()
+            if self.pipeline_info is None and not self.model_error:
+                self.video.set_message("Loading the model...\nThe video starts once it is ready, so that every "
+                                       "frame is analysed.")
+            self._release_capture()
+
+    def _release_capture(self) -> None:
+        """Let the file play once the model has settled (loaded and recording, or failed: then it plays unlabelled),
+        so that frame 0 is analysed and recorded like every other."""
+        worker = self.capture_worker
+        if worker is None or self.source_info is None or self.source_info.is_live:
+            return
+        if self.pipeline_info is None and not self.model_error:
+            return  # _on_pipeline_loaded / _on_pipeline_failed call again
+        if self.video.message.startswith("Loading the model"):
+            self.video.set_message("")
+        worker.release()
+
+    def _on_pass_finished(self, generation: int) -> None:
+        """Every frame of a pass through the file is processed and recorded: its session is complete, so save it.
+        A looping file records its next pass as a new session."""
+        worker = self.capture_worker
+        if worker is None or generation != worker.generation or self.source_info is None:
+            return
+        if self.session_log.recording:
+            self._stop_recording()
+            self._pass_saved = True
+        if self.transport.loop_check.isChecked():
+            self._record_when_ready = True
+            self._maybe_start_recording()
+            worker.release()
 
     def _on_source_ended(self) -> None:
         if self.sender() is self.capture_worker:
@@ -484,6 +560,11 @@ class MainWindow(QMainWindow):
     def _on_play_toggled(self, play: bool) -> None:
         if self.capture_worker is None or self.source_info is None:
             return
+        if play and self._pass_saved and not self.session_log.recording and self.pipeline_info:
+            # the file's session was saved at its end: playing it again records a new one, started before the first
+            # frame of it is read
+            self.start_recording()
+        self._pass_saved = False
         self.capture_worker.set_paused(not play)
         self.transport.set_playing(play)
 
@@ -638,13 +719,16 @@ class MainWindow(QMainWindow):
                 + HOW_TO_GET_A_MODEL, "Choose model...")
         else:
             self.model_banner.hide()
-        self.statusBar().showMessage(f"Model {info.model} loaded ({', '.join(info.providers)})", 5000)
-        if info.fallback_reason:  # CUDA was wanted (auto/cuda) and is listed, but did not start: say why
-            self.notice_banner.show_message(f"Running on the CPU: CUDA could not start ({info.fallback_reason}).")
+        # CUDA wanted but not started is a quiet fact of the status bar (its provider label and tooltip say why),
+        # not a banner: most machines have no CUDA 13, and the notices are for what the user must act on
+        where = "on the CPU" if info.providers and info.providers[0].startswith("CPU") else \
+            f"on {info.providers[0].replace('ExecutionProvider', '')}" if info.providers else ""
+        self.statusBar().showMessage(f"Model {info.model} loaded, running {where}", 5000)
         if previous is not None and self.session_log.recording:
             self._stop_recording()  # a session's metadata names one model: a new model starts a new session
             self._record_when_ready = True
         self._maybe_start_recording()
+        self._release_capture()
 
     def _on_pipeline_failed(self, message: str) -> None:
         self.pipeline_info = None
@@ -654,6 +738,7 @@ class MainWindow(QMainWindow):
                                        "The video still plays, without labels.", "Choose model...")
         self.settings_dock.model_info.setText(f"No model loaded: {message}")
         self.statusBar().showMessage("No model loaded", 5000)
+        self._release_capture()
 
     def choose_model(self) -> None:
         self.settings_dock.show()
@@ -704,7 +789,8 @@ class MainWindow(QMainWindow):
         folder = recorder.export_paths[0].parent
         self.notice_banner.show_message(
             f"Recording to {_folder_link(folder)}/"
-            f"{recorder.export_paths[0].stem}.csv + .json (autosaved as it runs). Ctrl+R stops, Ctrl+E exports.")
+            f"{recorder.export_paths[0].stem}.csv + .json (autosaved as it runs). Ctrl+R stops, Ctrl+E exports.",
+            key=str(recorder.export_paths[0]))
 
     def _stop_recording(self, wait: bool = False) -> None:
         self._record_when_ready = False
@@ -715,7 +801,7 @@ class MainWindow(QMainWindow):
 
         def close():
             recorder.close()
-            return list(recorder.export_paths) if len(recorder) else []
+            return list(recorder.export_paths)
 
         if wait:
             try:
@@ -737,11 +823,19 @@ class MainWindow(QMainWindow):
             folder = Path(paths[0]).parent
             self.notice_banner.show_message(
                 f"Session saved: {', '.join(Path(p).name for p in paths)} in "
-                f"{_folder_link(folder)}")
+                f"{_folder_link(folder)}", key=str(paths[0]))
         self.session_saved.emit(paths)
 
+    def _on_recording_failed(self, message: str) -> None:
+        """The journal could not be written (disk full...): the recording has stopped; write what can be written."""
+        self._show_recording(False)
+        self._on_error_occurred(f"recording stopped: {message}")
+        recorder = self.session_log.last
+        if recorder is not None:
+            self._run_task(lambda: (recorder.close(), list(recorder.export_paths))[1], on_done=self._on_session_saved)
+
     def export_dialog(self) -> None:
-        if not self.session_log.rows():
+        if self.session_log.last is None or not len(self.session_log.last):
             self._on_error_occurred("Nothing to export yet: no face has been recorded in this session "
                                     "(files record from the start; Ctrl+R records a camera).")
             return
@@ -762,14 +856,16 @@ class MainWindow(QMainWindow):
         if last is None:
             self._on_error_occurred("Nothing to export yet: nothing has been recorded in this session.")
             return None
-        return self._run_task(export_rows, last.rows, last.metadata, Path(path), kinds, self.shown_face,
+        face = self.shown_face
+        # the rows are read back from the session's journal or files on the task's thread, not kept in memory
+        return self._run_task(lambda: export_rows(last.rows, last.metadata, Path(path), kinds, face),
                               on_done=self._on_exported)
 
     def _on_exported(self, paths: list) -> None:
         folder = Path(paths[0]).parent
         self.notice_banner.show_message(
             f"Exported {', '.join(p.name for p in paths)} to "
-            f"{_folder_link(folder)}")
+            f"{_folder_link(folder)}", key=f"export {paths[0]}")
         self.session_exported.emit(paths)
 
     def open_sessions_folder(self) -> None:
@@ -782,9 +878,8 @@ class MainWindow(QMainWindow):
         if recovered:
             folder = recovered[0].parent
             self.notice_banner.show_message(
-                f"Recovered {len(recovered)} session(s) an earlier run did not finish: "
-                f"{', '.join(p.name for p in recovered)} in "
-                f"{_folder_link(folder)}")
+                f"Recovered {len(recovered)} session{'s' if len(recovered) != 1 else ''} an earlier run did not "
+                f"finish: {', '.join(p.name for p in recovered)} in {_folder_link(folder)}", key="recovered")
 
     # ------------------------------------------------------------------------------------------------ errors, status
     def _on_error_occurred(self, message: str) -> None:
@@ -795,12 +890,20 @@ class MainWindow(QMainWindow):
         s = self.status_labels
         cw = self.capture_worker
         s["input"].setText(f"input {cw.input_meter.rate():.1f} fps" if cw else "input -")
-        s["processing"].setText(f"processing {self.pipeline_worker.process_meter.rate():.1f} fps")
+        processing = self.pipeline_worker.process_meter.rate()
+        s["processing"].setText(f"processing {processing:.1f} fps")
+        fps = self.source_info.fps if self.source_info is not None else None
+        if cw is not None and cw.waiting_for_analysis:
+            pace = f" ({processing / fps:.2f}x)" if fps else ""
+            s["pace"].setText(f"analysis slower than real time: playback waits for it{pace}")
+        else:
+            s["pace"].setText("")
         lat, model = self.latency.value(), self.model_ms.value()
         s["latency"].setText(f"latency {lat:.0f} ms ({model:.0f} ms model)" if lat is not None else "latency -")
         if self.pipeline_info:
             short = [p.replace("ExecutionProvider", "") for p in self.pipeline_info.providers]
-            s["provider"].setText(f"provider {short[0]}" if short else "provider ?")
+            fallback = " (CUDA unavailable)" if self.pipeline_info.fallback_reason else ""
+            s["provider"].setText(f"provider {short[0]}{fallback}" if short else "provider ?")
             s["provider"].setToolTip(", ".join(self.pipeline_info.providers) + (
                 f"\nCUDA not used: {self.pipeline_info.fallback_reason}" if self.pipeline_info.fallback_reason
                 else ""))
@@ -869,12 +972,11 @@ class MainWindow(QMainWindow):
         self.handoff.close()
         self.pipeline_worker.stop()
         self.pipeline_worker.wait(10000)
-        rows = self.session_log.rows()
         self._stop_recording(wait=True)
-        for path in (getattr(self.args, "export", None) or []) if rows else []:
+        last = self.session_log.last
+        for path in (getattr(self.args, "export", None) or []) if last is not None and len(last) else []:
             try:  # main.py --export with the window: the session also goes there on exit
-                export_rows(rows, self.session_log.last.metadata, Path(path),
-                            (Path(path).suffix.lower().lstrip(".") or "csv",))
+                export_rows(last.rows, last.metadata, Path(path), (Path(path).suffix.lower().lstrip(".") or "csv",))
             except Exception as e:  # noqa: BLE001
                 print(f"fan-live: export to {path} failed: {e}", file=sys.stderr)
         for task in list(self._tasks):
@@ -902,10 +1004,21 @@ def run_app(args) -> int:
     app = make_app()
     window = MainWindow(args)
     window.show()
-    # Ctrl+C in the terminal closes the window like its close button (threads stopped, session saved). Python only
-    # runs signal handlers between bytecodes, so a timer wakes the interpreter while Qt's loop waits.
-    signal.signal(signal.SIGINT, lambda *_: window.close())
+    # Ctrl+C in the terminal, a `kill` (SIGTERM) and a closed terminal or logout (SIGHUP) close the window like its
+    # close button: threads stopped, the session's CSV and JSON written. Python only runs signal handlers between
+    # bytecodes, so a timer wakes the interpreter while Qt's loop waits.
+    received: list[int] = []
+
+    def on_signal(signum, _frame) -> None:
+        received.append(signum)
+        window.close()
+        app.quit()
+
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), on_signal)
     wake = QTimer()
     wake.timeout.connect(lambda: None)
     wake.start(250)
-    return app.exec()
+    code = app.exec()
+    return 128 + received[0] if received else code

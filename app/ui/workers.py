@@ -3,10 +3,15 @@ the engine and emits past-tense signals; errors arrive as `error_occurred(str)`,
 
 - CaptureWorker owns one FrameSource. Cameras go through the engine's LatestFrameGrabber (stale frames dropped);
   files are read here, paced by media time in real-time mode or free-running in fast mode, with play/pause, seek,
-  frame step and loop. Frames go into a FrameHandoff.
+  frame step and loop. Frames go into a FrameHandoff: a camera's newest frame only, but every frame of a file, in
+  order (a file is analysed and recorded from frame 0, never dropped: when the model is slower than real time,
+  playback waits for it and `waiting_for_analysis` says so). A file starts only once `release()` is called (the
+  window calls it when the model is loaded and the recording started), and each pass through a file ends with an
+  end marker in the hand-off, after its last frame; a looping file waits for `release()` again before the next pass.
 - PipelineWorker owns the Pipeline (built in its own thread: it is not thread-safe), takes frames from the hand-off,
   feeds every result's rows to the SessionLog (so no row depends on the GUI keeping up) and emits
-  frame_processed(FrameResult, generation, latency_ms). Without a model it passes frames through unlabelled, so the
+  frame_processed(FrameResult, generation, latency_ms); an end marker becomes pass_finished(generation), once every
+  frame before it has been processed and recorded. Without a model it passes frames through unlabelled, so the
   video still plays while the message says how to get one.
 - TaskWorker runs one slow call (listing cameras, writing exports, closing a recording) off the GUI thread.
 """
@@ -51,6 +56,8 @@ class CaptureWorker(QThread):
     source_ended = Signal()           # a file reached its end (and is not looping): the worker pauses there
     error_occurred = Signal(str)
 
+    WAIT_NOTICE_S = 1.0  # playback counts as waiting for analysis this long after a hand-over had to wait
+
     def __init__(self, spec, handoff: FrameHandoff, realtime: bool = True, speed: float = 1.0, loop: bool = False,
                  parent=None):
         super().__init__(parent)
@@ -67,6 +74,9 @@ class CaptureWorker(QThread):
         self._steps = 0                 # pending single-frame steps (+ forward, - back)
         self._pacing_reset = True       # re-anchor media time to wall time before the next paced frame
         self._ended = False             # a file is paused at its end
+        self._released = False          # a file's frames flow once the window says the model and recording are ready
+        self._last_wait = -1e9          # monotonic time a paced hand-over last had to wait for the pipeline
+        self.generation = 0             # of the frames being handed over now
         self.last_index = -1
         self.frames_read = 0            # frames handed to the pipeline
         # frames handed over before a frame the user seeks or steps to while paused, so the FAN window (this many
@@ -80,6 +90,23 @@ class CaptureWorker(QThread):
         with self._cond:
             self._stop = True
             self._cond.notify_all()
+
+    def release(self) -> None:
+        """Let a file's frames flow (at the start, and before each pass of a looping file)."""
+        with self._cond:
+            self._released = True
+            self._cond.notify_all()
+
+    def _wait_released(self) -> bool:
+        with self._cond:
+            while not self._stop and not self._released:
+                self._cond.wait(0.2)
+            return not self._stop
+
+    @property
+    def waiting_for_analysis(self) -> bool:
+        """A file playing in real time is held back by the model (analysis slower than real time) just now."""
+        return self._realtime and not self._paused and time.monotonic() - self._last_wait < self.WAIT_NOTICE_S
 
     def set_paused(self, paused: bool) -> None:
         with self._cond:
@@ -102,8 +129,8 @@ class CaptureWorker(QThread):
             self._set_handoff_policy(self.info.is_live)
 
     def _set_handoff_policy(self, live: bool) -> None:
-        # live or paced by the media clock: newest frame only (drop, never lag); as fast as possible: every frame
-        self.handoff.set_latest(live or self._realtime)
+        # a camera: newest frame only (drop, never lag); a file: every frame, at any speed (playback waits instead)
+        self.handoff.set_latest(live)
 
     def set_loop(self, loop: bool) -> None:
         self._loop = loop
@@ -148,12 +175,20 @@ class CaptureWorker(QThread):
         finally:
             source.close()
 
-    def _hand_over(self, frame, generation: int, keep: bool = False) -> bool:
+    def _new_generation(self) -> int:
+        self.generation = next(_generations)
+        return self.generation
+
+    def _hand_over(self, frame, generation: int, keep: bool = False, new_source: bool = False) -> bool:
         """Put a frame in the hand-off; in 'every' mode (or with `keep`) wait for room, but keep noticing stop and
         seek."""
-        item = Captured(frame, generation, time.monotonic())
+        t0 = time.monotonic()
+        item = Captured(frame, generation, t0, new_source)
         while not self._stop:
             if self.handoff.put(item, timeout=0.1, keep=keep):
+                now = time.monotonic()
+                if now - t0 > 0.005 and not keep:  # the pipeline had not taken the frames before: it sets the pace
+                    self._last_wait = now
                 self.input_meter.push()
                 self.frames_read += 1
                 self.last_index = frame.index
@@ -162,8 +197,16 @@ class CaptureWorker(QThread):
                 return False
         return False
 
+    def _send_end(self, generation: int) -> None:
+        """The end marker of a pass: the pipeline reports it once every frame before it is processed."""
+        item = Captured(None, generation, time.monotonic())
+        while not self._stop and not self.handoff.closed:
+            if self.handoff.put(item, timeout=0.1, keep=True):
+                return
+
     def _run_live(self, source) -> None:
-        generation = next(_generations)
+        generation = self._new_generation()
+        first = True
         grabber = LatestFrameGrabber(source).start()
         try:
             while not self._stop:
@@ -173,12 +216,16 @@ class CaptureWorker(QThread):
                         raise CaptureError(f"{source.name} stopped delivering frames")
                     continue
                 if not self._paused:  # a paused camera keeps grabbing (no backlog) but shows the frozen frame
-                    self._hand_over(frame, generation)
+                    if self._hand_over(frame, generation, new_source=first):
+                        first = False
         finally:
             grabber.stop()
 
     def _run_file(self, source) -> None:
-        generation = next(_generations)
+        generation = self._new_generation()
+        new_pass = True  # the next frame handed over starts a new timeline (a new session in the window)
+        if not self._wait_released():  # the model loads (and the recording starts) before frame 0 is read
+            return
         anchor_wall = anchor_media = 0.0
         while True:
             with self._cond:
@@ -195,24 +242,35 @@ class CaptureWorker(QThread):
             if step < 0:
                 seek_to = max(0, self.last_index - 1)
             if seek_to is not None:
+                if self._ended and seek_to == 0 and not self._paused:
+                    new_pass = True  # play at the end: the file again, from the start, as a new session
                 self._ended = False
                 # paused, the user inspects one frame: refill the window up to it (playing refills it as it goes)
                 start = max(0, seek_to - self.preroll) if self._paused else seek_to
                 source.seek(start)
                 self.handoff.clear()
-                generation = next(_generations)  # the pipeline forgets tracks from before the jump
+                generation = self._new_generation()  # the pipeline forgets tracks from before the jump
                 self._pacing_reset = True
                 for _ in range(seek_to - start):
                     frame = source.read()
-                    if frame is None or not self._hand_over(frame, generation, keep=True):
+                    if frame is None or not self._hand_over(frame, generation, keep=True, new_source=new_pass):
                         break
+                    new_pass = False
                 if self._paused and step == 0:
                     step = 1  # a seek while paused shows the frame it landed on
             frame = source.read()
             if frame is None:
-                if self._loop and source.position > 0:
+                looping = self._loop and source.position > 0
+                if looping:
+                    with self._cond:
+                        self._released = False  # before the marker: the window releases the next pass after it
+                self._send_end(generation)
+                if looping:
+                    if not self._wait_released():
+                        return
                     source.seek(0)
-                    generation = next(_generations)
+                    generation = self._new_generation()
+                    new_pass = True
                     self._pacing_reset = True
                     continue
                 with self._cond:
@@ -234,7 +292,8 @@ class CaptureWorker(QThread):
             if self._stop:
                 return
             # paused, only the frames the user asked for are handed over: none of them may be replaced
-            self._hand_over(frame, generation, keep=self._paused)
+            if self._hand_over(frame, generation, keep=self._paused, new_source=new_pass):
+                new_pass = False
 
 
 @dataclass(frozen=True)
@@ -255,6 +314,8 @@ class PipelineInfo:
 
 class PipelineWorker(QThread):
     frame_processed = Signal(object, int, float)  # FrameResult, generation, end-to-end latency (ms)
+    pass_finished = Signal(int)                   # generation: every frame of a file's pass is processed and recorded
+    recording_failed = Signal(str)                # the recording could not go on (its journal failed): why
     pipeline_loaded = Signal(object)              # PipelineInfo
     pipeline_failed = Signal(str)                 # no model: the message says why and what to do
     error_occurred = Signal(str)
@@ -292,18 +353,24 @@ class PipelineWorker(QThread):
                 item = self.handoff.get(timeout=0.1)
                 if item is None:
                     continue
+                if item.frame is None:
+                    self.pass_finished.emit(item.generation)
+                    continue
                 try:
                     if self.pipeline is None:
                         result = FrameResult(frame=item.frame, faces=[], predictions={})
                     else:
-                        if generation is not None and item.generation != generation:
-                            self.pipeline.reset()  # a new source, a seek or a loop: old tracks are meaningless
+                        if item.new_source:  # a new timeline: nothing carried over, face ids from 1 (as headless)
+                            self.pipeline.reset()
+                            self.pipeline.tracker.reset(restart_ids=True)
+                        elif generation is not None and item.generation != generation:
+                            self.pipeline.reset()  # a seek: old tracks are meaningless
                         result = self.pipeline.process(item.frame)
                     generation = item.generation
-                    self.session_log.add(result.rows())
-                except ExportError as e:
-                    self.error_occurred.emit(f"recording stopped: {one_line(e)}")
-                    continue
+                    try:
+                        self.session_log.add(result.rows())
+                    except ExportError as e:  # the frame itself is fine: it is still shown
+                        self.recording_failed.emit(one_line(e))
                 except Exception as e:  # noqa: BLE001 - one bad frame must not end the session
                     msg = f"processing failed on frame {item.frame.index}: {one_line(e)}"
                     if msg != last_error:  # the same failure on every frame is reported once

@@ -100,6 +100,8 @@ def test_ids_are_never_reused_after_reset():
     tracker.reset()
     assert tracker.active_ids == [] and tracker.ended_ids == []
     assert _ids(tracker.update([_face(100, 100)])) == [3]
+    tracker.reset(restart_ids=True)  # a new timeline (a new source in the window): numbered as a headless replay
+    assert _ids(tracker.update([_face(100, 100)])) == [1]
 
 
 def test_rejects_bad_settings():
