@@ -17,6 +17,14 @@ import numpy as np
 DEFAULT_TEMPLATE: tuple[tuple[float, float], ...] = (
     (0.3419, 0.4616), (0.6565, 0.4598), (0.5002, 0.6405), (0.3710, 0.8247), (0.6315, 0.8232))
 
+# The one source of the default normalisation per colour mode, used by training, the crop cache and export alike:
+# [0, 1] pixels mapped to [-1, 1] in every channel. Gray and RGB share the value, so a gray network's first
+# convolution converts exactly into an RGB one (weights times the luma coefficients, see models.networks).
+DEFAULT_MEAN_STD: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "gray": ((0.5,), (0.5,)),
+    "rgb": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+}
+
 
 @dataclass(frozen=True)
 class Preprocess:
@@ -24,13 +32,17 @@ class Preprocess:
 
     input_size: int = 64
     color: str = "gray"  # "gray" (1 channel) or "rgb" (3 channels)
-    mean: tuple[float, ...] = (0.5,)
-    std: tuple[float, ...] = (0.5,)
+    mean: tuple[float, ...] | None = None  # None: the colour mode's default (DEFAULT_MEAN_STD), one value a channel
+    std: tuple[float, ...] | None = None
     template: tuple[tuple[float, float], ...] = field(default=DEFAULT_TEMPLATE)
 
     def __post_init__(self):
         if self.color not in ("gray", "rgb"):
             raise ValueError(f"colour mode must be 'gray' or 'rgb', not {self.color!r}")
+        default_mean, default_std = DEFAULT_MEAN_STD[self.color]
+        # frozen dataclass: fill the per-colour defaults once, here, so every caller gets the same numbers
+        object.__setattr__(self, "mean", tuple(map(float, default_mean if self.mean is None else self.mean)))
+        object.__setattr__(self, "std", tuple(map(float, default_std if self.std is None else self.std)))
         if len(self.mean) != self.channels or len(self.std) != self.channels:
             raise ValueError(f"mean/std need {self.channels} values for colour mode {self.color!r}")
         if np.asarray(self.template).shape != (5, 2):

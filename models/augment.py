@@ -78,8 +78,84 @@ def random_erase(x: torch.Tensor, g: torch.Generator, p=0.25, area=(0.04, 0.2)) 
     return torch.where(box[:, None], fill[:, None], x)
 
 
-def train_augment(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    return random_erase(photometric(random_affine(x, g), g), g)
+LUMA = (0.299, 0.587, 0.114)  # RGB order, as cv2's BGR2GRAY weighs the channels
+
+
+def to_gray(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, S, S) RGB -> the same shape with every channel the luma (a gray image fed as 3 channels)."""
+    luma = (x * torch.tensor(LUMA, dtype=x.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return luma.expand_as(x)
+
+
+def color_jitter(x: torch.Tensor, g: torch.Generator, p=0.5, saturation=(0.6, 1.4), gain=0.08) -> torch.Tensor:
+    """RGB only: saturation and white-balance shifts (webcams, indoor light); a gray batch is returned as is."""
+    if x.shape[1] != 3:
+        return x
+    b = x.shape[0]
+    sel = (torch.rand(b, 1, 1, 1, generator=g) < p).to(x.dtype)
+    sat = torch.empty(b, 1, 1, 1).uniform_(saturation[0], saturation[1], generator=g)
+    gray = to_gray(x)
+    jit = gray + (x - gray) * sat
+    jit = jit * (1 + (torch.rand(b, 3, 1, 1, generator=g) * 2 - 1) * gain)
+    return (sel * jit + (1 - sel) * x).clamp(0, 1)
+
+
+def random_grayscale(x: torch.Tensor, g: torch.Generator, p=0.2) -> torch.Tensor:
+    """RGB only: a share p of the crops turned gray (as FER+ faces and gray cameras look)."""
+    if x.shape[1] != 3 or p <= 0:
+        return x
+    sel = torch.rand(x.shape[0], 1, 1, 1, generator=g) < p
+    return torch.where(sel, to_gray(x), x)
+
+
+def down_up(x: torch.Tensor, g: torch.Generator, p=0.25, min_scale=0.35) -> torch.Tensor:
+    """A far-away face: downscaled to a random fraction of the crop (area-averaged) and upscaled back (bilinear).
+    One scale per call (one resize of the selected samples), drawn per batch."""
+    b, _, h, w = x.shape
+    sel = torch.rand(b, generator=g) < p
+    if not sel.any():
+        return x
+    scale = float(torch.empty(1).uniform_(min_scale, 0.8, generator=g))
+    small = F.interpolate(x[sel], size=(max(8, round(h * scale)), max(8, round(w * scale))), mode="area")
+    out = x.clone()
+    out[sel] = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+    return out
+
+
+def jpeg(x: torch.Tensor, g: torch.Generator, p=0.3, quality=(15, 75)) -> torch.Tensor:
+    """JPEG artefacts (compressed streams and uploads): the selected crops encoded and decoded by OpenCV."""
+    import cv2  # only here: the augmentations are otherwise torch-only
+
+    b, c = x.shape[:2]
+    sel = torch.nonzero(torch.rand(b, generator=g) < p).flatten()
+    if len(sel) == 0:
+        return x
+    q = torch.randint(quality[0], quality[1] + 1, (len(sel),), generator=g)
+    out = x.clone()
+    for i, qi in zip(sel.tolist(), q.tolist()):
+        img = (x[i].permute(1, 2, 0).numpy() * 255.0 + 0.5).clip(0, 255).astype("uint8")  # (S, S, C), RGB/gray
+        ok, buf = cv2.imencode(".jpg", img if c == 1 else img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(qi)])
+        if not ok:
+            continue
+        dec = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if c == 1 else cv2.IMREAD_COLOR)
+        dec = dec[:, :, None] if c == 1 else dec[:, :, ::-1]
+        out[i] = torch.from_numpy(dec.copy()).permute(2, 0, 1).to(x.dtype) / 255.0
+    return out
+
+
+def train_augment(x: torch.Tensor, g: torch.Generator, wild: bool = True, gray_prob: float = 0.0) -> torch.Tensor:
+    """Stage-1 augmentation. wild adds the in-the-wild set: far-away faces (down/up-scaling), colour jitter and
+    JPEG artefacts; gray_prob turns that share of RGB crops gray."""
+    x = random_affine(x, g)
+    if wild:
+        x = down_up(x, g)
+    x = photometric(x, g)
+    if wild:
+        x = color_jitter(x, g)
+    x = random_grayscale(x, g, gray_prob)
+    if wild:
+        x = jpeg(x, g)
+    return random_erase(x, g)
 
 
 def degrade(x: torch.Tensor, g: torch.Generator, strength: torch.Tensor) -> torch.Tensor:

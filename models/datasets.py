@@ -303,6 +303,52 @@ def read_clip_folders(root) -> list[Clip]:
     return clips
 
 
+# -------------------------------------------------------------------------------------------------- RAF-DB
+
+RAFDB_VAL_FRACTION = 0.1  # the held-out share of RAF-DB train used for model selection (RAF-DB's test is elsewhere)
+RAFDB_SPLIT_SEED = 0
+
+
+def read_rafdb(root) -> list[Sample]:
+    """RAF-DB basic: `train_labels.csv` (path,label, relative to the CSV) under `root` (or `root/rafdb`), else
+    `train/<emotion>/` folders. One list of samples, the official train split; `rafdb_split` holds out val."""
+    root = Path(root)
+    if (root / "rafdb").is_dir():
+        root = root / "rafdb"
+    if (root / "train_labels.csv").is_file():
+        samples = read_index_csv(root / "train_labels.csv")
+    elif (root / "train").is_dir():
+        samples = read_image_folder(root / "train")
+    else:
+        raise DatasetError(f"{root}: no RAF-DB train_labels.csv or train/ class folders")
+    log.info("%s: %d RAF-DB images, %s", root, len(samples), class_counts(samples))
+    return samples
+
+
+def stratified_split(labels, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train index, held-out index): `fraction` of every class held out (rounded, at least one per class with
+    two or more items), chosen by a seeded permutation; both index arrays sorted."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    held = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        n = int(round(len(idx) * fraction))
+        if len(idx) >= 2:
+            n = min(max(n, 1), len(idx) - 1)
+        held.append(rng.permutation(idx)[:n])
+    held_idx = np.sort(np.concatenate(held)) if held else np.zeros(0, np.int64)
+    train_idx = np.setdiff1d(np.arange(len(labels)), held_idx)
+    return train_idx, held_idx
+
+
+def rafdb_split(samples: list[Sample], fraction: float = RAFDB_VAL_FRACTION, seed: int = RAFDB_SPLIT_SEED
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The project's fixed RAF-DB train/val split: indices into read_rafdb's list (stratified by class)."""
+    labels = np.array([-1 if s.label is None else s.label for s in samples])
+    return stratified_split(labels, fraction, seed)
+
+
 # ------------------------------------------------------------------------------------------ folds and counts
 
 def subject_folds(items, k: int = 10, seed: int = 0) -> np.ndarray:
@@ -355,10 +401,13 @@ __all__ = [
     "class_counts",
     "duplicate_mask",
     "ferplus_majority",
+    "rafdb_split",
     "read_ckplus",
     "read_clip_folders",
     "read_ferplus",
     "read_image_folder",
     "read_index_csv",
+    "read_rafdb",
+    "stratified_split",
     "subject_folds",
 ]

@@ -4,6 +4,13 @@
     python -m models.evaluate --weights weights/<name>.onnx --data DIR --format ferplus [--split FER2013Valid]
     python -m models.evaluate --weights weights/<name>.onnx --data DIR --format folder   (<label>/<image>)
     python -m models.evaluate --weights weights/<name>.onnx --data DIR --format clips    (<label>/<clip>/frames)
+    python -m models.evaluate suite --weights weights/<name>.onnx [--json out.json] [--plot DIR]
+
+`suite` scores the three labelled domains the project has, each through the same path: FER+ Valid (48 px gray,
+web images), the project's RAF-DB val split (in-the-wild colour, models.datasets.rafdb_split) and CK+48 single
+frames (posed, lab; contempt left out), and prints one table: accuracy, macro-F1, UAR, recall per class and the
+face-detection rate. Landmarks come from the training crop cache when it holds them (the same MediaPipe detector
+and settings), so a re-run costs only the network.
 
 Images of any size go through MediaPipe + the 5-point alignment from the model card (small crops such as FER+ 48x48
 are padded and upscaled for detection; where no face is found the mean transform is used and counted). Each image
@@ -140,7 +147,109 @@ def load_items(args):
     return "images", [s.path for s in samples], np.array([s.label for s in samples])
 
 
+SUITE = {"ferplus_valid": "FER+ Valid", "rafdb_val": "RAF-DB val", "ckplus_frames": "CK+48 frames"}
+
+
+def suite_sets(data: Path, pre, cache_dir: Path, progress: bool = True, limit: int = 0) -> dict:
+    """Each domain's aligned, labelled crops in the given preprocessing, from the training crop caches (the same
+    names, so a training run's cache serves here and back): FER+ Valid, the RAF-DB val split, CK+48 frames.
+    limit > 0 keeps every k-th image of each (quick checks and tests; the caches of such subsets are separate)."""
+    from models.datasets import read_ckplus
+    from models.facecache import cached_aligned_set
+    from models.train import load_ferplus_split, load_rafdb_splits
+
+    ck = read_ckplus(data / "ckplus48" if (data / "ckplus48").is_dir() else data)
+    ck_name = "ckplus"
+    if limit:
+        ck = [c for c in ck if c.label is not None]
+        ck, ck_name = ck[::max(1, len(ck) // limit)][:limit], f"ckplus_first{limit}"
+    _, raf_val = load_rafdb_splits(data, pre, cache_dir, limit, progress)
+    sets = {"ferplus_valid": load_ferplus_split(data, "FER2013Valid", pre, cache_dir, limit, progress),
+            "rafdb_val": raf_val,
+            "ckplus_frames": cached_aligned_set(ck, pre, cache_dir, ck_name, progress=progress)}
+    return {k: v.select(v.labels >= 0) for k, v in sets.items()}  # contempt, FER+ ambiguous: outside the 7
+
+
+def run_suite(card, data: Path, cache_dir: Path, device: str, attention: str | None, progress: bool = True,
+              limit: int = 0) -> dict:
+    """Each domain's report (+ detection_rate) through the card's embedder and FAN head, each image a window of
+    one frame, exactly as predict_images scores images."""
+    from app.inference import Embedder, FanHeadRunner
+
+    embedder = Embedder(card, device)
+    head = FanHeadRunner(card, attention or card.default_attention, device)
+    reports = {}
+    for name, aligned in suite_sets(data, card.preprocess, cache_dir, progress, limit).items():
+        crops = as_warped(aligned.crops)
+        probs = []
+        for i in range(0, len(crops), 64):
+            feats = embedder.embed(crops[i:i + 64])
+            probs.extend(head.run(f[None])[0] for f in feats)
+        rep = classification_report(aligned.labels, np.array(probs).argmax(1), EMOTIONS)
+        rep["detection_rate"] = float(aligned.detected.mean())
+        reports[name] = rep
+    return reports
+
+
+def format_suite(reports: dict) -> str:
+    """One markdown table: a row per domain."""
+    short = {"anger": "ang", "disgust": "dis", "fear": "fea", "happiness": "hap", "sadness": "sad",
+             "surprise": "sur", "neutral": "neu"}
+    head = ("| domain | n | accuracy | macro-F1 | UAR | " + " | ".join(f"{short[e]} rec" for e in EMOTIONS) +
+            " | face found |")
+    rows = [head, "|" + " --- |" * (6 + len(EMOTIONS))]
+    for name, r in reports.items():
+        rec = [f"{r['per_class_recall'][e]:.2f}" if e in r["per_class_recall"] else "-" for e in EMOTIONS]
+        rows.append(f"| {SUITE.get(name, name)} | {r['n']} | {100 * r['accuracy']:.2f}% | {r['macro_f1']:.3f} | {r['uar']:.3f} | " +
+                    " | ".join(rec) + f" | {100 * r['detection_rate']:.1f}% |")
+    return "\n".join(rows)
+
+
+def suite_main(argv: list[str]) -> int:
+    from app.paths import ROOT, data_root
+
+    p = argparse.ArgumentParser(prog="python -m models.evaluate suite",
+                                description="FER+ Valid, RAF-DB val and CK+48 frames through the app's path")
+    p.add_argument("--weights", type=Path, required=True, help="any .onnx or .json card of the model")
+    p.add_argument("--data", type=Path, default=None, help="shared data root (default: $FANLIVE_DATA or ../shared/data)")
+    p.add_argument("--cache-dir", type=Path, default=ROOT / "cache")
+    p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+    p.add_argument("--attention", choices=["relation", "self"], default=None)
+    p.add_argument("--json", type=Path, default=None, help="also write every report (confusion matrices too)")
+    p.add_argument("--plot", type=Path, default=None, help="a folder for one confusion-matrix PNG per domain")
+    p.add_argument("--limit", type=int, default=0, help="every k-th image, at most N per domain (quick checks)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    if args.limit < 0:
+        p.error("--limit must be >= 0")
+    try:
+        from models.datasets import DatasetError
+
+        card = load_card(args.weights)
+        reports = run_suite(card, args.data or data_root(), args.cache_dir, args.device, args.attention,
+                            not args.quiet, args.limit)
+    except (ModelError, DatasetError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{card.name} ({args.attention or card.default_attention} head, {card.preprocess.input_size} px "
+          f"{card.preprocess.color}), each image a window of one frame:")
+    print(format_suite(reports))
+    if args.json:
+        tmp = args.json.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"model": card.name, "attention": args.attention or card.default_attention,
+                                   "reports": reports}, indent=1) + "\n")
+        tmp.replace(args.json)
+    if args.plot:
+        args.plot.mkdir(parents=True, exist_ok=True)
+        for name, r in reports.items():
+            save_confusion_plot(r, args.plot / f"{name}.png", f"{card.name} on {name}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["suite"]:
+        return suite_main(argv[1:])
     p = argparse.ArgumentParser(prog="python -m models.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", type=Path, required=True, help="any .onnx or .json card of the model")

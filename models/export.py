@@ -182,8 +182,7 @@ def random_model(input_size: int = 64, color: str = "gray", seed: int = 0
     BatchNorm statistics and affine weights are randomised too (the default init makes every residual block an
     identity and every BN a no-op, which would leave most of the graph untested by a parity check), and the heads'
     attention weights are scaled so alpha and beta stay well inside (0, 1) on these features."""
-    pre = Preprocess(input_size=input_size, color=color, mean=(0.5,) * (1 if color == "gray" else 3),
-                     std=(0.5,) * (1 if color == "gray" else 3))
+    pre = Preprocess(input_size=input_size, color=color)
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     embedder = ResNet18Embedder(in_chans=pre.channels)

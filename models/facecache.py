@@ -392,6 +392,8 @@ def dataset_splits(data: Path, dataset: str) -> dict[str, list]:
         return {f"ferplus_{short.get(k, k.lower())}": v for k, v in splits.items()}
     if dataset == "ckplus":
         return {"ckplus": datasets.read_ckplus(data / "ckplus48" if (data / "ckplus48").is_dir() else data)}
+    if dataset == "rafdb":  # one cache for all of RAF-DB train; the val split is taken from it by index
+        return {"rafdb_train": datasets.read_rafdb(data)}
     raise SystemExit(f"unknown dataset {dataset!r}")
 
 
@@ -399,7 +401,7 @@ def main(argv=None) -> int:
     from app.paths import data_root
     p = argparse.ArgumentParser(description="Build aligned-crop caches for training (the live app's alignment).")
     p.add_argument("--data", type=Path, default=None, help="shared data root (default: $FANLIVE_DATA or ../shared/data)")
-    p.add_argument("--dataset", choices=("ferplus", "ckplus"), required=True)
+    p.add_argument("--dataset", choices=("ferplus", "ckplus", "rafdb"), required=True)
     p.add_argument("--input-size", type=int, default=Preprocess().input_size)
     p.add_argument("--color", choices=("gray", "rgb"), default=Preprocess().color)
     p.add_argument("--cache-dir", type=Path, default=None, help="default: $FANLIVE_CACHE or cache/ in the checkout")
@@ -407,10 +409,7 @@ def main(argv=None) -> int:
     p.add_argument("--rebuild", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    color_default = Preprocess()
-    pre = Preprocess(input_size=args.input_size, color=args.color,
-                     mean=color_default.mean * (1 if args.color == "gray" else 3),
-                     std=color_default.std * (1 if args.color == "gray" else 3))
+    pre = Preprocess(input_size=args.input_size, color=args.color)
     try:
         splits = dataset_splits(args.data or data_root(), args.dataset)
     except ValueError as exc:

@@ -62,6 +62,11 @@ class FramesConfig:
     swa_epochs: int = 0                # >0: average the weights of the last N epochs (SWA) into swa.pt
     swa_lr: float = 0.005              # the cosine decays to this LR, then holds it through the SWA epochs
     device: str = "auto"
+    # training data: FER+ Train and the project's RAF-DB train split (the rest of RAF-DB train is the val split)
+    datasets: list[str] = field(default_factory=lambda: ["ferplus", "rafdb"])
+    rafdb_repeat: float = 1.0          # RAF-DB images drawn per epoch, as a multiple of its train split (the mix)
+    gray_prob: float = 0.2             # RGB only: share of crops turned gray (FER+ is gray; keeps both domains close)
+    wild_augment: bool = True          # colour jitter, JPEG artefacts, downscale-then-upscale (far-away faces)
 
 
 @dataclass
@@ -72,6 +77,7 @@ class ClipsConfig:
     out: str = "runs/clips"
     attention: list[str] = field(default_factory=lambda: ["relation", "self"])
     sources: list[str] = field(default_factory=lambda: ["ferplus-synth", "ckplus"])
+    datasets: list[str] = field(default_factory=lambda: ["ferplus", "rafdb"])  # images for synthetic clips
     clip_length: int = 8               # frames per synthetic clip
     variants: int = 8                  # degraded copies per FER+ image whose features are precomputed
     degraded_share: float = 0.5        # expected share of degraded frames in a synthetic clip
@@ -150,6 +156,115 @@ def load_ferplus_split(data: str | Path, split: str, pre: Preprocess, cache_dir:
         subset_landmarks_from_full(samples, subset, Path(cache_dir), name, name + f"_first{limit}")
         samples, name = subset, name + f"_first{limit}"
     return cached_aligned_set(samples, pre, Path(cache_dir), name, progress=progress, workers=2 if not limit else 1)
+
+
+def load_rafdb_splits(data: str | Path, pre: Preprocess, cache_dir: str | Path, limit: int = 0,
+                      progress: bool = True):
+    """Aligned RAF-DB crops: (train split, val split) of RAF-DB train, the project's fixed stratified split
+    (models.datasets.rafdb_split). One cache for the whole of RAF-DB train; limit > 0 takes every k-th image of
+    each split (tests, smoke runs), cached under its own name."""
+    from models.datasets import rafdb_split, read_rafdb
+    from models.facecache import cached_aligned_set
+
+    samples = read_rafdb(data)
+    tr_idx, va_idx = rafdb_split(samples)
+    name = "rafdb_train"
+    if limit:
+        tr_idx = tr_idx[::max(1, len(tr_idx) // limit)][:limit]
+        va_idx = va_idx[::max(1, len(va_idx) // limit)][:limit]
+        keep = np.concatenate([tr_idx, va_idx])
+        subset = [samples[i] for i in keep]
+        sub_name = name + f"_first{limit}"
+        subset_landmarks_from_full(samples, subset, Path(cache_dir), name, sub_name)
+        aligned = cached_aligned_set(subset, pre, Path(cache_dir), sub_name, progress=progress, workers=1)
+        return aligned.select(np.arange(len(tr_idx))), aligned.select(np.arange(len(tr_idx), len(keep)))
+    aligned = cached_aligned_set(samples, pre, Path(cache_dir), name, progress=progress, workers=2)
+    return aligned.select(tr_idx), aligned.select(va_idx)
+
+
+VALID_NAMES = {"ferplus": "ferplus_valid", "rafdb": "rafdb_val"}
+
+
+@dataclass
+class FrameData:
+    """Stage-1 data: training crops of every dataset in one array, and one validation set per dataset."""
+
+    crops: torch.Tensor                # (N, S, S, C) uint8
+    target: torch.Tensor               # (N, K) float: FER+ vote distributions (or one-hot), RAF-DB one-hot
+    labels: np.ndarray                 # (N,) int64
+    source: np.ndarray                 # (N,) index into `names`
+    names: list[str]
+    valid: dict[str, tuple[torch.Tensor, np.ndarray]]  # VALID_NAMES value -> (crops, labels)
+    detection: dict[str, float]        # detection rate per split
+
+
+def load_frame_data(cfg: "FramesConfig", pre: Preprocess, progress: bool = True) -> FrameData:
+    unknown = set(cfg.datasets) - set(VALID_NAMES)
+    if unknown or not cfg.datasets:
+        raise ValueError(f"--datasets takes {', '.join(VALID_NAMES)}; got {' '.join(cfg.datasets) or 'none'}")
+    crops, targets, labels, source, valid, detection = [], [], [], [], {}, {}
+    for i, name in enumerate(cfg.datasets):
+        if name == "ferplus":
+            train = load_ferplus_split(cfg.data, "FER2013Train", pre, cfg.cache_dir, cfg.limit_train, progress)
+            val = load_ferplus_split(cfg.data, "FER2013Valid", pre, cfg.cache_dir, cfg.limit_valid, progress)
+        else:
+            train, val = load_rafdb_splits(cfg.data, pre, cfg.cache_dir, cfg.limit_train, progress)
+            if cfg.limit_valid:
+                val = val.select(np.arange(min(len(val), cfg.limit_valid)))
+        keep = np.flatnonzero(train.labels >= 0)  # images with a label among the 7 classes
+        lab = train.labels[keep]
+        onehot = np.eye(K, dtype=np.float32)[lab]
+        tgt = train.votes[keep] if cfg.soft_labels else onehot
+        tgt = np.where(tgt.sum(1, keepdims=True) > 0, tgt, onehot)  # no votes (RAF-DB): the one-hot label
+        crops.append(train.crops[keep])
+        targets.append(tgt)
+        labels.append(lab)
+        source.append(np.full(len(keep), i))
+        vkeep = val.labels >= 0
+        valid[VALID_NAMES[name]] = (torch.from_numpy(val.crops[vkeep]), val.labels[vkeep])
+        detection[f"{name}_train"] = float(train.detection_rate)
+        detection[VALID_NAMES[name]] = float(val.detection_rate)
+    return FrameData(torch.from_numpy(np.concatenate(crops)), torch.from_numpy(np.concatenate(targets)).float(),
+                     np.concatenate(labels), np.concatenate(source), list(cfg.datasets), valid, detection)
+
+
+def epoch_order(data: FrameData, cfg: "FramesConfig", g: torch.Generator) -> torch.Tensor:
+    """One epoch's sample order: every image of each dataset once, RAF-DB `rafdb_repeat` times (the fractional
+    part drawn at random), shuffled."""
+    parts = []
+    for i, name in enumerate(data.names):
+        idx = torch.from_numpy(np.flatnonzero(data.source == i))
+        repeat = cfg.rafdb_repeat if name == "rafdb" else 1.0
+        whole, frac = int(repeat), repeat - int(repeat)
+        parts += [idx] * whole
+        if frac > 0:
+            parts.append(idx[torch.randperm(len(idx), generator=g)[:int(round(frac * len(idx)))]])
+    order = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
+    return order[torch.randperm(len(order), generator=g)]
+
+
+def evaluate_valid_sets(model, data: FrameData, pre: Preprocess, device) -> dict:
+    """Each validation set's report, and their mean accuracy/macro-F1/UAR: the selection score is the mean
+    macro-F1 over the datasets, so no single dataset chooses the model."""
+    reports = {name: evaluate_frames(model, c, y, pre, device) for name, (c, y) in data.valid.items()}
+    mean = {k: float(np.mean([r[k] for r in reports.values()])) for k in ("accuracy", "macro_f1", "uar")}
+    return {**mean, "selection_score": mean["macro_f1"], "by_dataset": reports}
+
+
+def convert_first_conv(state: dict, in_chans: int) -> dict:
+    """A gray embedder's weights for an RGB input (or back): RGB conv1 weights are the gray ones times the luma
+    coefficients, so an RGB crop of a gray image gives exactly the gray network's output (same [-1, 1] scaling)."""
+    w = state["conv1.weight"]
+    if w.shape[1] == in_chans:
+        return state
+    luma = torch.tensor([0.299, 0.587, 0.114], dtype=w.dtype).view(1, 3, 1, 1)  # RGB order (convert_color)
+    if w.shape[1] == 1 and in_chans == 3:
+        w = w * luma
+    elif w.shape[1] == 3 and in_chans == 1:
+        w = w.sum(1, keepdim=True)
+    else:
+        raise ValueError(f"cannot convert a {w.shape[1]}-channel first convolution to {in_chans} channels")
+    return {**state, "conv1.weight": w}
 
 
 def subset_landmarks_from_full(full, subset, cache_dir: Path, full_name: str, subset_name: str) -> None:
@@ -307,20 +422,12 @@ def train_frames(cfg: FramesConfig) -> Path:
     # rank 0 builds the alignment cache first; the others then read it
     if not dd.main:
         dd.barrier()
-    train = load_ferplus_split(cfg.data, "FER2013Train", pre, cfg.cache_dir, cfg.limit_train, progress=dd.main)
-    valid = load_ferplus_split(cfg.data, "FER2013Valid", pre, cfg.cache_dir, cfg.limit_valid, progress=dd.main)
+    data = load_frame_data(cfg, pre, progress=dd.main)
     if dd.main:
         dd.barrier()
 
-    keep = np.flatnonzero(train.labels >= 0)  # majority-labelled images of the 7 classes
-    crops = torch.from_numpy(train.crops[keep])
-    labels = train.labels[keep]
-    votes = train.votes[keep]
-    target = torch.from_numpy(votes if cfg.soft_labels else np.eye(K, dtype=np.float32)[labels]).float()
-    no_votes = target.sum(1) == 0
-    target[no_votes] = torch.from_numpy(np.eye(K, dtype=np.float32)[labels[no_votes.numpy()]])
-    weight = class_weights(labels, cfg.class_weight_power) if cfg.class_weight_power else None
-    vcrops, vlabels = torch.from_numpy(valid.crops), valid.labels
+    crops, target = data.crops, data.target
+    weight = class_weights(data.labels, cfg.class_weight_power) if cfg.class_weight_power else None
 
     model = ResNet18Embedder(in_chans=pre.channels, num_classes=K, drop_rate=0.2).to(device)
     net = torch.nn.parallel.DistributedDataParallel(model) if dd.enabled else model
@@ -328,7 +435,7 @@ def train_frames(cfg: FramesConfig) -> Path:
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
                            {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, momentum=0.9, nesterov=True)
-    per_rank = len(crops) // dd.world
+    per_rank = len(epoch_order(data, cfg, torch.Generator().manual_seed(0))) // dd.world
     steps_per_epoch = max(1, per_rank // cfg.batch_size)
     total, warmup = steps_per_epoch * (cfg.epochs - cfg.swa_epochs), int(steps_per_epoch * cfg.warmup_epochs)
     floor = cfg.swa_lr if cfg.swa_epochs else 0.0
@@ -338,12 +445,11 @@ def train_frames(cfg: FramesConfig) -> Path:
     if cfg.init and not (cfg.resume and (out / "last.pt").is_file()):
         init = load_checkpoint(cfg.init)
         init_pre = json.loads(init["preprocess"])
-        if (init_pre["input_size"], init_pre["color"]) != (pre.input_size, pre.color):
-            raise SystemExit(f"error: --init {cfg.init} was trained on {init_pre['input_size']} px "
-                             f"{init_pre['color']}, not {pre.input_size} px {pre.color}")
-        model.load_state_dict(init["embedder"])
+        # convolutions are size-agnostic (global pooling), and a gray first convolution converts exactly to RGB
+        model.load_state_dict(convert_first_conv(init["embedder"], pre.channels))
         if dd.main:
-            print(f"initialised from {cfg.init} (epoch {int(init['epoch']) + 1})", file=sys.stderr)
+            print(f"initialised from {cfg.init} (epoch {int(init['epoch']) + 1}, trained on "
+                  f"{init_pre['input_size']} px {init_pre['color']})", file=sys.stderr)
     if cfg.resume and (out / "last.pt").is_file():
         ck = load_checkpoint(out / "last.pt")
         model.load_state_dict(ck["embedder"])
@@ -356,20 +462,24 @@ def train_frames(cfg: FramesConfig) -> Path:
     use_amp = cfg.amp and device.type == "cuda"
     hardware = hardware_string(device)
     meta = {"config": json.dumps(asdict(cfg)), "preprocess": json.dumps(pre.to_dict()),
-            "hardware": hardware, "detection_rate_train": float(train.detection_rate),
-            "detection_rate_valid": float(valid.detection_rate)}
+            "hardware": hardware, "detection_rates": json.dumps(data.detection),
+            "detection_rate_train": float(np.mean([v for k, v in data.detection.items() if k.endswith("_train")])),
+            "detection_rate_valid": float(np.mean([v for k, v in data.detection.items()
+                                                    if not k.endswith("_train")]))}
 
     for epoch in range(start_epoch, cfg.epochs):
         net.train()
         g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-        perm = torch.randperm(len(crops), generator=g)[dd.rank::dd.world][:steps_per_epoch * cfg.batch_size]
+        perm = epoch_order(data, cfg, g)[dd.rank::dd.world][:steps_per_epoch * cfg.batch_size]
         aug_g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch * 7 + dd.rank)
         t0, run_loss = time.time(), 0.0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not dd.main,
                    leave=False)
         for i in bar:
             idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            x = normalise(train_augment(to_input(crops[idx], pre), aug_g), pre).to(device, non_blocking=True)
+            x = train_augment(to_input(crops[idx], pre), aug_g, wild=cfg.wild_augment,
+                              gray_prob=cfg.gray_prob if pre.color == "rgb" else 0.0)
+            x = normalise(x, pre).to(device, non_blocking=True)
             y = target[idx].to(device)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, warmup, cfg.lr, floor)
@@ -383,15 +493,14 @@ def train_frames(cfg: FramesConfig) -> Path:
             run_loss += loss.item()
             bar.set_postfix(loss=f"{run_loss / (i + 1):.3f}")
         if dd.main:
-            report = evaluate_frames(model, vcrops, vlabels, pre, device)
-            score = report["accuracy"] + report["macro_f1"]  # select on both: accuracy alone ignores rare classes
+            report = evaluate_valid_sets(model, data, pre, device)
+            score = report["selection_score"]
             line = {"epoch": epoch + 1, "train_loss": run_loss / steps_per_epoch, "seconds": time.time() - t0,
-                    **{k: report[k] for k in ("accuracy", "macro_f1", "uar", "per_class_recall")}}
+                    **report_line(report)}
             with open(out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(line) + "\n")
-            print(f"epoch {epoch + 1}: loss {line['train_loss']:.3f}  valid acc {report['accuracy']:.4f}  "
-                  f"macro-F1 {report['macro_f1']:.4f}  UAR {report['uar']:.4f}  ({line['seconds']:.0f} s)",
-                  file=sys.stderr)
+            print(f"epoch {epoch + 1}: loss {line['train_loss']:.3f}  {format_valid(report)}  "
+                  f"({line['seconds']:.0f} s)", file=sys.stderr)
             state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
             if score > best:
                 best = score
@@ -406,21 +515,36 @@ def train_frames(cfg: FramesConfig) -> Path:
             save_checkpoint(out / "last.pt", last)
         dd.barrier()
     if dd.main and swa_state is not None:
-        finish_swa(swa_state, swa_count, crops, vcrops, vlabels, pre, device, out, meta, cfg.epochs)
+        finish_swa(swa_state, swa_count, data, pre, device, out, meta, cfg.epochs)
     dd.close()
     return out
 
 
-def finish_swa(swa_state: dict, count: int, crops, vcrops, vlabels, pre: Preprocess, device, out: Path,
+def report_line(report: dict) -> dict:
+    """metrics.jsonl fields: the mean over validation sets at the top, each set's numbers under its name."""
+    keep = ("accuracy", "macro_f1", "uar", "per_class_recall")
+    return {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "uar": report["uar"],
+            "selection_score": report["selection_score"],
+            **{name: {k: r[k] for k in keep} for name, r in report["by_dataset"].items()}}
+
+
+def format_valid(report: dict) -> str:
+    return "  ".join(f"{name} acc {r['accuracy']:.4f} F1 {r['macro_f1']:.4f}"
+                     for name, r in report["by_dataset"].items())
+
+
+def finish_swa(swa_state: dict, count: int, data: FrameData, pre: Preprocess, device, out: Path,
                meta: dict, epochs: int) -> None:
-    """Averaged weights -> fresh BN statistics -> Valid score -> swa.pt (use it as --embedder like best.pt)."""
-    state, report = score_averaged_weights(swa_state, pre, device, vcrops, vlabels, bn_crops=crops)
-    line = {"epoch": epochs, "swa_epochs": count,
-            **{k: report[k] for k in ("accuracy", "macro_f1", "uar", "per_class_recall")}}
+    """Averaged weights -> fresh BN statistics -> validation scores -> swa.pt (use it as --embedder like best.pt)."""
+    model = ResNet18Embedder(in_chans=pre.channels, num_classes=K).to(device)
+    model.load_state_dict(swa_state)
+    recompute_batchnorm(model, data.crops, pre, device)
+    report = evaluate_valid_sets(model, data, pre, device)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    line = {"epoch": epochs, "swa_epochs": count, **report_line(report)}
     with open(out / "metrics.jsonl", "a") as f:
         f.write(json.dumps(line) + "\n")
-    print(f"SWA over {count} epochs: valid acc {report['accuracy']:.4f}  macro-F1 {report['macro_f1']:.4f}",
-          file=sys.stderr)
+    print(f"SWA over {count} epochs: {format_valid(report)}", file=sys.stderr)
     save_checkpoint(out / "swa.pt", {"embedder": state, "epoch": epochs - 1, **meta, "swa_epochs": count,
                                      "metrics": json.dumps(report)})
 
@@ -574,16 +698,14 @@ def train_clips(cfg: ClipsConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", {"stage": "clips", **asdict(cfg), "command": " ".join(sys.argv)})
 
-    train = load_ferplus_split(cfg.data, "FER2013Train", pre, cfg.cache_dir, cfg.limit_train)
-    valid = load_ferplus_split(cfg.data, "FER2013Valid", pre, cfg.cache_dir, cfg.limit_valid)
-    keep = np.flatnonzero(train.labels >= 0)
-    tr_feats, tr_strength = synthetic_clip_features(model, torch.from_numpy(train.crops[keep]), pre, device,
-                                                    cfg.variants, cfg.seed)
-    tr_labels = torch.from_numpy(train.labels[keep])
-    vkeep = np.flatnonzero(valid.labels >= 0)
-    va_feats, va_strength = synthetic_clip_features(model, torch.from_numpy(valid.crops[vkeep]), pre, device,
-                                                    cfg.variants, cfg.seed + 1)
-    va_labels = torch.from_numpy(valid.labels[vkeep])
+    data = load_frame_data(FramesConfig(data=cfg.data, cache_dir=cfg.cache_dir, datasets=cfg.datasets,
+                                        limit_train=cfg.limit_train, limit_valid=cfg.limit_valid), pre)
+    tr_feats, tr_strength = synthetic_clip_features(model, data.crops, pre, device, cfg.variants, cfg.seed)
+    tr_labels = torch.from_numpy(data.labels)
+    valid = {}  # per validation set: (features (N, V, D), strength (N, V), labels (N,))
+    for j, (vname, (vcrops, vlabels)) in enumerate(data.valid.items()):
+        vf, vs = synthetic_clip_features(model, vcrops, pre, device, cfg.variants, cfg.seed + 1 + j)
+        valid[vname] = (vf, vs, torch.from_numpy(vlabels))
 
     ck_clips = []
     if "ckplus" in cfg.sources:
@@ -617,7 +739,7 @@ def train_clips(cfg: ClipsConfig) -> Path:
             y = torch.cat([y, torch.tensor([ck_clips[c][1] for c in ci.tolist()])])
         return x, mask, y
 
-    steps = cfg.epochs * max(1, len(keep) // cfg.batch_size)
+    steps = cfg.epochs * max(1, len(tr_labels) // cfg.batch_size)
     results = {}
     heads = {}
     for att in cfg.attention:
@@ -627,23 +749,34 @@ def train_clips(cfg: ClipsConfig) -> Path:
             init_head_from_frame_classifier(head, model.fc)
             losses = train_head(head, sample_batch, steps, cfg.lr, cfg.weight_decay, cfg.seed,
                                 f"FAN head ({att}, classifier lr x{cls_lr:g})", classifier_lr=cls_lr)
-            with torch.no_grad():
-                single = head(va_feats[:, :1])[0].argmax(1).numpy()   # a single clean frame: the still-image score
-                clip = head(va_feats)[0].argmax(1).numpy()            # the whole synthetic clip
+            by_set = {}
+            for vname, (va_feats, va_strength, va_labels) in valid.items():
+                with torch.no_grad():
+                    single = head(va_feats[:, :1])[0].argmax(1).numpy()  # a single clean frame: the still-image score
+                    clip = head(va_feats)[0].argmax(1).numpy()           # the whole synthetic clip
+                by_set[vname] = {
+                    "single_frame": classification_report(va_labels.numpy(), single, EMOTIONS),
+                    "synthetic_clip": classification_report(va_labels.numpy(), clip, EMOTIONS),
+                    "attention": attention_on_degraded(head, va_feats, va_strength)}
+            first = by_set[next(iter(by_set))]
             r = {
                 "classifier_lr": cls_lr,
-                "valid_single_frame": classification_report(va_labels.numpy(), single, EMOTIONS),
-                "valid_synthetic_clip": classification_report(va_labels.numpy(), clip, EMOTIONS),
-                "attention": attention_on_degraded(head, va_feats, va_strength),
+                # the first validation set's numbers keep their old names (FER+ Valid when it is trained on)
+                "valid_single_frame": first["single_frame"],
+                "valid_synthetic_clip": first["synthetic_clip"],
+                "attention": first["attention"],
+                "by_dataset": by_set,
                 "final_loss": float(np.mean(losses[-50:])),
             }
-            r["selection_score"] = r["valid_single_frame"]["accuracy"] + r["valid_synthetic_clip"]["accuracy"]
+            # select on every validation set alike: the mean macro-F1 of single frames and of synthetic clips
+            r["selection_score"] = float(np.mean([(v["single_frame"]["macro_f1"] + v["synthetic_clip"]["macro_f1"])
+                                                  / 2 for v in by_set.values()]))
             candidates[cls_lr] = (r, {k: v.detach().cpu() for k, v in head.state_dict().items()})
-            print(f"[{att}, classifier lr x{cls_lr:g}] FER+ Valid single frame acc "
-                  f"{r['valid_single_frame']['accuracy']:.4f} macro-F1 {r['valid_single_frame']['macro_f1']:.4f}; "
-                  f"synthetic clips acc {r['valid_synthetic_clip']['accuracy']:.4f}; alpha clean "
-                  f"{r['attention']['alpha_clean']:.3f} vs degraded {r['attention']['alpha_degraded']:.3f}",
-                  file=sys.stderr)
+            print(f"[{att}, classifier lr x{cls_lr:g}] " + "; ".join(
+                f"{vname} single frame acc {v['single_frame']['accuracy']:.4f} F1 {v['single_frame']['macro_f1']:.4f}"
+                f", synthetic clips acc {v['synthetic_clip']['accuracy']:.4f}" for vname, v in by_set.items()) +
+                f"; alpha clean {r['attention']['alpha_clean']:.3f} vs degraded "
+                f"{r['attention']['alpha_degraded']:.3f}", file=sys.stderr)
         best_lr = max(candidates, key=lambda c: candidates[c][0]["selection_score"])
         results[att] = {**candidates[best_lr][0],
                         "candidates": {f"{c:g}": {k: v for k, v in r.items() if k in
@@ -653,9 +786,11 @@ def train_clips(cfg: ClipsConfig) -> Path:
                                        for c, (r, _) in candidates.items()}}
         heads[att] = candidates[best_lr][1]
         print(f"[{att}] kept classifier lr x{best_lr:g}", file=sys.stderr)
-    with torch.no_grad():  # score fusion on the same synthetic clips, for reference
-        fused = torch.softmax(model.fc(va_feats), -1).mean(1).argmax(1).numpy()
-    results["score_fusion_synthetic_clip"] = classification_report(va_labels.numpy(), fused, EMOTIONS)
+    for vname, (va_feats, _, va_labels) in valid.items():  # score fusion on the same synthetic clips, for reference
+        with torch.no_grad():
+            fused = torch.softmax(model.fc(va_feats), -1).mean(1).argmax(1).numpy()
+        key = "score_fusion_synthetic_clip" + ("" if vname == next(iter(valid)) else f"_{vname}")
+        results[key] = classification_report(va_labels.numpy(), fused, EMOTIONS)
     write_json(out / "results.json", results)
     save_checkpoint(out / "model.pt", {"embedder": {k: v.cpu() for k, v in model.state_dict().items()},
                                        "heads": heads, "preprocess": ck["preprocess"],
