@@ -5,6 +5,9 @@ Contract (every `FrameSource`):
     the frames decoded before the damage and then None; it never raises part-way through. `Frame.index` is the
     0-based index in the source, `Frame.time_s` the media time (files: the frame's position in the media, from its
     own timestamp, 0 at the first frame; cameras: `time.monotonic()` seconds since the source opened).
+  * `damage` says, once the end was reached, when a file ended early: fewer frames decoded than its container
+    declares (a truncated download, a file cut off while copied), so a front end can warn instead of reporting
+    success.
   * Bad input fails at construction with `CaptureError`, whose message is one line naming the file or camera:
     missing, a folder, empty, not decodable, a camera that does not open. `open_source()` is the usual entry point.
   * File sources seek to an exact frame index (`seek`, `position`), also in variable-frame-rate phone videos where
@@ -44,6 +47,9 @@ _MIN_FRAMES_FOR_RATE = 8
 _GIF_MIN_DELAY_MS, _GIF_DEFAULT_DELAY_MS = 20, 100
 # Frame rates outside this range are container nonsense (0 for unknown, 1000 for some WebM/MKV time bases).
 _FPS_RANGE = (0.5, 500.0)
+# A file counts as damaged when it decodes fewer frames than its container declares by more than this: container
+# figures are estimates (duration x rate): no_face.mp4 declares 98 frames and has 95, a healthy file.
+_DAMAGE_MIN_FRAMES, _DAMAGE_FRACTION = 5, 0.02
 # What Pillow raises for a broken image: UnidentifiedImageError (an OSError), truncated data, bad blocks.
 _PIL_ERRORS = (OSError, EOFError, ValueError, SyntaxError, IndexError)
 
@@ -110,6 +116,11 @@ class FrameSource:
 
     @property
     def frame_count(self) -> int | None:
+        return None
+
+    @property
+    def damage(self) -> str | None:
+        """Once read to its end: why the source counts as damaged (it ended early), else None."""
         return None
 
     @property
@@ -236,6 +247,21 @@ class VideoFileSource(FrameSource):
     def frame_count(self) -> int | None:
         """Exact once the end has been read; before that the container's figure (an estimate, or None)."""
         return self._end if self._end is not None else self._count_estimate
+
+    @property
+    def declared_frame_count(self) -> int | None:
+        """What the container says (duration x rate: an estimate), whatever was decoded."""
+        return self._count_estimate
+
+    @property
+    def damage(self) -> str | None:
+        declared, decoded = self._count_estimate, self._end
+        if declared is None or decoded is None:
+            return None
+        if declared - decoded > max(_DAMAGE_MIN_FRAMES, _DAMAGE_FRACTION * declared):
+            return (f"decoded {decoded} of the {declared} frames its container declares (damaged or truncated "
+                    f"file)")
+        return None
 
     @property
     def position(self) -> int:
@@ -400,12 +426,16 @@ class GifSource(FrameSource):
             raise CaptureError(f"cannot read {self.path} as a GIF (not a GIF image, or damaged)") from None
         # One pass over the frames for their delays; a damaged tail ends the GIF where decoding stops.
         self._starts_ms: list[float] = []
+        self._damage: str | None = None
         t = 0.0
         while True:
             try:
                 self._im.seek(len(self._starts_ms))
                 self._im.load()
-            except _PIL_ERRORS:  # EOFError past the last frame; anything else is damage
+            except EOFError:  # past the last frame
+                break
+            except _PIL_ERRORS as e:  # damage: the GIF ends here
+                self._damage = f"frame {len(self._starts_ms)} could not be decoded ({type(e).__name__}): damaged GIF"
                 break
             self._starts_ms.append(t)
             delay = self._im.info.get("duration") or 0
@@ -424,6 +454,10 @@ class GifSource(FrameSource):
     @property
     def frame_count(self) -> int:
         return len(self._starts_ms)
+
+    @property
+    def damage(self) -> str | None:
+        return self._damage
 
     @property
     def position(self) -> int:
@@ -506,6 +540,68 @@ class CameraSource(FrameSource):
 
     def _close(self) -> None:
         self._cap.release()
+
+
+# ---------------------------------------------------------------------------------------------------- repeats
+
+class RepeatedSource(FrameSource):
+    """A file played `times` times over as one stream: indices and times go on from pass to pass (a soak test of
+    hours from a short clip). `passes_done` counts the passes read to their end. Closes the file it wraps."""
+
+    def __init__(self, source: FrameSource, times: int):
+        if source.is_live or not source.seekable:
+            raise ValueError(f"{source.name}: only a file can be repeated")
+        if times < 1:
+            raise ValueError(f"times must be >= 1, got {times}")
+        self.inner = source
+        self.times = int(times)
+        self._name = source.name
+        self._size = source.size
+        self.passes_done = 0
+        self.pass_starts = [0]  # index of the first frame of each pass begun so far
+        self._offset_index = 0
+        self._offset_time = 0.0
+        self._last: Frame | None = None
+        self._next = 0
+
+    @property
+    def fps(self) -> float | None:
+        return self.inner.fps
+
+    @property
+    def frame_count(self) -> int | None:
+        n = self.inner.frame_count
+        return None if n is None else n * self.times
+
+    @property
+    def damage(self) -> str | None:
+        return self.inner.damage
+
+    @property
+    def position(self) -> int:
+        return self._next
+
+    def read(self) -> Frame | None:
+        while not self._closed and self.passes_done < self.times:
+            frame = self.inner.read()
+            if frame is not None:
+                out = Frame(self._offset_index + frame.index, self._offset_time + frame.time_s, frame.image)
+                self._last = out
+                self._next = out.index + 1
+                return out
+            self.passes_done += 1
+            if self._last is None or self.passes_done >= self.times:
+                self.passes_done = self.times if self._last is None else self.passes_done
+                return None
+            step = 1.0 / (self.inner.fps or 30.0)
+            self._offset_index = self._last.index + 1
+            self._offset_time = self._last.time_s + step
+            self.pass_starts.append(self._offset_index)
+            self.inner.seek(0)
+        return None
+
+    def _close(self) -> None:
+        self.inner.close()
 
 
 # ------------------------------------------------------------------------------------------------- entry points

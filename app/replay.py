@@ -5,28 +5,41 @@
 
 Every frame is processed (a prefetch thread decodes ahead); rows stream into the recorder's journal as they come, so
 a killed run keeps what it did; the final files are written atomically at the end, even when the video is damaged
-part-way (what was decoded before the damage is exported).
+part-way (what was decoded before the damage is exported, and the result says the file was damaged).
+
+Inputs and export paths are checked before the model loads, so a typo fails in a moment, not after it. A folder
+replay goes on after a video that fails (each result says done, damaged or failed); a single file's failure
+raises. Qt-free.
 """
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
 from app import __version__
-from app.capture import PrefetchReader, iter_video_files, open_source
+from app.capture import CaptureError, PrefetchReader, RepeatedSource, iter_video_files, open_source
 from app.pipeline import Pipeline, PipelineConfig
-from app.session import SessionMetadata, SessionRecorder
+from app.session import ExportError, SessionMetadata, SessionRecorder, check_export_targets
 
 
 @dataclass
 class ReplayResult:
     source: Path
     exports: list[Path]
-    frames: int
-    summary: dict
+    frames: int                                     # frames decoded and processed
+    summary: dict = field(default_factory=dict)
+    declared_frames: int | None = None              # what the container declares (an estimate)
+    damage: str | None = None                       # the input ended early: decoded fewer frames than declared
+    error: str | None = None                        # the replay failed (one line); nothing or part was exported
+
+    @property
+    def status(self) -> str:
+        """done | damaged (completed, the export holds what was decoded) | failed."""
+        return "failed" if self.error else "damaged" if self.damage else "done"
 
 
 def export_targets(video: Path, export: list[Path], many: bool) -> list[Path]:
@@ -51,26 +64,47 @@ def session_metadata(source: str, pipeline: Pipeline) -> SessionMetadata:
                            app_version=__version__)
 
 
-def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: bool = True) -> ReplayResult:
+def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: bool = True, repeat: int = 1,
+                on_pass: Callable[[int, int], None] | None = None) -> ReplayResult:
+    """One file into its exports. `repeat` plays it that many times as one session (a soak test), calling
+    on_pass(passes done, frames so far) after each. Raises CaptureError (cannot open) or ExportError (one line:
+    what was written and what was not)."""
     source = open_source(video)  # CaptureError here: missing, empty, not a video
+    declared = getattr(source, "declared_frame_count", source.frame_count)
+    if repeat > 1:
+        source = RepeatedSource(source, repeat)
     pipeline.reset()
-    with source, SessionRecorder(exports, session_metadata(str(video), pipeline)) as recorder:
+    with source:
+        recorder = SessionRecorder(exports, session_metadata(str(video), pipeline))
         frames = 0
-        bar = tqdm(total=source.frame_count or None, unit="frame", desc=video.name, disable=not progress,
-                   leave=False, dynamic_ncols=True)
-        with PrefetchReader(source) as reader, bar:
-            for frame in reader:
-                recorder.add_many(pipeline.process(frame).rows())
-                frames += 1
-                bar.update(1)
-        summary = recorder.summary()
-    return ReplayResult(source=video, exports=list(exports), frames=frames, summary=summary)
+        passes = 0
+        try:
+            bar = tqdm(total=source.frame_count or None, unit="frame", desc=video.name, disable=not progress,
+                       leave=False, dynamic_ncols=True)
+            with PrefetchReader(source) as reader, bar:
+                for frame in reader:
+                    try:
+                        recorder.add_many(pipeline.process(frame).rows())
+                    except ExportError:
+                        break  # the journal failed (disk full): close() below writes what it can and says so
+                    frames += 1
+                    bar.update(1)
+                    starts = getattr(source, "pass_starts", ())
+                    if on_pass is not None and passes + 1 < len(starts) and frame.index + 1 >= starts[passes + 1]:
+                        passes += 1  # a pass has ended (this frame is its last, or the next one's first)
+                        on_pass(passes, frames)
+        finally:
+            recorder.close()  # also on Ctrl+C/SIGTERM: the rows so far are exported
+        if on_pass is not None and repeat > 1 and passes < repeat and frames:
+            on_pass(passes + 1, frames)
+        damage = source.damage
+    return ReplayResult(source=video, exports=list(exports), frames=frames, summary=recorder.summary(),
+                        declared_frames=declared, damage=damage)
 
 
-def replay(video: Path, export: list[Path], config: PipelineConfig, progress: bool = True) -> list[ReplayResult]:
-    """Replay one file or every video in a folder. Raises CaptureError / ModelError / ExportError (one line)."""
-    from app.capture import CaptureError
-
+def check_inputs(video: Path, export: list[Path]) -> list[Path]:
+    """Everything that can be checked before the model loads (~2 s): the video opens (a folder: has videos), each
+    export can be written. Returns the video files. Raises CaptureError, ExportError or ValueError (one line)."""
     video = Path(video)
     many = video.is_dir()
     files = iter_video_files(video) if many else [video]
@@ -79,9 +113,38 @@ def replay(video: Path, export: list[Path], config: PipelineConfig, progress: bo
     if many:
         for e in export:
             if e.suffix.lower() not in (".csv", ".json"):
-                e.mkdir(parents=True, exist_ok=True)
+                try:
+                    e.mkdir(parents=True, exist_ok=True)
+                except OSError as err:
+                    raise ExportError(f"cannot create the export folder {e}: {err.strerror or err}") from None
+    else:
+        open_source(video).close()  # missing, empty, not a video: CaptureError now
+    for f in files:
+        check_export_targets(export_targets(f, export, many))
+    return files
+
+
+def replay(video: Path, export: list[Path], config: PipelineConfig, progress: bool = True,
+           on_result: Callable[[ReplayResult], None] | None = None, repeat: int = 1,
+           on_pass: Callable[[int, int], None] | None = None) -> list[ReplayResult]:
+    """Replay one file or every video in a folder; on_result(result) after each. A single file raises CaptureError /
+    ModelError / ExportError (one line); in a folder a video that fails is a failed result and the replay goes on
+    (a model that does not load still raises: nothing could be done)."""
+    video = Path(video)
+    many = video.is_dir()
+    files = check_inputs(video, export)
     results = []
     with Pipeline(config) as pipeline:
         for f in files:
-            results.append(replay_file(f, export_targets(f, export, many), pipeline, progress))
+            targets = export_targets(f, export, many)
+            try:
+                result = replay_file(f, targets, pipeline, progress, repeat=repeat, on_pass=on_pass)
+            except (CaptureError, ExportError) as e:
+                if not many:
+                    raise
+                written = [t for t in targets if t.exists()]
+                result = ReplayResult(source=f, exports=written, frames=0, error=" ".join(str(e).split()))
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
     return results

@@ -95,6 +95,36 @@ def test_folder_of_videos(videos, model, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert len(pd.read_csv(tmp_path / "out" / "single_face.csv")) > 50
     assert len(pd.read_csv(tmp_path / "out" / "no_face.csv")) == 0
+    assert "done (2): no_face.mp4, single_face.mp4" in proc.stdout.splitlines()
+
+
+def test_folder_replay_goes_on_after_a_bad_file_and_ends_with_a_summary(videos, model, tmp_path):
+    """Issue 13, defect 6: the first bad file stopped a folder replay; later videos were never processed."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a_broken.mp4").write_text("this is not a video\n" * 50)
+    data = (videos / "WolfgangLanger_Pexels.mp4").read_bytes()
+    (folder / "b_cut.mp4").write_bytes(data[: len(data) // 10])  # index first: ~41 of 472 frames decode
+    shutil.copy(videos / "single_face.mp4", folder / "c_good.mp4")
+    proc = run_cli("--video", folder, "--export", tmp_path / "out", weights=model)
+    assert proc.returncode == 1, proc.stderr  # a video failed
+    assert "Traceback" not in proc.stderr
+    assert len(pd.read_csv(tmp_path / "out" / "c_good.csv")) == 72  # processed after the failure
+    assert 0 < len(pd.read_csv(tmp_path / "out" / "b_cut.csv")) < 100
+    assert not (tmp_path / "out" / "a_broken.csv").exists()
+    summary = proc.stdout.splitlines()[-3:]
+    assert summary[0] == "done (1): c_good.mp4"
+    assert summary[1].startswith("damaged (1): b_cut.mp4 (decoded ")
+    assert summary[2].startswith("failed (1): a_broken.mp4 (") and "a_broken.mp4" in summary[2][20:]
+
+
+def test_a_folder_with_only_a_damaged_file_exits_3(videos, model, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    data = (videos / "WolfgangLanger_Pexels.mp4").read_bytes()
+    (folder / "cut.mp4").write_bytes(data[: len(data) // 10])
+    proc = run_cli("--video", folder, "--export", tmp_path / "out", weights=model)
+    assert proc.returncode == 3, proc.stderr
 
 
 def test_missing_zero_byte_and_text_files(model, tmp_path):
@@ -108,14 +138,22 @@ def test_missing_zero_byte_and_text_files(model, tmp_path):
         assert not (tmp_path / "x.csv").exists()
 
 
-def test_truncated_mp4_exports_what_was_decoded(videos, model, tmp_path):
+def test_truncated_mp4_exports_what_was_decoded_and_says_it_is_damaged(videos, model, tmp_path):
+    """Issue 13, defect 5: a truncated file reported success (rc 0, no warning)."""
     data = (videos / "WolfgangLanger_Pexels.mp4").read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: int(len(data) * 0.4)])  # its index sits at the start: the first ~180 frames decode
     proc = run_cli("--video", cut, "--export", tmp_path / "cut.csv", weights=model)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 3, proc.stderr  # completed, input damaged (docs/export-format.md)
     df = pd.read_csv(tmp_path / "cut.csv")
     assert 100 < len(df) < 472
+    damaged = [line for line in proc.stderr.splitlines() if "cut.mp4" in line]
+    assert len(damaged) == 1 and damaged[0].startswith("warning:") and "of the 472 frames" in damaged[0]
+    decoded = int(damaged[0].split("decoded ")[1].split()[0])
+    assert decoded == df["frame_index"].max() + 1
+    # MediaPipe's and TensorFlow Lite's own log lines (absl "W0000 ...", "INFO: Created TensorFlow Lite ...") are
+    # not printed around ours
+    assert all(line.startswith("warning:") for line in proc.stderr.splitlines()), proc.stderr
 
 
 def test_unwritable_export_path(videos, model, tmp_path):
@@ -124,6 +162,132 @@ def test_unwritable_export_path(videos, model, tmp_path):
     err = one_line_error(run_cli("--video", videos / "single_face.mp4", "--export", blocker / "out.csv",
                                  weights=model))
     assert "out.csv" in err or str(blocker) in err
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--max-faces", "0"), ("--max-faces", "17"), ("--window", "0"), ("--window", "-3"), ("--camera", "-1"),
+    ("--repeat", "0"), ("--window", "eight"),
+])
+def test_numeric_options_are_checked_before_anything_loads(videos, tmp_path, option, value):
+    """Issue 13, defect 7: --max-faces 0 crashed in MediaPipe after the model load (and left a header-only CSV);
+    --window 0 was silently the card's 16."""
+    out = tmp_path / "x.csv"
+    proc = run_cli("--video", videos / "single_face.mp4", "--export", out, option, value,
+                   weights=tmp_path / "no_model_here.onnx")  # the model is never looked at
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [one_line_error(proc)]  # that one line and nothing else
+    assert option in proc.stderr and value in proc.stderr
+    assert not list(tmp_path.iterdir())  # no export, no journal
+
+
+def test_paths_are_checked_before_the_model_loads(videos, tmp_path):
+    """A wrong video or export path is reported, not the (here missing) model it would have loaded next."""
+    missing_model = tmp_path / "no_model_here.onnx"
+    err = one_line_error(run_cli("--video", tmp_path / "typo.mp4", "--export", tmp_path / "x.csv",
+                                 weights=missing_model))
+    assert "typo.mp4" in err and "no_model_here" not in err
+    err = one_line_error(run_cli("--video", videos / "single_face.mp4", "--export", tmp_path / "no_dir" / "x.csv",
+                                 weights=missing_model))
+    assert "no_dir" in err and "no_model_here" not in err
+    err = one_line_error(run_cli("--video", videos / "single_face.mp4", "--export", tmp_path / "x.txt",
+                                 weights=missing_model))
+    assert "x.txt" in err
+
+
+def test_sigterm_writes_the_final_export_like_ctrl_c(videos, model, tmp_path):
+    """Issue 13, defect 3: SIGTERM left only the journal; SIGINT wrote the exports."""
+    import signal
+    import time
+
+    out_csv, out_json = tmp_path / "w.csv", tmp_path / "w.json"
+    cmd = [sys.executable, "main.py", "--no-window", "--quiet", "--video", str(videos / "WolfgangLanger_Pexels.mp4"),
+           "--export", str(out_csv), "--export", str(out_json), "--weights", str(model)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal = tmp_path / "w.csv.partial.csv"
+    try:
+        deadline = time.monotonic() + 120
+        while not (journal.exists() and len(journal.read_text().splitlines()) > 20):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "interrupted" in err and "Traceback" not in err
+    rows = pd.read_csv(out_csv)
+    assert 20 <= len(rows) < 472 and len(json.loads(out_json.read_text())["rows"]) == len(rows)
+    assert not journal.exists() and not list(tmp_path.glob("*.tmp"))
+
+
+def test_repeat_replays_one_file_as_one_long_session(videos, model, tmp_path):
+    """--repeat N: the soak test that measures memory over a long replay (README); indices and times go on."""
+    proc = run_cli("--video", videos / "single_face.mp4", "--export", tmp_path / "r.csv", "--repeat", "2",
+                   weights=model)
+    assert proc.returncode == 0, proc.stderr
+    df = pd.read_csv(tmp_path / "r.csv")
+    assert df["frame_index"].tolist() == list(range(144)) and df["time_s"].is_monotonic_increasing
+    assert [line.split(" frames")[0] for line in proc.stderr.splitlines() if line.startswith("pass")] == \
+        ["pass 1/2: 72", "pass 2/2: 144"]
+
+
+def test_disk_full_mid_run_is_one_error_line_and_every_writable_target_is_written(videos, model, tmp_path,
+                                                                                 monkeypatch, capsys):
+    """Issue 13, defect 4: the journal's disk fills up part-way: an OSError traceback, and the second export (on a
+    healthy disk) was never written. Now: one error line, the healthy target written, the journal kept."""
+    import main as cli
+    from app import session
+
+    full, healthy = tmp_path / "full", tmp_path / "healthy"
+    full.mkdir()
+    healthy.mkdir()
+
+    class FillingDisk:
+        """The journal's file: its disk is full after a few frames."""
+        def __init__(self, f):
+            self._f, self._writes = f, 0
+
+        def write(self, text):
+            self._writes += 1
+            if self._writes > 30:
+                raise OSError(28, "No space left on device")
+            return self._f.write(text)
+
+        def flush(self):
+            if self._writes > 30:
+                raise OSError(28, "No space left on device")
+            return self._f.flush()
+
+        def __getattr__(self, name):
+            return getattr(self._f, name)
+
+    real_init, real_atomic_write = session.SessionRecorder.__init__, session._atomic_write
+
+    def init(self, *a, **k):
+        real_init(self, *a, **k)
+        self._journal = FillingDisk(self._journal)
+        self._writer = session.csv.writer(self._journal, lineterminator="\n")
+
+    def atomic_write(path, write, binary=False):
+        if Path(path).parent == full:
+            raise OSError(28, "No space left on device")
+        return real_atomic_write(path, write, binary)
+
+    monkeypatch.setattr(session.SessionRecorder, "__init__", init)
+    monkeypatch.setattr(session, "_atomic_write", atomic_write)
+    code = cli.main(["--no-window", "--quiet", "--verbose", "--video", str(videos / "single_face.mp4"),
+                     "--export", str(full / "s.csv"), "--export", str(healthy / "s.json"), "--weights", str(model)])
+    err = capsys.readouterr().err
+    assert code == 1
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    assert "No space left" in errors[0] and str(full / "s.csv") in errors[0] and str(healthy / "s.json") in errors[0]
+    rows = json.loads((healthy / "s.json").read_text())["rows"]
+    assert 10 < len(rows) < 72
+    journal = full / "s.csv.partial.csv"
+    assert journal.exists() and len(pd.read_csv(journal)) == len(rows)
+    assert not list(tmp_path.rglob("*.tmp"))
 
 
 def test_bad_weights(videos, model, tmp_path):

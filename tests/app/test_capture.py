@@ -123,6 +123,17 @@ def test_wrong_metadata_frame_count_is_corrected_at_the_end(videos):
         n = sum(1 for _ in src)
         assert src.frame_count == n
     assert declared >= n  # the container claims 98; 95 decode
+    assert src.damage is None  # within what container estimates are off by: not damage
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("name", SHARED_VIDEOS)
+def test_healthy_videos_are_not_reported_damaged(videos, name):
+    with open_source(videos / name) as src:
+        assert src.damage is None  # not known before the end
+        for _ in src:
+            pass
+        assert src.damage is None
 
 
 # ---------------------------------------------------------------------------------------------------------------- GIF
@@ -237,6 +248,10 @@ def test_truncated_file_yields_frames_before_the_damage_then_ends(videos, tmp_pa
             frames.append(f)
         assert src.read() is None
         assert src.frame_count == len(frames)
+        # issue 13, defect 5: the file ended early, and says so against what its container declares
+        if src.declared_frame_count is not None:
+            assert src.damage == (f"decoded {len(frames)} of the {src.declared_frame_count} frames its container "
+                                  "declares (damaged or truncated file)")
     assert n_full * 0.2 < len(frames) < n_full * 0.8
     assert [f.index for f in frames] == list(range(len(frames)))
     assert np.all(np.diff([f.time_s for f in frames]) > 0)
@@ -396,3 +411,17 @@ def test_open_source_accepts_str_and_path(videos, tmp_path):
     for spec in (copy, str(copy)):
         with open_source(spec) as src:
             assert src.read().index == 0 and src.name == "clip 1.MP4"
+
+
+@pytest.mark.data
+def test_repeated_source_plays_a_file_n_times_as_one_stream(videos):
+    from app.capture import RepeatedSource
+
+    with open_source(videos / "single_face.mp4") as once:
+        first = [f.image for f in once]
+    with RepeatedSource(open_source(videos / "single_face.mp4"), 3) as src:
+        frames = list(src)
+        assert src.passes_done == 3 and src.pass_starts == [0, 72, 144] and src.read() is None
+    assert [f.index for f in frames] == list(range(216))
+    assert np.all(np.diff([f.time_s for f in frames]) > 0)
+    assert np.array_equal(frames[72 + 5].image, first[5]) and np.array_equal(frames[215].image, first[71])
