@@ -248,8 +248,9 @@ def suite_main(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["suite"]:
-        return suite_main(argv[1:])
+    if "suite" in argv[:2]:  # `suite` as the subcommand (an option such as --quiet may stand before it)
+        i = argv.index("suite")
+        return suite_main(argv[:i] + argv[i + 1:])
     p = argparse.ArgumentParser(prog="python -m models.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", type=Path, required=True, help="any .onnx or .json card of the model")

@@ -1,7 +1,7 @@
 """Make the shipped model: export a trained checkpoint to weights/, measure it through the app's own path, and write
 the measured numbers into its model card.
 
-    python -m models.release --checkpoint runs/clips/model.pt --cv runs/cv_ckplus/cv_ckplus.json --name fan_r18_ferplus
+    python -m models.release --checkpoint runs/clips/model.pt --cv runs/cv_ckplus/cv_ckplus.json --name fan_r18_ferraf
 
 The FER+ Valid numbers in the card come from the exported ONNX graphs run on every FER+ Valid image through
 MediaPipe + the card's alignment (models.evaluate), not from the training loop; images with no face found use the
@@ -19,14 +19,20 @@ from pathlib import Path
 import numpy as np
 
 from app.emotions import EMOTIONS
-from app.paths import WEIGHTS_DIR, data_root
+from app.paths import ROOT, WEIGHTS_DIR, data_root
+from models.datasets import RAFDB_SPLIT_SEED, RAFDB_VAL_FRACTION
 from models.metrics import classification_report
 
 
 TRAINING_DATA = ("FER+ Train: FER2013 Training partition (28,558 48x48 grayscale faces) with FER+ crowd votes "
-                 "(Barsoum et al. 2016; labels MIT), 24,925 majority-labelled images of the 7 classes; CK+48: the "
-                 "last three frames of the 327 labelled CK+ sequences (Lucey et al. 2010). Research-use data, not "
-                 "shipped; the weights are the project's own.")
+                 "(Barsoum et al. 2016; labels MIT), 24,925 majority-labelled images of the 7 classes, fed to RGB "
+                 "models as 3-channel gray; RAF-DB basic train (Li et al. 2017; 12,271 aligned 100x100 in-the-wild "
+                 "colour faces), minus the project's stratified val split (RAF-DB val: 10% of every class, "
+                 "models.datasets.rafdb_split, seed 0, 1,226 images) used only for model selection; CK+48: the "
+                 "last three frames of the 327 labelled CK+ sequences (Lucey et al. 2010), in stage 2. "
+                 "Research-use data, not shipped.")
+LICENCE = ("research use only: trained on RAF-DB (non-commercial research use, no redistribution of the images) "
+           "and FER2013/FER+ (research use). The weights are the project's own; do not use them commercially.")
 
 
 def training_lineage(checkpoint: Path) -> list[str]:
@@ -40,7 +46,8 @@ def training_lineage(checkpoint: Path) -> list[str]:
             return None, {}
         cfg = json.loads(cfg_path.read_text())
         argv = cfg.get("command", "").split()
-        return ("python -m models.train " + " ".join(argv[1:]) if argv else None), cfg
+        module = cfg.get("module", "models.train")  # models.warmstart writes its own name
+        return (f"python -m {module} " + " ".join(argv[1:]) if argv else None), cfg
 
     commands: list[str] = []
     clips_cmd, clips_cfg = command(checkpoint.parent)
@@ -53,6 +60,7 @@ def training_lineage(checkpoint: Path) -> list[str]:
         cmd, cfg = command(Path(embedder).parent)
         if cmd:
             commands.append(cmd)
+        commands += cfg.get("previous_commands", [])[::-1]  # a warm start from a release: that release's commands
         embedder = cfg.get("init")
     return commands[::-1]
 
@@ -88,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     p.add_argument("--data", type=Path, default=data_root())
     p.add_argument("--window-length", type=int, default=16)
+    p.add_argument("--cache-dir", type=Path, default=ROOT / "cache", help="crop caches for the evaluation suite")
     args = p.parse_args(argv)
 
     from models.export import main as export_main, model_files, update_cards
@@ -111,24 +120,41 @@ def main(argv: list[str] | None = None) -> int:
                                     "command": cv_command(CVConfig(**known)),
                                     **{m: {k: r[k] for k in ("mean_fold_accuracy", "accuracy", "paper")}
                                        for m, r in cv["results"].items()}}
+    from app.card import load_card
+    from models.evaluate import format_suite, run_suite
+
+    suite = run_suite(load_card(card_path), args.data, args.cache_dir, "cpu", None, progress=True)
+    metrics["suite"] = {name: {k: r[k] for k in ("n", "accuracy", "macro_f1", "uar", "per_class_recall",
+                                                 "detection_rate", "confusion_matrix")}
+                        for name, r in suite.items()}
+    metrics["suite"]["note"] = ("python -m models.evaluate suite: relation head, each image a window of one frame, "
+                                "through MediaPipe + the card's alignment + the ONNX graphs")
+    metrics["rafdb_split"] = {"fraction": RAFDB_VAL_FRACTION, "seed": RAFDB_SPLIT_SEED, "stratified": True,
+                              "function": "models.datasets.rafdb_split"}
     ck = json.loads(json.dumps(metrics))  # plain JSON types only
     training = {"data": TRAINING_DATA, "commands": training_lineage(args.checkpoint),
-                "stages": "stage 1: ResNet18 from scratch on FER+ Train (soft vote targets, sqrt class weights, "
-                          "webcam-like augmentation), model selection on FER+ Valid; a run that warm-starts from an "
-                          "earlier stage-1 checkpoint names it in frames_config.init; --swa-epochs N ends a run "
+                "stages": "stage 1: ResNet18 on FER+ Train and RAF-DB's train split (FER+ soft vote targets, "
+                          "RAF-DB one-hot; sqrt class weights; webcam and in-the-wild augmentation: pose jitter, "
+                          "blur, noise, low light, occlusion, down/up-scaling, colour jitter, random gray, JPEG), "
+                          "model selection on the mean macro-F1 of FER+ Valid and RAF-DB val; a run that "
+                          "warm-starts from an earlier checkpoint names it in frames_config.init (the first one "
+                          "from scratch on FER+ alone; models.warmstart rebuilds a checkpoint from a released "
+                          "ONNX graph); --swa-epochs N ends a run "
                           "with N epochs at a constant LR whose weights are averaged (SWA, BN statistics "
                           "recomputed) into swa.pt. The embedder's feature is the "
                           "mean over the aligned crop and its mirror image (inside the ONNX graph). Stage 2: FAN "
                           "heads on the frozen embedder, trained on synthetic clips of FER+ Train images under "
-                          "blur/darkness/noise/occlusion/pose jitter plus CK+48 sequences (contempt excluded); the "
-                          "head's classifier is either kept at the frame classifier or re-trained, whichever scores "
-                          "better on FER+ Valid (results.<attention>.candidates)"}
-    update_cards(card_path, {"metrics": ck, "training": training, "released": _dt.date.today().isoformat(),
+                          "blur/darkness/noise/occlusion/pose jitter (FER+ and RAF-DB train images) plus CK+48 "
+                          "sequences (contempt excluded); the head's classifier is either kept at the frame "
+                          "classifier or re-trained, whichever scores better on FER+ Valid and RAF-DB val "
+                          "(results.<attention>.candidates)"}
+    update_cards(card_path, {"metrics": ck, "training": training, "licence": LICENCE,
+                             "released": _dt.date.today().isoformat(),
                              "release_command": "python -m models.release " + " ".join(argv or sys.argv[1:])})
     r = metrics["ferplus_valid"]
     print(f"FER+ Valid (relation head): accuracy {r['accuracy']:.4f}  macro-F1 {r['macro_f1']:.4f}  "
           f"UAR {r['uar']:.4f}  detection {r['detection_rate']:.3f}  n={r['n']}")
-    print(json.dumps(ck))
+    print(format_suite(suite))
     return 0
 
 

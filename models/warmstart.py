@@ -118,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    from models.train import write_json  # config.json beside it, so a release lists this step in its lineage
+    previous = (card.extra.get("training") or {}).get("commands", [])  # how the released model itself was made
+    write_json(args.out.parent / "config.json", {"stage": "warmstart", "module": "models.warmstart",
+                                                 "weights": str(args.weights), "command": " ".join(sys.argv),
+                                                 "previous_commands": previous})
     save_checkpoint(args.out, {"embedder": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                                "epoch": -1, "preprocess": json.dumps(pre.to_dict()),
                                "config": json.dumps({"warm_start_from": str(args.weights)}),

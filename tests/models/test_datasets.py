@@ -17,11 +17,14 @@ from models.datasets import (
     class_counts,
     duplicate_mask,
     ferplus_majority,
+    rafdb_split,
     read_ckplus,
     read_clip_folders,
     read_ferplus,
     read_image_folder,
     read_index_csv,
+    read_rafdb,
+    stratified_split,
     subject_folds,
 )
 
@@ -272,3 +275,27 @@ def test_real_ckplus(shared_data):
         inside = {c.subject for c, g in zip(clips, folds) if g == f}
         outside = {c.subject for c, g in zip(clips, folds) if g != f}
         assert not inside & outside
+
+
+def test_stratified_split_is_fixed_disjoint_and_per_class():
+    labels = np.repeat(np.arange(7), [400, 30, 11, 5, 2, 1, 200])
+    tr, va = stratified_split(labels, 0.1, seed=0)
+    assert not set(tr) & set(va) and len(tr) + len(va) == len(labels)
+    counts = np.bincount(labels[va], minlength=7)
+    assert counts.tolist() == [40, 3, 1, 1, 1, 0, 20]  # 10% rounded, at least one of a class with two or more
+    tr2, va2 = stratified_split(labels, 0.1, seed=0)
+    assert np.array_equal(va, va2) and not np.array_equal(va, stratified_split(labels, 0.1, seed=1)[1])
+
+
+@pytest.mark.data
+def test_real_rafdb_and_its_val_split(shared_data):
+    samples = read_rafdb(shared_data)
+    assert len(samples) == 12271 and all(s.label is not None for s in samples)
+    counts = class_counts(samples)
+    assert (counts["happiness"], counts["neutral"], counts["sadness"], counts["surprise"], counts["disgust"],
+            counts["anger"], counts["fear"]) == (4772, 2524, 1982, 1290, 717, 705, 281)
+    tr, va = rafdb_split(samples)
+    assert len(va) == 1226 and len(tr) + len(va) == 12271 and not set(tr) & set(va)
+    val_counts = class_counts([samples[i] for i in va])
+    for name in EMOTIONS:  # stratified: every class holds 10% of its images out
+        assert abs(val_counts[name] - 0.1 * counts[name]) <= 1

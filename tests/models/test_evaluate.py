@@ -63,3 +63,23 @@ def test_index_csv_with_full_size_photo(model, astronaut_bgr, tmp_path):
 def test_errors_are_one_line(model, tmp_path):
     proc = run_eval("--weights", tmp_path / "missing.onnx", "--index", tmp_path / "x.csv")
     assert proc.returncode == 1 and proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
+
+
+def test_suite_scores_three_domains_in_one_table(model, tmp_path):
+    out = tmp_path / "suite.json"
+    r = run_eval("suite", "--weights", model, "--limit", 24, "--cache-dir", tmp_path / "cache", "--json", out,
+                 "--plot", tmp_path / "plots")
+    assert r.returncode == 0, r.stderr
+    table = [line for line in r.stdout.splitlines() if line.startswith("| ")]
+    assert [row.split("|")[1].strip() for row in table[2:]] == ["FER+ Valid", "RAF-DB val", "CK+48 frames"]
+    reports = json.loads(out.read_text())["reports"]
+    for name, rep in reports.items():
+        assert 0 < rep["n"] <= 24 and 0 <= rep["accuracy"] <= 1 and 0 <= rep["detection_rate"] <= 1
+        assert sum(map(sum, rep["confusion_matrix"])) == rep["n"]
+        assert (tmp_path / "plots" / f"{name}.png").stat().st_size > 1000
+    assert "contempt" not in str(reports["ckplus_frames"]["per_class_recall"])  # outside the seven classes
+
+
+def test_suite_errors_are_one_line(tmp_path):
+    r = run_eval("suite", "--weights", tmp_path / "missing.onnx")
+    assert r.returncode == 1 and r.stderr.strip().startswith("error:") and len(r.stderr.strip().splitlines()) == 1

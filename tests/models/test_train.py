@@ -12,8 +12,9 @@ import torch
 from app.paths import ROOT
 from app.preprocess import Preprocess
 from models.networks import ResNet18Embedder
-from models.train import (AverageConfig, ClipsConfig, FramesConfig, average_checkpoints, load_checkpoint,
-                          load_ferplus_split, lr_at, normalise, soft_cross_entropy, to_input, train_clips, train_frames)
+from models.train import (AverageConfig, ClipsConfig, FramesConfig, average_checkpoints, convert_first_conv,
+                          load_checkpoint, load_embedder, load_ferplus_split, lr_at, normalise, soft_cross_entropy,
+                          to_input, train_clips, train_frames)
 
 pytestmark = pytest.mark.data
 
@@ -154,3 +155,34 @@ def test_corrupt_or_foreign_checkpoint_is_one_line_error(tmp_path, capsys):
     assert err.startswith("error: cannot read checkpoint") and "\n" not in err
     assert cv_main(["ckplus", "--embedder", str(foreign), "--out", str(tmp_path / "cv")]) == 1
     assert capsys.readouterr().err.strip().startswith("error: ")
+
+
+def test_rgb_training_end_to_end_on_both_datasets(tiny_run, shared_data, cache_dir, tmp_path):
+    """80 px RGB on FER+ (as 3-channel gray) and RAF-DB (colour), warm-started from the gray tiny run: trains,
+    scores both validation sets, and leaves a 3-channel embedder whose card-ready preprocess says so."""
+    out = tmp_path / "rgb"
+    cfg = FramesConfig(data=str(shared_data), cache_dir=str(cache_dir), out=str(out), epochs=1, batch_size=32,
+                       limit_train=96, limit_valid=48, lr=0.02, color="rgb", input_size=80,
+                       init=str(tiny_run / "best.pt"))
+    train_frames(cfg)
+    line = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert set(line) >= {"ferplus_valid", "rafdb_val", "selection_score"}
+    assert line["selection_score"] == pytest.approx(
+        (line["ferplus_valid"]["macro_f1"] + line["rafdb_val"]["macro_f1"]) / 2)
+    model, pre, _ = load_embedder(out / "best.pt")
+    assert (pre.color, pre.input_size, pre.mean) == ("rgb", 80, (0.5, 0.5, 0.5))
+    assert model.conv1.in_channels == 3
+
+
+def test_a_gray_network_converts_exactly_to_rgb():
+    torch.manual_seed(0)
+    gray_net = ResNet18Embedder(in_chans=1).eval()
+    rgb_net = ResNet18Embedder(in_chans=3).eval()
+    rgb_net.load_state_dict(convert_first_conv(gray_net.state_dict(), 3))
+    rgb = torch.rand(4, 3, 64, 64)
+    luma = (rgb * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    pre_g, pre_c = Preprocess(color="gray"), Preprocess(color="rgb")
+    with torch.no_grad():
+        a = gray_net(normalise(luma, pre_g))
+        b = rgb_net(normalise(rgb, pre_c))
+    assert torch.allclose(a, b, atol=1e-4)
