@@ -1,7 +1,9 @@
 """Face detection with MediaPipe face mesh: image -> faces with a box and the 5 alignment landmarks.
 
 FaceMeshDetector.detect() is the pure per-frame core; tracking (stable ids) lives in app.tracking and alignment in
-app.preprocess, which the training module shares.
+app.preprocess, which the training module shares. detect() returns one Face per person: MediaPipe's video mode
+can report one face twice in a frame (a face it tracks and the same face detected again, boxes overlapping ~85%),
+which would give one person several ids; `suppress_duplicates` keeps the larger of such boxes.
 """
 from __future__ import annotations
 
@@ -45,6 +47,32 @@ def landmarks5_from_mesh(points: np.ndarray) -> np.ndarray:
         points[_NOSE_TIP], points[_MOUTH_LEFT], points[_MOUTH_RIGHT]]).astype(np.float32)
 
 
+# Two boxes are one face when their intersection covers more than this share of the smaller box. Faces of different
+# people overlap far less, even when one partly hides the other.
+DUPLICATE_OVERLAP = 0.6
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection of two (x0, y0, x1, y1) boxes over the smaller one's area (1.0: one inside the other)."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return float(iw * ih / smaller) if smaller > 0 else 0.0
+
+
+def suppress_duplicates(faces: list[Face], max_overlap: float = DUPLICATE_OVERLAP) -> list[Face]:
+    """One Face per person in a frame: of boxes overlapping by more than `max_overlap` (of the smaller one), the
+    larger face is kept. The survivors keep their original order."""
+    order = sorted(range(len(faces)), key=lambda i: -faces[i].size)
+    kept: list[int] = []
+    for i in order:
+        if all(_overlap(faces[i].box, faces[k].box) <= max_overlap for k in kept):
+            kept.append(i)
+    return [faces[i] for i in sorted(kept)]
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
     max_faces: int = 4
@@ -81,7 +109,7 @@ class FaceMeshDetector:
             face = Face(box=np.array([x0, y0, x1, y1]), landmarks5=landmarks5_from_mesh(pts))
             if face.size >= self.config.min_face_px:
                 faces.append(face)
-        return faces
+        return suppress_duplicates(faces)
 
     def close(self) -> None:
         self._mesh.close()
