@@ -4,8 +4,8 @@ its working tree travels under 64 MiB per call, and the checkout already takes ~
     python -m models.pack create --out cache/pack --chunk-mb 16       # here: pixels + landmarks, lzma, in parts
     python -m models.pack restore cache/pack --data /tmp/data --cache-dir /tmp/cache    # there
 
-A pack holds every image of FER+ (the splits present) and CK+48 as raw pixels, their label files byte for byte, and
-the face landmarks this machine's MediaPipe found (`<name>_landmarks.npz` beside the crop caches). Restoring
+A pack holds every image of FER+ (the splits present) and CK+48 as raw pixels, RAF-DB's JPEG files byte for byte
+(re-encoding would change their pixels), their label files byte for byte, and the face landmarks this machine's MediaPipe found (`<name>_landmarks.npz` beside the crop caches). Restoring
 writes the same folder layout (PNG, pixel-identical) and the landmark files, so `models.train`/`models.cv` warp
 the crops from them without a detector: the crops are the ones this machine trains on. Each part carries a
 sha256 in manifest.json; a missing or damaged part is named in one error line. Packs hold research data: keep them
@@ -32,8 +32,9 @@ from models.facecache import (cached_aligned_set, dataset_splits, default_cache_
                               load_landmarks, read_image, save_landmarks)
 
 FORMAT = "fan-live-data-pack/1"
-DATASETS = ("ferplus", "ckplus")
-LABEL_NAMES = ("label.csv", "index.csv")  # what the FER+ and CK+ readers read beside the images
+DATASETS = ("ferplus", "ckplus", "rafdb")
+LABEL_NAMES = ("label.csv", "index.csv", "train_labels.csv")  # what the FER+, CK+ and RAF-DB readers read
+VERBATIM = frozenset({".jpg", ".jpeg"})  # files kept byte for byte: decoding and re-encoding JPEG is lossy
 
 
 class PackError(ValueError):
@@ -66,11 +67,16 @@ def build_payload(data: Path, cache_dir: Path, datasets=DATASETS, progress: bool
             cached_aligned_set(samples, Preprocess(), cache_dir, name, progress=progress)
             stored = load_landmarks(lm_path, lm_key, len(samples))
         landmarks, detected, fallback = stored
-        images = [read_image(s.path) for s in tqdm(samples, desc=f"read {name}", disable=not progress)]
         k = len(splits)
         arrays[f"{k}/files"] = np.array([_relative(s.path, data) for s in samples])
-        arrays[f"{k}/shapes"] = np.array([(*im.shape[:2], im.shape[2] if im.ndim == 3 else 0) for im in images])
-        arrays[f"{k}/pixels"] = np.concatenate([im.reshape(-1) for im in images])
+        if all(Path(s.path).suffix.lower() in VERBATIM for s in samples):
+            blobs = [Path(s.path).read_bytes() for s in tqdm(samples, desc=f"read {name}", disable=not progress)]
+            arrays[f"{k}/sizes"] = np.array([len(b) for b in blobs], np.int64)
+            arrays[f"{k}/bytes"] = np.frombuffer(b"".join(blobs), np.uint8)
+        else:
+            images = [read_image(s.path) for s in tqdm(samples, desc=f"read {name}", disable=not progress)]
+            arrays[f"{k}/shapes"] = np.array([(*im.shape[:2], im.shape[2] if im.ndim == 3 else 0) for im in images])
+            arrays[f"{k}/pixels"] = np.concatenate([im.reshape(-1) for im in images])
         arrays[f"{k}/landmarks"], arrays[f"{k}/detected"], arrays[f"{k}/fallback"] = landmarks, detected, fallback
         splits.append({"dataset": dataset, "name": name, "images": len(samples),
                        "detection_rate": round(float(detected.mean()), 4)})
@@ -136,7 +142,16 @@ def restore(pack: Path, data: Path, cache_dir: Path, progress: bool = True) -> l
         (data / rel).parent.mkdir(parents=True, exist_ok=True)
         (data / rel).write_bytes(z[f"label{i}"].tobytes())
     for k, split in enumerate(meta["splits"]):
-        files, shapes, pixels = z[f"{k}/files"], z[f"{k}/shapes"], z[f"{k}/pixels"]
+        files = z[f"{k}/files"]
+        if f"{k}/bytes" in z.files:  # files kept byte for byte (JPEG)
+            blob, offset = z[f"{k}/bytes"], 0
+            for rel, size in tqdm(zip(files, z[f"{k}/sizes"]), total=len(files), desc=f"write {split['name']}",
+                                  disable=not progress):
+                (data / rel).parent.mkdir(parents=True, exist_ok=True)
+                (data / rel).write_bytes(blob[offset:offset + int(size)].tobytes())
+                offset += int(size)
+            continue
+        shapes, pixels = z[f"{k}/shapes"], z[f"{k}/pixels"]
         offset = 0
         for rel, (h, w, c) in tqdm(zip(files, shapes), total=len(files), desc=f"write {split['name']}",
                                    disable=not progress):
@@ -168,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--out", type=Path, default=default_cache_dir() / "pack")
     c.add_argument("--cache-dir", type=Path, default=None, help="crop/landmark caches (default: cache/)")
     c.add_argument("--chunk-mb", type=float, default=16.0, help="largest part in MB (default 16)")
-    c.add_argument("--datasets", default=",".join(DATASETS), help="comma list of ferplus, ckplus")
+    c.add_argument("--datasets", default=",".join(DATASETS), help="comma list of ferplus, ckplus, rafdb")
     r = sub.add_parser("restore", help="write the data folder and landmark files from a pack")
     r.add_argument("pack", type=Path)
     r.add_argument("--data", type=Path, required=True, help="where the data folder is written")

@@ -1,4 +1,4 @@
-"""models/pack.py: a tiny real slice of FER+ and CK+48 packed in parts, restored elsewhere, and aligned there from
+"""models/pack.py: a tiny real slice of FER+, CK+48 and RAF-DB packed in parts, restored elsewhere, and aligned there from
 the packed landmarks with MediaPipe unavailable: the crops must equal the ones made here."""
 import csv
 import shutil
@@ -39,6 +39,14 @@ def tiny_data(shared_data, tmp_path):
     for r in keep[1:]:
         (dst / r[0]).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(src / r[0], dst / r[0])
+    src, dst = shared_data / "rafdb", root / "rafdb"  # 5 RAF-DB JPEGs with their train_labels.csv rows
+    rows = (src / "train_labels.csv").read_text().splitlines()
+    picked = [rows[0]] + rows[1::2500][:5]
+    dst.mkdir(parents=True)
+    (dst / "train_labels.csv").write_text("\n".join(picked) + "\n")
+    for row in picked[1:]:
+        (dst / row.split(",")[0]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src / row.split(",")[0], dst / row.split(",")[0])
     return root
 
 
@@ -46,7 +54,7 @@ def test_pack_round_trip_without_mediapipe(tiny_data, tmp_path, monkeypatch):
     manifest = create(tiny_data, tmp_path / "pack", tmp_path / "cache_here", chunk_mb=0.004, progress=False)
     assert len(manifest["parts"]) > 1  # split into parts of at most 4 kB
     assert all(p["bytes"] <= 4000 for p in manifest["parts"])
-    assert [s["images"] for s in manifest["splits"]] == [12, 6, 6]
+    assert [s["images"] for s in manifest["splits"]] == [12, 6, 6, 5]
 
     def no_detector(*args, **kwargs):
         raise AssertionError("the restored data must not need MediaPipe")
@@ -54,7 +62,7 @@ def test_pack_round_trip_without_mediapipe(tiny_data, tmp_path, monkeypatch):
     monkeypatch.setattr(facecache, "_make_detector", no_detector)
     there = tmp_path / "there"
     restore(tmp_path / "pack", there / "data", there / "cache", progress=False)
-    for dataset in ("ferplus", "ckplus"):
+    for dataset in ("ferplus", "ckplus", "rafdb"):
         here_splits, there_splits = dataset_splits(tiny_data, dataset), dataset_splits(there / "data", dataset)
         assert list(here_splits) == list(there_splits)
         for name, samples in there_splits.items():
@@ -62,6 +70,8 @@ def test_pack_round_trip_without_mediapipe(tiny_data, tmp_path, monkeypatch):
             assert [s.label for s in samples] == [s.label for s in ref]  # label files restored byte for byte
             for a, b in zip(samples, ref):
                 assert np.array_equal(read_image(a.path), read_image(b.path))  # pixel-identical images
+                if a.path.suffix == ".jpg":  # JPEG travels byte for byte
+                    assert a.path.read_bytes() == b.path.read_bytes()
             for pre in (Preprocess(), Preprocess(input_size=48)):  # any crop size, from the landmarks alone
                 mine = cached_aligned_set(ref, pre, tmp_path / "cache_here", name, progress=False)
                 theirs = cached_aligned_set(samples, pre, there / "cache", name, progress=False)
