@@ -10,6 +10,7 @@ Contract (every `FrameSource`):
     success.
   * Bad input fails at construction with `CaptureError`, whose message is one line naming the file or camera:
     missing, a folder, empty, not decodable, a camera that does not open. `open_source()` is the usual entry point.
+  * Frames come upright as players show them: a phone video's rotation metadata (display matrix) is applied.
   * File sources seek to an exact frame index (`seek`, `position`), also in variable-frame-rate phone videos where
     OpenCV's own frame seek lands a few frames off.
   * Sources are not thread-safe: one thread reads at a time. `LatestFrameGrabber` (cameras: a one-slot hand-off that
@@ -237,7 +238,21 @@ class VideoFileSource(FrameSource):
                 cap = cv2.VideoCapture(str(self.path))
         if not cap.isOpened():
             raise CaptureError(f"cannot open {self.path} as a video (not a video, unsupported, or damaged/incomplete)")
+        # Phones store portrait video sideways with a display matrix saying how to turn it; OpenCV 4.11 ignores it
+        # unless asked, which showed faces sideways (and MediaPipe missed or doubled them). Frames come upright,
+        # as every player shows them, and boxes are in those upright pixels.
+        with contextlib.suppress(cv2.error):
+            cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 1)
         return cap
+
+    @property
+    def rotation(self) -> int:
+        """Degrees the container says to turn the stored frames to display them (0, 90, 180, 270); frames are read
+        already turned."""
+        try:
+            return int(self._cap.get(cv2.CAP_PROP_ORIENTATION_META)) % 360
+        except cv2.error:
+            return 0
 
     @property
     def fps(self) -> float | None:

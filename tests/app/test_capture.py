@@ -425,3 +425,39 @@ def test_repeated_source_plays_a_file_n_times_as_one_stream(videos):
     assert [f.index for f in frames] == list(range(216))
     assert np.all(np.diff([f.time_s for f in frames]) > 0)
     assert np.array_equal(frames[72 + 5].image, first[5]) and np.array_equal(frames[215].image, first[71])
+
+
+def _rotated_phone_video(videos: Path, tmp_path: Path, n: int = 20) -> Path:
+    """What a phone writes for a landscape scene held in portrait: frames stored sideways (turned 90 degrees
+    counter-clockwise) and a display matrix (tkhd) saying to turn them 90 degrees clockwise to show them."""
+    import struct
+
+    stored = tmp_path / "stored.mp4"
+    writer = cv2.VideoWriter(str(stored), cv2.VideoWriter_fourcc(*"mp4v"), 30, (360, 640))
+    for img in _first_frames(videos / "single_face.mp4", n):
+        writer.write(cv2.rotate(img, cv2.ROTATE_90_COUNTERCLOCKWISE))
+    writer.release()
+    data = bytearray(stored.read_bytes())
+    p = data.find(b"tkhd")
+    assert p > 0 and data[p + 4] == 0  # version 0: the 3x3 matrix sits 44 bytes after the box type
+    data[p + 44:p + 80] = struct.pack(">9i", 0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30)  # rotate 90 clockwise
+    out = tmp_path / "phone.mp4"
+    out.write_bytes(bytes(data))
+    return out
+
+
+@pytest.mark.data
+def test_rotation_metadata_is_honoured(videos, tmp_path):
+    """Issue 13, defect 8: a phone video with a 90-degree display matrix was read (and analysed) sideways."""
+    path = _rotated_phone_video(videos, tmp_path)
+    original = _first_frames(videos / "single_face.mp4", 20)
+    with open_source(path) as src:
+        assert src.rotation == 90 and src.size == (640, 360)
+        frames = list(src)
+        assert len(frames) == 20 and all(f.image.shape == (360, 640, 3) for f in frames)
+        for k in (0, 19):  # upright again: the original picture, up to the re-encoding
+            assert np.abs(frames[k].image.astype(int) - original[k]).mean() < 8
+        src.seek(5)  # seeking reopens the file: still upright
+        assert src.read().image.shape == (360, 640, 3)
+        src.seek(0)
+        assert src.read().image.shape == (360, 640, 3)
