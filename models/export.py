@@ -300,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input-size", type=int, default=64, help="--random-init only")
     p.add_argument("--color", choices=("gray", "rgb"), default="gray", help="--random-init only")
     p.add_argument("--no-verify", action="store_true", help="skip the torch vs ONNX Runtime parity check")
+    p.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=True,
+                   help="embed the mean of the face and its mirror image (about 1.6x the embedding time)")
     args = p.parse_args(argv)
 
     command = "python -m models.export " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -309,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             extra = {"random_init": True, "training": "none: random weights, for tests only"}
         else:
             embedder, heads, pre, extra = load_checkpoint(args.checkpoint)
+        embedder.flip_average = args.flip_average
         extra["command"] = command
         extra.setdefault("hardware", {})
         if isinstance(extra["hardware"], dict):

@@ -96,13 +96,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     p.add_argument("--data", type=Path, default=data_root())
     p.add_argument("--window-length", type=int, default=16)
+    p.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=True,
+                   help="mirror-averaged embedding inside the exported graph (see python -m models.cost)")
     p.add_argument("--cache-dir", type=Path, default=ROOT / "cache", help="crop caches for the evaluation suite")
     args = p.parse_args(argv)
 
     from models.export import main as export_main, model_files, update_cards
 
     rc = export_main(["--checkpoint", str(args.checkpoint), "--out", str(args.out), "--name", args.name,
-                      "--window-length", str(args.window_length)])
+                      "--window-length", str(args.window_length),
+                      "--flip-average" if args.flip_average else "--no-flip-average"])
     if rc:
         return rc
     card_path = (args.out / model_files(args.name, ["relation"])[0]).with_suffix(".json")
