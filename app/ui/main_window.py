@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QColor, QDesktopServices, QIcon, QKeySequence, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
@@ -40,15 +40,14 @@ from app import __version__
 from app.capture import VIDEO_SUFFIXES, list_cameras
 from app.emotions import EMOTIONS
 from app.pipeline import FrameResult
-from app.replay import session_metadata
-from app.session import ExportError
 from app.ui import theme
 from app.ui.display import LabelSmoother, attention_cells, follow_face
 from app.ui.face_panel import AttentionStrip, FacePanel
 from app.ui.handoff import FrameHandoff
 from app.ui.history import ProbabilityHistory
 from app.ui.meters import RollingMedian
-from app.ui.sessions import SessionLog, export_rows, recover_pending, sessions_dir
+from app.ui.recording import RecordingController
+from app.ui.sessions import sessions_dir
 from app.ui.settings import SettingsDock, UiSettings
 from app.ui.timeline import TimelineView, legend_html
 from app.ui.transport import TransportBar
@@ -77,11 +76,6 @@ def _dot_icon(color: str) -> QIcon:
     p.drawEllipse(5, 5, 22, 22)
     p.end()
     return QIcon(pix)
-
-
-def _folder_link(folder: Path) -> str:
-    """A folder as a link the notice banner opens in the file manager."""
-    return f"<a href='{QUrl.fromLocalFile(str(folder)).toString()}'>{folder}</a>"
 
 
 class Banner(QFrame):
@@ -163,9 +157,6 @@ class NoticeBanner(Banner):
 class MainWindow(QMainWindow):
     """The window. `settings_store` defaults to the user's QSettings; tests pass an INI file of their own."""
 
-    session_exported = Signal(list)   # paths written by an export
-    session_saved = Signal(list)      # paths written when a recording stopped
-
     def __init__(self, args=None, settings_store: QSettings | None = None):
         super().__init__()
         self.args = args
@@ -179,7 +170,12 @@ class MainWindow(QMainWindow):
 
         # engine-side state
         self.handoff = FrameHandoff(latest=True)
-        self.session_log = SessionLog()
+        # recording and export (app.ui.recording); its signals are the window's: session_saved(paths) when a
+        # recording's files are written, session_exported(paths) when an export is
+        self.recording = RecordingController(self._run_task, self)
+        self.session_log = self.recording.log
+        self.session_saved = self.recording.session_saved
+        self.session_exported = self.recording.session_exported
         self.capture_worker: CaptureWorker | None = None
         self.source_info: SourceInfo | None = None
         self.pipeline_info: PipelineInfo | None = None
@@ -189,7 +185,6 @@ class MainWindow(QMainWindow):
         self._open_first_camera = False   # no source given: open the first camera the probe finds
         self._probe_when_open = False     # --camera N: list the others once N is open
         self._closing = False
-        self._pass_saved = False          # a file's pass ended and its session was saved: play records a new one
 
         # display state (GUI thread only)
         self.selected_face: int | None = None
@@ -214,6 +209,9 @@ class MainWindow(QMainWindow):
         self._build_ui()
         self._build_actions()
         self.restore_geometry()
+        self.recording.recording_changed.connect(self._show_recording)
+        self.recording.notice.connect(lambda text, key: self.notice_banner.show_message(text, key=key or None))
+        self.recording.error_occurred.connect(self._on_error_occurred)
 
         self.pipeline_worker = PipelineWorker(self.settings.pipeline_config(), self.handoff, self.session_log)
         self.pipeline_worker.frame_processed.connect(self._on_frame_processed)
@@ -221,14 +219,14 @@ class MainWindow(QMainWindow):
         self.pipeline_worker.pipeline_failed.connect(self._on_pipeline_failed)
         self.pipeline_worker.error_occurred.connect(self._on_error_occurred)
         self.pipeline_worker.pass_finished.connect(self._on_pass_finished)
-        self.pipeline_worker.recording_failed.connect(self._on_recording_failed)
+        self.pipeline_worker.recording_failed.connect(self.recording.on_recording_failed)
         self.pipeline_worker.start()
         self.statusBar().showMessage("Loading the model...")
 
         self._status_timer = QTimer(self)
         self._status_timer.timeout.connect(self._update_status)
         self._status_timer.start(STATUS_INTERVAL_MS)
-        self._recover_crashed_sessions()
+        self.recording.recover()
         self._start_initial_source()
 
     # ------------------------------------------------------------------------------------------------ building
@@ -459,7 +457,7 @@ class MainWindow(QMainWindow):
         opens on its capture thread; errors come back as a message."""
         self._stop_capture()
         self._stop_recording()
-        self._pass_saved = False
+        self.recording.pass_saved = False
         self.handoff.clear()
         self.error_banner.hide()
         self.source_info = None
@@ -476,6 +474,7 @@ class MainWindow(QMainWindow):
         worker.preroll = self.pipeline_info.window_length - 1 if self.pipeline_info else 0
         worker.source_opened.connect(self._on_source_opened)
         worker.source_ended.connect(self._on_source_ended)
+        worker.damage_found.connect(self._on_damage_found)
         worker.error_occurred.connect(self._on_capture_error)
         self.capture_worker = worker
         worker.start()
@@ -517,9 +516,7 @@ class MainWindow(QMainWindow):
         worker = self.capture_worker
         if worker is None or generation != worker.generation or self.source_info is None:
             return
-        if self.session_log.recording:
-            self._stop_recording()
-            self._pass_saved = True
+        self.recording.finish_pass()
         if self.transport.loop_check.isChecked():
             self._record_when_ready = True
             self._maybe_start_recording()
@@ -529,6 +526,11 @@ class MainWindow(QMainWindow):
         if self.sender() is self.capture_worker:
             self.transport.set_playing(False)
             self.statusBar().showMessage("End of video: Space plays it again; Ctrl+E exports the session.", 8000)
+
+    def _on_damage_found(self, message: str) -> None:
+        if self.sender() is self.capture_worker:
+            self.notice_banner.show_message(f"Damaged file: {message}. The session holds every frame decoded.",
+                                            key=f"damage {message}")
 
     def _probe_if_waiting(self) -> None:
         if self._probe_when_open:
@@ -560,11 +562,11 @@ class MainWindow(QMainWindow):
     def _on_play_toggled(self, play: bool) -> None:
         if self.capture_worker is None or self.source_info is None:
             return
-        if play and self._pass_saved and not self.session_log.recording and self.pipeline_info:
+        if play and self.recording.pass_saved and not self.recording.recording and self.pipeline_info:
             # the file's session was saved at its end: playing it again records a new one, started before the first
             # frame of it is read
             self.start_recording()
-        self._pass_saved = False
+        self.recording.pass_saved = False
         self.capture_worker.set_paused(not play)
         self.transport.set_playing(play)
 
@@ -775,41 +777,11 @@ class MainWindow(QMainWindow):
             self._stop_recording()
 
     def start_recording(self) -> None:
-        info, src = self.pipeline_info, self.source_info
-        source = str(src.spec) if not src.is_live else src.name
-        metadata = session_metadata(source, info.pipeline)
-        metadata.extra.update(front_end="window", source_name=src.name)
-        try:
-            recorder = self.session_log.start(sessions_dir(), src.name, metadata)
-        except (ExportError, OSError, ValueError) as e:
-            self._on_error_occurred(f"cannot record: {e}")
-            self._show_recording(False)
-            return
-        self._show_recording(True)
-        folder = recorder.export_paths[0].parent
-        self.notice_banner.show_message(
-            f"Recording to {_folder_link(folder)}/"
-            f"{recorder.export_paths[0].stem}.csv + .json (autosaved as it runs). Ctrl+R stops, Ctrl+E exports.",
-            key=str(recorder.export_paths[0]))
+        self.recording.start(self.source_info, self.pipeline_info)
 
     def _stop_recording(self, wait: bool = False) -> None:
         self._record_when_ready = False
-        recorder = self.session_log.stop()
-        self._show_recording(False)
-        if recorder is None:
-            return
-
-        def close():
-            recorder.close()
-            return list(recorder.export_paths)
-
-        if wait:
-            try:
-                close()
-            except Exception as e:  # noqa: BLE001 - at exit there is nobody left to tell but stderr
-                print(f"fan-live: could not save the session: {e}", file=sys.stderr)
-            return
-        self._run_task(close, on_done=self._on_session_saved)
+        self.recording.stop(wait)
 
     def _show_recording(self, on: bool) -> None:
         """The Record button follows the recording, without re-triggering it."""
@@ -817,22 +789,6 @@ class MainWindow(QMainWindow):
         self.record_action.setChecked(on)
         self.record_action.setText("Recording" if on else "Record")
         self.record_action.blockSignals(False)
-
-    def _on_session_saved(self, paths: list) -> None:
-        if paths:
-            folder = Path(paths[0]).parent
-            self.notice_banner.show_message(
-                f"Session saved: {', '.join(Path(p).name for p in paths)} in "
-                f"{_folder_link(folder)}", key=str(paths[0]))
-        self.session_saved.emit(paths)
-
-    def _on_recording_failed(self, message: str) -> None:
-        """The journal could not be written (disk full...): the recording has stopped; write what can be written."""
-        self._show_recording(False)
-        self._on_error_occurred(f"recording stopped: {message}")
-        recorder = self.session_log.last
-        if recorder is not None:
-            self._run_task(lambda: (recorder.close(), list(recorder.export_paths))[1], on_done=self._on_session_saved)
 
     def export_dialog(self) -> None:
         if self.session_log.last is None or not len(self.session_log.last):
@@ -850,36 +806,13 @@ class MainWindow(QMainWindow):
             self.export_to(Path(path), filters.get(chosen, ("csv", "json", "png")))
 
     def export_to(self, path: Path, kinds=("csv", "json", "png")) -> TaskWorker | None:
-        """Export the current (or last) recording's rows to path's stem + each kind, off the GUI thread;
-        session_exported(paths) when written."""
-        last = self.session_log.last
-        if last is None:
-            self._on_error_occurred("Nothing to export yet: nothing has been recorded in this session.")
-            return None
-        face = self.shown_face
-        # the rows are read back from the session's journal or files on the task's thread, not kept in memory
-        return self._run_task(lambda: export_rows(last.rows, last.metadata, Path(path), kinds, face),
-                              on_done=self._on_exported)
-
-    def _on_exported(self, paths: list) -> None:
-        folder = Path(paths[0]).parent
-        self.notice_banner.show_message(
-            f"Exported {', '.join(p.name for p in paths)} to "
-            f"{_folder_link(folder)}", key=f"export {paths[0]}")
-        self.session_exported.emit(paths)
+        """Export the current (or last) recording, with the plot of the face shown; session_exported(paths)."""
+        return self.recording.export_to(Path(path), kinds, self.shown_face)
 
     def open_sessions_folder(self) -> None:
         folder = sessions_dir()
         folder.mkdir(parents=True, exist_ok=True)
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
-
-    def _recover_crashed_sessions(self) -> None:
-        recovered = recover_pending(sessions_dir())
-        if recovered:
-            folder = recovered[0].parent
-            self.notice_banner.show_message(
-                f"Recovered {len(recovered)} session{'s' if len(recovered) != 1 else ''} an earlier run did not "
-                f"finish: {', '.join(p.name for p in recovered)} in {_folder_link(folder)}", key="recovered")
 
     # ------------------------------------------------------------------------------------------------ errors, status
     def _on_error_occurred(self, message: str) -> None:
@@ -973,12 +906,7 @@ class MainWindow(QMainWindow):
         self.pipeline_worker.stop()
         self.pipeline_worker.wait(10000)
         self._stop_recording(wait=True)
-        last = self.session_log.last
-        for path in (getattr(self.args, "export", None) or []) if last is not None and len(last) else []:
-            try:  # main.py --export with the window: the session also goes there on exit
-                export_rows(last.rows, last.metadata, Path(path), (Path(path).suffix.lower().lstrip(".") or "csv",))
-            except Exception as e:  # noqa: BLE001
-                print(f"fan-live: export to {path} failed: {e}", file=sys.stderr)
+        self.recording.export_on_exit(getattr(self.args, "export", None) or [])
         for task in list(self._tasks):
             task.wait(10000)
         self.store.setValue("ui/geometry", self.saveGeometry())

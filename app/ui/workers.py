@@ -54,6 +54,7 @@ class SourceInfo:
 class CaptureWorker(QThread):
     source_opened = Signal(object)    # SourceInfo
     source_ended = Signal()           # a file reached its end (and is not looping): the worker pauses there
+    damage_found = Signal(str)        # a file ended early (fewer frames than it declares): why, once per source
     error_occurred = Signal(str)
 
     WAIT_NOTICE_S = 1.0  # playback counts as waiting for analysis this long after a hand-over had to wait
@@ -224,6 +225,7 @@ class CaptureWorker(QThread):
     def _run_file(self, source) -> None:
         generation = self._new_generation()
         new_pass = True  # the next frame handed over starts a new timeline (a new session in the window)
+        damage_told = False
         if not self._wait_released():  # the model loads (and the recording starts) before frame 0 is read
             return
         anchor_wall = anchor_media = 0.0
@@ -275,6 +277,9 @@ class CaptureWorker(QThread):
                     continue
                 with self._cond:
                     self._paused = self._ended = True
+                if source.damage and not damage_told:
+                    damage_told = True
+                    self.damage_found.emit(f"{source.name}: {source.damage}")
                 self.source_ended.emit()
                 continue
             if self._realtime and not self._paused:

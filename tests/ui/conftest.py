@@ -2,6 +2,9 @@
 file and sessions folder, no camera, closed (threads stopped) at teardown."""
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from argparse import Namespace
 from pathlib import Path
 
@@ -52,3 +55,26 @@ def make_window(qtbot, tmp_path, monkeypatch, sessions, random_weights):
     for w in windows:
         w.close()
         assert w.threads_running() == []
+
+
+@pytest.fixture
+def xvfb_display():
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.skip("Xvfb is not installed: apt-get install xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-image0 "
+                    "libxcb-render-util0 libxkbcommon-x11-0 libxcb-xinerama0 libxcb-randr0 libxcb-shape0 "
+                    "libxcb-cursor0")
+    read_end, write_end = os.pipe()
+    # -displayfd: Xvfb picks a free display number and writes it here once it accepts connections
+    proc = subprocess.Popen([xvfb, "-displayfd", str(write_end), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                            pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end) as f:
+            number = f.readline().strip()
+        if not number:
+            pytest.fail(f"Xvfb did not start: {proc.stderr.read().decode(errors='replace')[-500:]}")
+        yield f":{number}"
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -1,11 +1,10 @@
 """The real window on a real (virtual) X display: a screenshot mid-replay is not blank and its video area shows the
 frame the window says it is showing. Runs `python -m app.ui.screenshot` in a child process on the xcb platform
-(this test process is already offscreen) under a private Xvfb server."""
+(this test process is already offscreen) under a private Xvfb server (tests/ui/conftest.py)."""
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -17,29 +16,6 @@ from app.capture import open_source
 from app.paths import ROOT
 
 pytestmark = [pytest.mark.qt, pytest.mark.data]
-
-
-@pytest.fixture
-def xvfb_display():
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        pytest.skip("Xvfb is not installed: apt-get install xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-image0 "
-                    "libxcb-render-util0 libxkbcommon-x11-0 libxcb-xinerama0 libxcb-randr0 libxcb-shape0 "
-                    "libxcb-cursor0")
-    read_end, write_end = os.pipe()
-    # -displayfd: Xvfb picks a free display number and writes it here once it accepts connections
-    proc = subprocess.Popen([xvfb, "-displayfd", str(write_end), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-                            pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    os.close(write_end)
-    try:
-        with os.fdopen(read_end) as f:
-            number = f.readline().strip()
-        if not number:
-            pytest.fail(f"Xvfb did not start: {proc.stderr.read().decode(errors='replace')[-500:]}")
-        yield f":{number}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_real_window_screenshot_mid_replay(xvfb_display, videos, random_weights, tmp_path):

@@ -93,6 +93,23 @@ def test_replay_updates_the_views_exports_and_closes_cleanly(make_window, videos
 
 
 @pytest.mark.data
+def test_a_truncated_file_says_so_and_its_session_holds_what_was_decoded(make_window, videos, tmp_path, qtbot):
+    data = (videos / "WolfgangLanger_Pexels.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 10])  # index first: ~41 of 472 frames decode
+    w = make_window(cut, fast=True)
+    saved = []
+    w.session_saved.connect(saved.append)
+    qtbot.waitUntil(lambda: bool(saved) and any("Damaged file" in m for m in w.notice_banner.messages),
+                    timeout=TIMEOUT_MS)
+    (damaged,) = [m for m in w.notice_banner.messages if "Damaged file" in m]
+    rows = read_session(saved[0][0])[1]
+    assert "cut.mp4" in damaged and "of the 472 frames" in damaged
+    decoded = int(damaged.split("decoded ")[1].split()[0])
+    assert 20 < decoded < 100 and decoded - 3 <= rows[-1].frame_index < decoded
+
+
+@pytest.mark.data
 def test_a_corrupt_file_shows_an_error_and_the_window_stays_usable(make_window, videos, tmp_path, qtbot):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + np.random.default_rng(0).bytes(20_000))
@@ -420,10 +437,24 @@ def test_a_files_window_session_equals_its_headless_export(make_window, videos, 
     assert window_rows == headless_rows(video, random_weights, tmp_path)
 
 
+@pytest.fixture
+def display_env(request) -> dict:
+    """The environment for a window in a child process: a private Xvfb display (xcb) where Xvfb is installed, as CI
+    has it, else offscreen."""
+    import shutil
+
+    if shutil.which("Xvfb") is None:
+        return {"QT_QPA_PLATFORM": "offscreen"}
+    return {"QT_QPA_PLATFORM": "xcb", "DISPLAY": request.getfixturevalue("xvfb_display")}
+
+
 @pytest.mark.data
-def test_sigterm_closes_the_window_like_its_close_button(videos, random_weights, tmp_path):
-    """Issue 13, defect 2: a `kill` (SIGTERM) left only the journal. Now it saves the session's CSV and JSON, whose
-    rows are the headless export's, up to where it was killed."""
+@pytest.mark.parametrize("name, to_end", [("single_face.mp4", True), ("WolfgangLanger_Pexels.mp4", False)],
+                         ids=["played-to-the-end", "mid-file"])
+def test_sigterm_closes_the_window_like_its_close_button(videos, random_weights, tmp_path, display_env, name, to_end):
+    """Issue 13, defect 2 (and the acceptance floor): `python main.py --video FILE`, closed with SIGTERM (a `kill`, a
+    logout), left only the journal. Now it leaves a CSV and a JSON whose rows are the headless export's: all of them
+    when the file was played to its end, those up to the kill otherwise."""
     import os
     import signal
     import subprocess
@@ -432,22 +463,27 @@ def test_sigterm_closes_the_window_like_its_close_button(videos, random_weights,
     from app.paths import ROOT
 
     sessions = tmp_path / "sessions"
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "FANLIVE_SESSIONS_DIR": str(sessions),
+    env = {**os.environ, **display_env, "FANLIVE_SESSIONS_DIR": str(sessions),
            "XDG_CONFIG_HOME": str(tmp_path / "config")}  # the user's own settings stay untouched
-    video = videos / "WolfgangLanger_Pexels.mp4"
+    video = videos / name
     proc = subprocess.Popen([sys.executable, "main.py", "--video", str(video), "--weights", str(random_weights),
                              "--device", "cpu"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
+
+    def ready() -> bool:
+        if not sessions.is_dir():
+            return False
+        if to_end:  # the file's session is saved when its last frame is analysed
+            return bool(list(sessions.glob("*.json")))
+        journals = list(sessions.glob("*.partial.csv"))
+        return bool(journals) and len(journals[0].read_text().splitlines()) > 20
+
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # wait until the session has some rows in its journal
-            journals = list(sessions.glob("*.partial.csv")) if sessions.is_dir() else []
-            if journals and len(journals[0].read_text().splitlines()) > 20:
-                break
+        deadline = time.monotonic() + 180
+        while not ready():
             assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the window recorded nothing in 180 s"
             time.sleep(0.2)
-        else:
-            pytest.fail("the window recorded nothing in 120 s")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -459,4 +495,5 @@ def test_sigterm_closes_the_window_like_its_close_button(videos, random_weights,
     (json_path,) = sessions.glob("*.json")
     rows = read_session(csv_path)[1]
     assert len(rows) > 20 and read_session(json_path)[1] == rows
-    assert rows == headless_rows(video, random_weights, tmp_path)[: len(rows)]
+    headless = headless_rows(video, random_weights, tmp_path)
+    assert rows == (headless if to_end else headless[: len(rows)])
