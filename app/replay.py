@@ -74,6 +74,7 @@ def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: 
     if repeat > 1:
         source = RepeatedSource(source, repeat)
     pipeline.reset()
+    pipeline.tracker.reset(restart_ids=True)  # each file is its own timeline: face ids from 1, as in the window
     with source:
         recorder = SessionRecorder(exports, session_metadata(str(video), pipeline))
         frames = 0

@@ -109,7 +109,8 @@ def test_folder_replay_goes_on_after_a_bad_file_and_ends_with_a_summary(videos, 
     proc = run_cli("--video", folder, "--export", tmp_path / "out", weights=model)
     assert proc.returncode == 1, proc.stderr  # a video failed
     assert "Traceback" not in proc.stderr
-    assert len(pd.read_csv(tmp_path / "out" / "c_good.csv")) == 72  # processed after the failure
+    good = pd.read_csv(tmp_path / "out" / "c_good.csv")
+    assert len(good) == 72 and set(good["face_id"]) == {1}  # processed after the failure; ids from 1 per file
     assert 0 < len(pd.read_csv(tmp_path / "out" / "b_cut.csv")) < 100
     assert not (tmp_path / "out" / "a_broken.csv").exists()
     summary = proc.stdout.splitlines()[-3:]
