@@ -22,6 +22,8 @@ def test_card_is_a_trained_model_with_metrics(card):
     metrics = card.extra["metrics"]
     assert 0.5 < metrics["ferplus_valid"]["accuracy"] <= 1.0
     assert "command" in card.extra and "training" in card.extra
+    assert "research use" in card.extra["licence"]  # RAF-DB's terms travel with the weights
+    assert {"ferplus_valid", "rafdb_val", "ckplus_frames"} <= set(metrics["suite"])
 
 
 def test_readme_states_the_cards_numbers(card):
@@ -37,6 +39,12 @@ def test_readme_states_the_cards_numbers(card):
     for key, name in rows.items():
         assert re.search(rf"^\| {name} \| \**{ck[key]['mean_fold_accuracy']:.2f}%\** \| {ck[key]['paper']:.2f}% \|$",
                          readme, re.M), name
+    # the evaluation suite's table (FER+ Valid, RAF-DB val, CK+48 frames) is quoted row for row
+    from models.evaluate import format_suite
+
+    suite = {k: v for k, v in metrics["suite"].items() if isinstance(v, dict)}
+    for row in format_suite(suite).splitlines()[2:]:
+        assert row in readme, row
     # the card's CV command (flags in any order) is one of the README's command lines
     flags = re.findall(r"--[\w-]+(?: [^-\s]\S*)?", ck["command"])
     assert any(line.startswith("python -m models.cv ckplus") and all(f in line for f in flags)
