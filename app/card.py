@@ -92,7 +92,7 @@ def load_card(path: str | Path, verify_hashes: bool = True) -> ModelCard:
                          window_stride=int(window.get("stride", 1)), embed_dim=int(d.get("embed_dim", 512)),
                          sha256=dict(d.get("sha256", {})),
                          extra={k: d[k] for k in ("training", "metrics", "command", "created", "hardware",
-                                                  "random_init") if k in d})
+                                                  "licence", "random_init") if k in d})
     except ModelError:
         raise
     except (KeyError, TypeError, ValueError) as e:
