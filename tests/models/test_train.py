@@ -120,8 +120,8 @@ def test_ddp_with_two_cpu_processes(shared_data, cache_dir, tmp_path):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["world_size"] == 2
     assert (out / "best.pt").is_file()
-    # both ranks stepped together: 64 images / 2 ranks / batch 16 = 2 steps per epoch
-    assert load_checkpoint(out / "last.pt")["step"] == 2
+    # both ranks stepped together: (64 FER+ + 64 RAF-DB images) / 2 ranks / batch 16 = 4 steps per epoch
+    assert load_checkpoint(out / "last.pt")["step"] == 4
 
 
 def test_clips_stage_trains_both_heads(tiny_run, shared_data, cache_dir, tmp_path):
