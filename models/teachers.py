@@ -26,7 +26,6 @@ Contract:
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from app.card import file_sha256
 from app.paths import models_root
 from app.preprocess import Preprocess
 
@@ -85,14 +85,6 @@ def read_sha256sums(models_dir: Path) -> dict[str, str]:
     return sums
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verified_files(spec: TeacherSpec, models_dir: Path) -> dict[Path, str]:
     """{path: sha256} of the spec's files, each present and matching SHA256SUMS, else TeacherError naming the
     first bad one."""
@@ -105,7 +97,7 @@ def verified_files(spec: TeacherSpec, models_dir: Path) -> dict[Path, str]:
             raise TeacherError(f"{path}: teacher file missing (no downloads: copy it from the shared models folder)")
         if rel not in sums:
             raise TeacherError(f"{models_dir / 'SHA256SUMS'}: no checksum for {rel}")
-        if _sha256(path) != sums[rel]:
+        if file_sha256(path) != sums[rel]:
             raise TeacherError(f"{path}: sha256 differs from SHA256SUMS (damaged or another version)")
         out[path] = sums[rel]
     return out

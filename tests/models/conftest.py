@@ -3,6 +3,7 @@ seconds on FER+ Train, but every module that needs an embedder would otherwise t
 from pathlib import Path
 
 import pytest
+import torch
 
 from models.train import FramesConfig, train_frames
 
@@ -21,3 +22,12 @@ def tiny_run(shared_data, cache_dir, tmp_path_factory) -> Path:
                        limit_train=192, limit_valid=64, lr=0.05, seed=0)
     train_frames(cfg)
     return out
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Modules that run the identity teachers use one torch thread (the CPU is shared), then restore the count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

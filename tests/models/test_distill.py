@@ -17,17 +17,9 @@ from models.networks import ResNet18Embedder
 from models.teachers import load_teacher
 from models.train import FramesConfig, load_checkpoint, load_embedder, normalise, to_input, train_frames
 
-pytestmark = pytest.mark.data
+pytestmark = [pytest.mark.data, pytest.mark.usefixtures("one_torch_thread")]
 
 STUDENT = Preprocess(input_size=64, color="gray", mean=(0.5,), std=(0.5,))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

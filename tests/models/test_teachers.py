@@ -21,18 +21,10 @@ from models.datasets import read_ckplus
 from models.facecache import align_from_landmarks, align_images
 from models.teachers import TEACHERS, TeacherError, load_teacher, same_padding
 
-pytestmark = pytest.mark.data
+pytestmark = [pytest.mark.data, pytest.mark.usefixtures("one_torch_thread")]
 
 PARITY = Path(__file__).parent / "data" / "teacher_parity.json"
 CK_SUBJECTS = 8  # x 3 sequences each (their apex frames): different expressions of one person
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
