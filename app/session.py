@@ -353,11 +353,11 @@ def _json_summary(summary: dict) -> dict:
     return out
 
 
-def _complete_end(path: Path, size: int) -> int:
-    """The byte offset after the last newline within the first `size` bytes: rows are written whole and
-    newline-terminated, so anything after it is a row cut by a crash (or a failed write)."""
-    with open(path, "rb") as f:
-        pos = size
+def _complete_end(f: IO[bytes], size: int) -> int:
+    """The byte offset after the last newline within the first `size` bytes of f: rows are written whole and
+    newline-terminated, so anything after it is a row cut by a crash (or a failed write). Leaves f at offset 0."""
+    pos = size
+    try:
         while pos > 0:
             start = max(0, pos - 65536)
             f.seek(start)
@@ -366,22 +366,31 @@ def _complete_end(path: Path, size: int) -> int:
             if k >= 0:
                 return start + k + 1
             pos = start
-    return 0
+        return 0
+    finally:
+        f.seek(0)
 
 
-def _iter_csv_rows(path: Path, tolerate_torn_tail: bool, size: int | None = None) -> Iterator[TimelineRow]:
+def _iter_csv_rows(path: Path, tolerate_torn_tail: bool, size: int | None = None,
+                   opened: IO[bytes] | None = None) -> Iterator[TimelineRow]:
     """The rows of a timeline CSV (or a journal), streamed: constant memory however long the file. `size` reads
-    only the first `size` bytes (a journal another thread is still appending to)."""
+    only the first `size` bytes (a journal another thread is still appending to). `opened` is the file already open
+    for reading (binary), which this closes: a journal opened while it still existed reads on after its recorder
+    deletes it."""
     path = Path(path)
+    f = opened
     try:
-        total = path.stat().st_size if size is None else size
+        if f is None:
+            f = open(path, "rb")  # noqa: SIM115 (closed below; a generator's with-block would hold it until exhausted)
+        total = os.fstat(f.fileno()).st_size if size is None else size
         end = total
         if tolerate_torn_tail:
-            end = _complete_end(path, total)
+            end = _complete_end(f, total)
             if end < total:
                 log.warning("%s: dropped an incomplete last line (the writer was killed mid-row)", path)
-        f = open(path, "rb")  # noqa: SIM115 (closed below; a generator's with-block would hold it until exhausted)
     except OSError as e:
+        if f is not None:
+            f.close()
         raise ExportError(f"cannot read {path}: {_os_reason(e)}") from None
     with f:
         def lines() -> Iterator[str]:
@@ -580,18 +589,25 @@ class SessionRecorder:
                 rows = list(self._rows)
             yield from rows
             return
-        size = None
-        with self._lock:
+        size, opened = None, None
+        with self._lock:  # close() deletes the journal under this lock: open it here, or read the finished export
+            done = self._done
             journal = self._journal
-            if journal is not None and not journal.closed:
+            if not done and journal is not None and not journal.closed:
                 with contextlib.suppress(OSError):
                     journal.flush()
                 size = os.fstat(journal.fileno()).st_size  # rows appended after this are not ours to read
-        if self._done:
+            if not done and self.journal_path is not None:
+                try:
+                    opened = open(self.journal_path, "rb")  # noqa: SIM115 (_iter_csv_rows closes it)
+                except FileNotFoundError:
+                    opened = None
+                except OSError as e:
+                    raise ExportError(f"cannot read {self.journal_path}: {_os_reason(e)}") from None
+        if done:
             yield from read_session(self.export_paths[0])[1]
-            return
-        if self.journal_path is not None and (size is not None or self.journal_path.exists()):
-            yield from _iter_csv_rows(self.journal_path, tolerate_torn_tail=True, size=size)
+        elif opened is not None:
+            yield from _iter_csv_rows(self.journal_path, tolerate_torn_tail=True, size=size, opened=opened)
 
     @property
     def rows(self) -> list[TimelineRow]:
@@ -660,12 +676,14 @@ class SessionRecorder:
                     parts.append(f"wrote {', '.join(written)}")
                 parts.append(f"the rows are kept in {self.journal_path}")
                 raise ExportError("; ".join(parts))
-            self._done = True
-            if self.journal_path is not None:
-                try:
-                    self.journal_path.unlink(missing_ok=True)
-                except OSError as e:
-                    log.warning("exports written, but the journal %s could not be removed: %s", self.journal_path, e)
+            with self._lock:  # iter_rows() decides between journal and export under this lock
+                self._done = True
+                if self.journal_path is not None:
+                    try:
+                        self.journal_path.unlink(missing_ok=True)
+                    except OSError as e:
+                        log.warning("exports written, but the journal %s could not be removed: %s",
+                                    self.journal_path, e)
             self._release_journal()
             if journal_error:  # every export holds what the journal kept; rows after its failure are lost
                 raise ExportError(f"{journal_error}; wrote {', '.join(written)} with the rows recorded before that")

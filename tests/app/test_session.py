@@ -307,6 +307,46 @@ def test_rows_and_summary_stay_readable_while_close_writes(tmp_path, monkeypatch
     assert seen == {"n": 10, "s": 10}
 
 
+def test_rows_read_while_close_deletes_the_journal_are_all_there(tmp_path):
+    """CI race (issue 13 follow-up): a reader that started on the journal kept its path, close() finished and deleted
+    the journal, and the reader failed with 'No such file'. A reader now holds the journal open, or reads the export."""
+    out = tmp_path / "s.csv"
+    rec = SessionRecorder([out], make_metadata())
+    rows = make_rows(30)
+    rec.add_many(rows)
+    reading = rec.iter_rows()
+    first = next(reading)  # the journal is open for this reader now
+    rec.close()
+    assert not journal_path_for(out).exists()
+    assert [first, *reading] == rows
+    assert rec.rows == rows  # after close: from the export
+
+
+def test_rows_stay_readable_from_another_thread_across_close(tmp_path):
+    rows = make_rows(100)
+    for k in range(10):  # the race window is narrow: a few rounds made the old code fail most runs
+        rec = SessionRecorder([tmp_path / f"s{k}.csv"], make_metadata())
+        rec.add_many(rows)
+        errors, counts, stop = [], [], threading.Event()
+
+        def reader(rec=rec, errors=errors, counts=counts, stop=stop):
+            while not stop.is_set():
+                try:
+                    counts.append(len(rec.rows))
+                except Exception as e:  # noqa: BLE001 (the test reports whatever a reader hit)
+                    errors.append(e)
+                    return
+
+        threads = [threading.Thread(target=reader) for _ in range(3)]
+        for t in threads:
+            t.start()
+        rec.close()
+        stop.set()
+        for t in threads:
+            t.join(10)
+        assert not errors and counts and set(counts) == {len(rows)}
+
+
 def test_context_exit_on_exception_still_exports(tmp_path):
     out = tmp_path / "s.csv"
     with pytest.raises(KeyboardInterrupt), SessionRecorder([out], make_metadata()) as rec:
