@@ -29,6 +29,7 @@ class PipelineConfig:
     min_detection_confidence: float = 0.5
     min_face_px: float = 12.0            # inter-ocular pixels below which a face is too small to read
     max_missed: int = 5                  # frames a track survives without a detection
+    threads: int | None = None           # ONNX Runtime intra-op threads of the embedder; None = min(2, cores)
 
 
 @dataclass
@@ -60,7 +61,8 @@ class Pipeline:
         self.config = config
         weights = Path(config.weights) if config.weights else find_default_model()
         self.recognizer = Recognizer(weights, device=config.device, attention=config.attention,
-                                     window_length=config.window_length, stride=config.stride)
+                                     window_length=config.window_length, stride=config.stride,
+                                     threads=config.threads)
         self._video = video
         self.detector = self._make_detector()
         self.tracker = FaceTracker(max_missed=config.max_missed)
