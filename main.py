@@ -26,6 +26,7 @@ MAX_FACES_RANGE = (1, 16)
 WINDOW_RANGE = (1, 1024)
 CAMERA_RANGE = (0, 63)
 REPEAT_RANGE = (1, 1_000_000)
+WORKERS_RANGE = (1, 256)
 
 
 def _int_in(lo: int, hi: int):
@@ -38,6 +39,28 @@ def _int_in(lo: int, hi: int):
             raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}, got {value}")
         return value
     return parse
+
+
+def _study_option(name: str):
+    """An argparse type from app.study's parser `name` (imported on use: --help stays light)."""
+    def parse(text: str):
+        from app import study
+
+        try:
+            return getattr(study, name)(text)
+        except study.StudyError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return parse
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text!r}")
+    return value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,6 +89,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=_int_in(*REPEAT_RANGE), default=1,
                    help="headless: replay the file N times as one session (frame indices and times go on), "
                         "printing the process's memory after each pass: a soak test")
+    study = p.add_argument_group("study (headless; see README, Running a study)")
+    study.add_argument("--markers", type=Path, default=None, metavar="FILE.csv",
+                       help="event markers, a CSV with columns time_s,label (e.g. a stimulus log): written to "
+                            "<export>_events.csv, with per-face epochs around each marker in <export>_epochs.csv")
+    study.add_argument("--epoch", type=_study_option("parse_epoch"), default=None, metavar="PRE,POST",
+                       help="the epoch around each marker, seconds before and after (default 1,3: -1 s to +3 s)")
+    study.add_argument("--summary-every", type=_positive_seconds, default=None, metavar="SECONDS",
+                       help="per-face summaries over consecutive intervals of SECONDS, into <export>_summary.csv")
+    study.add_argument("--baseline", type=_study_option("parse_baseline"), default=None, metavar="SPEC",
+                       help="neutral baseline per face: first:SECONDS, between:START_LABEL,END_LABEL (markers) or "
+                            "file:SESSION.csv (a separate recording); adds p_<class>_corrected columns")
+    p.add_argument("--lsl", action="store_true",
+                   help="stream per-face probabilities and markers to Lab Streaming Layer (LSL) while running")
+    p.add_argument("--workers", type=_int_in(*WORKERS_RANGE), default=1,
+                   help="headless folder replay: videos processed at once, each in its own process (default 1)")
+    p.add_argument("--ray", default=None, metavar="auto|local|ADDRESS",
+                   help="headless folder replay on a Ray cluster: auto (the cluster this machine is part of), local "
+                        "(start one here with --workers CPUs) or the head's address (docs/scale.md)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--verbose", action="store_true",
                    help="headless: show the native libraries' own log lines (MediaPipe, TensorFlow Lite)")
@@ -129,11 +170,31 @@ def _rss_mb() -> float | None:
         return None
 
 
+def _study_inputs(args, given: list[str]):
+    """(StudyConfig or None, markers) from the study options, checked before the model loads (StudyError, a
+    ValueError: one line)."""
+    from app.study import EpochWindow, StudyConfig, StudyError, read_markers
+
+    if not given:
+        return None, ()
+    markers = tuple(read_markers(args.markers)) if args.markers is not None else ()
+    baseline = args.baseline
+    if baseline is not None and baseline.kind == "between":
+        labels = {m.label for m in markers}
+        missing = [lab for lab in (baseline.start_label, baseline.end_label) if lab not in labels]
+        if missing:
+            raise StudyError(f"--baseline between: no marker labelled {', '.join(map(repr, missing))}"
+                             f"{'' if args.markers else ' (give --markers)'}")
+    return StudyConfig(epoch=args.epoch or EpochWindow(), summary_every_s=args.summary_every,
+                       baseline=baseline), markers
+
+
 def run_headless(args) -> int:
     from app.capture import CaptureError
     from app.card import ModelError
     from app.pipeline import PipelineConfig
     from app.replay import check_inputs, replay
+    from app.lsl import LslUnavailable
     from app.session import ExportError, format_summary
 
     if args.video is None:
@@ -142,9 +203,21 @@ def run_headless(args) -> int:
     if args.repeat > 1 and args.video.is_dir():
         print("error: --repeat replays one file, not a folder", file=sys.stderr)
         return EXIT_USAGE
+    study_options = [name for name, v in (("--markers", args.markers), ("--epoch", args.epoch),
+                                          ("--summary-every", args.summary_every), ("--baseline", args.baseline))
+                     if v is not None]
+    if study_options and not args.export:
+        print(f"error: {', '.join(study_options)} write files beside the export: give --export", file=sys.stderr)
+        return EXIT_USAGE
     config = PipelineConfig(weights=args.weights, device=args.device, attention=args.attention,
                             window_length=args.window, max_faces=args.max_faces)
     many = args.video.is_dir()
+    # A folder goes through app/parallel.py (workers, Ray, resume); LSL streams from this process, so not there.
+    spread = (many or args.workers > 1 or args.ray is not None) and not args.lsl and args.repeat == 1
+    if args.lsl and (args.workers > 1 or args.ray is not None):
+        print("error: --lsl streams from this process: it cannot go with --workers or --ray", file=sys.stderr)
+        return EXIT_USAGE
+    skipped = []
 
     def on_pass(k: int, frames: int) -> None:
         rss = _rss_mb()
@@ -162,29 +235,51 @@ def run_headless(args) -> int:
         print(format_summary(r.summary))
         for e in r.exports:
             print(f"  wrote {e}")
+        for note in r.notes:
+            print(f"warning: {r.source.name}: {note}", file=sys.stderr, flush=True)
 
     _install_signal_handlers()
+    lsl = None
     with _native_logs_hidden(not args.verbose):
         try:
             from app.card import load_card
             from app.inference import find_default_model
 
             check_inputs(args.video, args.export)  # a wrong path fails now, not after the model has loaded
+            study, markers = _study_inputs(args, study_options)
+            if args.lsl:
+                from app.lsl import LslStreams
+
+                lsl = LslStreams()  # no liblsl: one error line now, before the model loads
 
             card = load_card(args.weights or find_default_model(), verify_hashes=False)
             if card.extra.get("random_init"):
                 print(f"warning: model {card.name!r} has random weights (made for tests): its labels are noise",
                       file=sys.stderr)
-            results = replay(args.video, args.export, config, progress=not args.quiet, on_result=on_result,
-                             repeat=args.repeat, on_pass=on_pass if args.repeat > 1 else None)
-        except (CaptureError, ModelError, ExportError, ValueError) as e:
+            if spread:  # a folder (or --workers/--ray): app/parallel.py, resumable
+                from app.parallel import run_folder
+
+                run = run_folder(args.video, args.export, config, workers=args.workers, ray=args.ray,
+                                 progress=not args.quiet, on_result=on_result,
+                                 options=dict(study=study, markers=markers) if study is not None else None)
+                results, skipped = run.results, run.skipped
+            else:
+                results = replay(args.video, args.export, config, progress=not args.quiet, on_result=on_result,
+                                 repeat=args.repeat, on_pass=on_pass if args.repeat > 1 else None, study=study,
+                                 markers=markers, lsl=lsl)
+        except (CaptureError, ModelError, ExportError, ValueError, LslUnavailable) as e:
             print(f"error: {e}", file=sys.stderr)
             return EXIT_FAILED
         except KeyboardInterrupt as e:
             signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
             print("interrupted: the rows recorded so far were written to the export file(s)", file=sys.stderr)
             return 128 + int(signum)
+        finally:
+            if lsl is not None:
+                lsl.close()
     if many:
+        print(f"skipped ({len(skipped)}, exports already complete): "
+              f"{', '.join(r.source.name for r in skipped) if skipped else '-'}")
         for status in ("done", "damaged", "failed"):
             names = [r.source.name + (f" ({r.damage or r.error})" if status != "done" else "")
                      for r in results if r.status == status]
@@ -204,8 +299,9 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --repeat is for a headless replay (--no-window)", file=sys.stderr)
         return EXIT_USAGE
     from app.ui.main_window import run_app
+    from app.ui.options import WindowOptions
 
-    return run_app(args)
+    return run_app(WindowOptions.from_args(args))
 
 
 if __name__ == "__main__":

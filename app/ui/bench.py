@@ -27,12 +27,11 @@ def open_window(video: Path, weights: Path | None, device: str, workdir: Path, f
     from PySide6.QtCore import QSettings
 
     from app.ui.main_window import MainWindow, make_app
+    from app.ui.options import WindowOptions
 
     app = make_app()
     store = QSettings(str(workdir / "settings.ini"), QSettings.IniFormat)
-    args = argparse.Namespace(video=video, camera=None, export=[], weights=weights, device=device, attention=None,
-                              window=None, max_faces=4)
-    window = MainWindow(args, store)
+    window = MainWindow(WindowOptions(video=video, weights=weights, device=device), store)
     if fast:
         window.set_speed_fast()
     window.show()

@@ -5,8 +5,10 @@ Threads (see app.ui.workers): a CaptureWorker per source feeds a FrameHandoff; o
 Pipeline and records every result's rows; this GUI thread only receives results (a cheap slot per frame: smoothing,
 history) and draws the newest one at most `RENDER_HZ` times a second, so a fast replay never floods the event loop.
 
-    run_app(args) -> int     entry point for main.py (args: video, camera, export, weights, device, attention,
-                             window, max_faces)
+    run_app(options) -> int  entry point for main.py (an app.ui.options.WindowOptions)
+
+What is shown lives in a Qt-free view model (app.ui.live_state.LiveState); recording and export in
+app.ui.recording.RecordingController. The window wires them to the views.
 """
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QColor, QDesktopServices, QIcon, QKeySequence, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (
@@ -41,11 +42,11 @@ from app.capture import VIDEO_SUFFIXES, list_cameras
 from app.emotions import EMOTIONS
 from app.pipeline import FrameResult
 from app.ui import theme
-from app.ui.display import LabelSmoother, attention_cells, follow_face
+from app.ui.display import attention_cells
 from app.ui.face_panel import AttentionStrip, FacePanel
 from app.ui.handoff import FrameHandoff
-from app.ui.history import ProbabilityHistory
-from app.ui.meters import RollingMedian
+from app.ui.live_state import LiveState
+from app.ui.options import WindowOptions
 from app.ui.recording import RecordingController
 from app.ui.sessions import sessions_dir
 from app.ui.settings import SettingsDock, UiSettings
@@ -157,11 +158,11 @@ class NoticeBanner(Banner):
 class MainWindow(QMainWindow):
     """The window. `settings_store` defaults to the user's QSettings; tests pass an INI file of their own."""
 
-    def __init__(self, args=None, settings_store: QSettings | None = None):
+    def __init__(self, options: WindowOptions | None = None, settings_store: QSettings | None = None):
         super().__init__()
-        self.args = args
+        self.options = options or WindowOptions()
         self.store = settings_store or QSettings(ORGANIZATION, APP_NAME)
-        self.settings = UiSettings.load(self.store).with_args(args)
+        self.settings = UiSettings.load(self.store).with_args(self.options)
         self.setWindowTitle(APP_NAME)
         icon = ASSETS / "icon.svg"
         if icon.is_file():
@@ -186,17 +187,8 @@ class MainWindow(QMainWindow):
         self._probe_when_open = False     # --camera N: list the others once N is open
         self._closing = False
 
-        # display state (GUI thread only)
-        self.selected_face: int | None = None
-        self.shown_face: int | None = None
-        self.timeline_face: int | None = None   # whose history the timeline plots
-        self.smoother = LabelSmoother()
-        self.history = ProbabilityHistory(n_classes=len(EMOTIONS))
-        self.last_predictions: dict = {}   # track id -> newest Prediction (kept when a frame has none for it)
-        self.latency = RollingMedian()
-        self.model_ms = RollingMedian()
-        self.generation: int | None = None
-        self.latest: FrameResult | None = None
+        # display state (GUI thread only): a Qt-free view model the slots feed and render() reads
+        self.live = LiveState(len(EMOTIONS), smoothing=self.settings.smoothing)
         self._last_render = 0.0
         self._last_timeline = 0.0
         self._timeline_timer = QTimer(self)
@@ -393,8 +385,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------------------------ sources
     def _start_initial_source(self) -> None:
-        video = getattr(self.args, "video", None)
-        camera = getattr(self.args, "camera", None)
+        video, camera = self.options.video, self.options.camera
         if video is not None:
             self.open_source(Path(video))
             self.probe_cameras()
@@ -461,9 +452,7 @@ class MainWindow(QMainWindow):
         self.handoff.clear()
         self.error_banner.hide()
         self.source_info = None
-        self.latest = None
-        self.selected_face = None
-        self._reset_display()
+        self.live.clear_source()
         self.video.clear_frame()
         self.transport.set_live(None)
         self.video.set_message(f"Opening {spec if isinstance(spec, Path) else f'camera {spec}'}...")
@@ -599,46 +588,17 @@ class MainWindow(QMainWindow):
         """Every processed frame arrives here: keep the cheap running state, draw later (at most RENDER_HZ)."""
         if self.capture_worker is None or self._closing:
             return
-        if generation != self.generation:  # a new source, a seek or a loop: the tracks started over
-            self.generation = generation
-            self._reset_display()
-        if result.ended:
-            self.smoother.drop(result.ended)
-            for t in result.ended:
-                self.last_predictions.pop(t, None)
-        for track_id, pred in result.predictions.items():
-            self.last_predictions[track_id] = pred
-            smoothed = self.smoother.update(track_id, pred.probs)
-            shown = smoothed if self.settings.smoothing else pred.probs
-            self.history.append(track_id, result.frame.time_s, shown)
-        self.latency.push(latency_ms)
-        self.model_ms.push(result.timings.get("total", 0.0))
-        self.latest = result
+        self.live.push(result, generation, latency_ms)  # a new generation (source, seek, loop) resets it
         if not self._render_timer.isActive():
             hz = RENDER_HZ if self.transport.speed()[0] or self.source_info is None or self.source_info.is_live \
                 else FAST_RENDER_HZ
             wait = self._last_render + 1.0 / hz - time.monotonic()
             self._render_timer.start(max(0, int(wait * 1000)))
 
-    def _reset_display(self) -> None:
-        self.timeline_face = None
-        self.smoother.reset()
-        self.history.clear()
-        self.last_predictions.clear()
-        self.latency.reset()
-        self.model_ms.reset()
-
-    def _displayed(self, track_id: int):
-        """(label, confidence, probs) as shown for a track: smoothed when the setting is on; None before the first
-        prediction of its window."""
-        pred = self.last_predictions.get(track_id)
-        if pred is None:
-            return None
-        probs = self.smoother.get(track_id) if self.settings.smoothing else None
-        if probs is None:
-            probs = np.asarray(pred.probs, np.float32)
-        k = int(np.argmax(probs))
-        return EMOTIONS[k], float(probs[k]), probs
+    @property
+    def latest(self) -> FrameResult | None:
+        """The newest processed frame (None before the first one of a source)."""
+        return self.live.latest
 
     def render(self) -> None:
         """Draw the newest result into every view (the render timer calls this at most RENDER_HZ times a second)."""
@@ -646,13 +606,12 @@ class MainWindow(QMainWindow):
         if result is None:
             return
         self._last_render = time.monotonic()
-        boxes = [(f.track_id, tuple(float(v) for v in f.box)) for f in result.faces]
-        shown = follow_face(self.selected_face, boxes)
-        self.shown_face = shown
+        shown = self.live.follow()
         overlays = []
-        for track_id, box in boxes:
-            d = self._displayed(track_id)
-            overlays.append(FaceOverlay(track_id, box, d[0] if d else None, d[1] if d else 0.0, track_id == shown))
+        for track_id, box in self.live.boxes():
+            d = self.live.displayed(track_id)
+            overlays.append(FaceOverlay(track_id, box, d.label if d else None, d.confidence if d else 0.0,
+                                        track_id == shown))
         self.video.set_frame(result.frame.image, overlays)
         self._render_face(shown)
         live = self.source_info is not None and self.source_info.is_live
@@ -665,26 +624,27 @@ class MainWindow(QMainWindow):
             self.attention.clear("No face in view." if self.pipeline_info else "No model loaded.")
             self._update_timeline()
             return
-        d = self._displayed(track_id)
-        pred = self.last_predictions.get(track_id)
+        d = self.live.displayed(track_id)
+        pred = self.live.last_predictions.get(track_id)
         window = self.pipeline_info.window_length if self.pipeline_info else 0
         if d is None or pred is None:
             self.face_panel.show_face(track_id, None, 0.0, None, "Reading the face...")
             self.attention.clear(f"Face #{track_id}: the window is filling.")
         else:
-            picked = "selected" if track_id == self.selected_face else "largest face; click another to follow it"
-            smoothing = "smoothed" if self.settings.smoothing else "raw"
-            self.face_panel.show_face(track_id, d[0], d[1], d[2], f"{picked} \u00b7 {smoothing} probabilities \u00b7 "
+            picked = "selected" if track_id == self.live.selected_face else "largest face; click another to follow it"
+            smoothing = "smoothed" if self.live.smoothing else "raw"
+            self.face_panel.show_face(track_id, d.label, d.confidence, d.probs,
+                                      f"{picked} \u00b7 {smoothing} probabilities \u00b7 "
                                       f"{len(pred.frame_indices)}/{window} frames in window")
             self.attention.set_cells(attention_cells(pred.alpha, pred.weight, pred.frame_indices, pred.crops), window)
-        self.timeline_face = track_id
+        self.live.timeline_face = track_id
         self._update_timeline()
 
     def _update_timeline(self, force: bool = False) -> None:
         """Plot the history of `timeline_face` (the face shown last: a face that left the frame keeps its plot) at
         most TIMELINE_HZ times a second; a skipped update is made up by a trailing one, so the plot never stays
         behind the last frame (pause, end of file)."""
-        track_id = self.timeline_face
+        track_id = self.live.timeline_face
         wait = self._last_timeline + 1.0 / TIMELINE_HZ - time.monotonic()
         if not force and wait > 0:
             if not self._timeline_timer.isActive():
@@ -696,11 +656,11 @@ class MainWindow(QMainWindow):
             if self.timeline.points_shown:
                 self.timeline.clear_series()
             return
-        times, probs = self.history.series(track_id, self.timeline.span_s)
-        self.timeline.show_series(times, probs, self.history.latest_time)
+        times, probs = self.live.history.series(track_id, self.timeline.span_s)
+        self.timeline.show_series(times, probs, self.live.history.latest_time)
 
     def _on_face_clicked(self, track_id: int) -> None:
-        self.selected_face = track_id
+        self.live.select(track_id)
         self.render()
         self._update_timeline(force=True)
 
@@ -749,12 +709,14 @@ class MainWindow(QMainWindow):
 
     def _on_settings_applied(self, s: UiSettings) -> None:
         self.settings = s
+        self.live.smoothing = s.smoothing
         s.save(self.store)
         self.statusBar().showMessage("Loading the model...")
         self.pipeline_worker.configure(s.pipeline_config())
 
     def _on_smoothing_toggled(self, on: bool) -> None:
         self.settings = replace(self.settings, smoothing=on)
+        self.live.smoothing = on
         self.settings.save(self.store)
         self.render()
 
@@ -807,7 +769,7 @@ class MainWindow(QMainWindow):
 
     def export_to(self, path: Path, kinds=("csv", "json", "png")) -> TaskWorker | None:
         """Export the current (or last) recording, with the plot of the face shown; session_exported(paths)."""
-        return self.recording.export_to(Path(path), kinds, self.shown_face)
+        return self.recording.export_to(Path(path), kinds, self.live.shown_face)
 
     def open_sessions_folder(self) -> None:
         folder = sessions_dir()
@@ -831,7 +793,7 @@ class MainWindow(QMainWindow):
             s["pace"].setText(f"analysis slower than real time: playback waits for it{pace}")
         else:
             s["pace"].setText("")
-        lat, model = self.latency.value(), self.model_ms.value()
+        lat, model = self.live.latency.value(), self.live.model_ms.value()
         s["latency"].setText(f"latency {lat:.0f} ms ({model:.0f} ms model)" if lat is not None else "latency -")
         if self.pipeline_info:
             short = [p.replace("ExecutionProvider", "") for p in self.pipeline_info.providers]
@@ -906,7 +868,7 @@ class MainWindow(QMainWindow):
         self.pipeline_worker.stop()
         self.pipeline_worker.wait(10000)
         self._stop_recording(wait=True)
-        self.recording.export_on_exit(getattr(self.args, "export", None) or [])
+        self.recording.export_on_exit(list(self.options.export))
         for task in list(self._tasks):
             task.wait(10000)
         self.store.setValue("ui/geometry", self.saveGeometry())
@@ -927,10 +889,10 @@ def make_app() -> QApplication:
     return app
 
 
-def run_app(args) -> int:
+def run_app(options: WindowOptions) -> int:
     """Open the window (main.py without --no-window) and run until it closes; the exit code."""
     app = make_app()
-    window = MainWindow(args)
+    window = MainWindow(options)
     window.show()
     # Ctrl+C in the terminal, a `kill` (SIGTERM) and a closed terminal or logout (SIGHUP) close the window like its
     # close button: threads stopped, the session's CSV and JSON written. Python only runs signal handlers between

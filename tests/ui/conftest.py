@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from argparse import Namespace
 from pathlib import Path
 
 import pytest
@@ -32,6 +31,7 @@ def make_window(qtbot, tmp_path, monkeypatch, sessions, random_weights):
     from PySide6.QtCore import QSettings
 
     from app.ui import main_window
+    from app.ui.options import WindowOptions
 
     # no camera on a CI machine, and the test must not depend on one being there
     monkeypatch.setattr(main_window, "list_cameras", lambda *a, **k: [])
@@ -39,11 +39,9 @@ def make_window(qtbot, tmp_path, monkeypatch, sessions, random_weights):
 
     def make(video: Path | None = None, weights: Path | None | str = "random", fast: bool = False, **args):
         store = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
-        ns = Namespace(video=video, camera=None, export=[], weights=random_weights if weights == "random" else weights,
-                       device="cpu", attention=None, window=None, max_faces=4)
-        for k, v in args.items():
-            setattr(ns, k, v)
-        w = main_window.MainWindow(ns, store)
+        options = WindowOptions(video=video, weights=random_weights if weights == "random" else weights,
+                                device="cpu", **args)
+        w = main_window.MainWindow(options, store)
         qtbot.addWidget(w)
         if fast:
             w.set_speed_fast()

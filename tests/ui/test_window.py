@@ -43,7 +43,7 @@ def test_replay_updates_the_views_exports_and_closes_cleanly(make_window, videos
     assert probs.shape == (7,) and abs(float(probs.sum()) - 1) < 1e-3
     assert face.label == w.face_panel.bars.labels[int(np.argmax(probs))]
     # the attention strip: one cell per window frame, oldest first, bars within [0, 1], a crop per cell
-    pred = w.last_predictions[face.track_id]
+    pred = w.live.last_predictions[face.track_id]
     cells = w.attention.cells
     assert [c.frame_index for c in cells] == list(pred.frame_indices)
     assert len(cells) <= w.pipeline_info.window_length
@@ -176,7 +176,7 @@ def test_keys_step_seek_and_click_select(make_window, videos, qtbot):
     scale = rect.width() / w.video.frame_size[0]
     cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
     qtbot.mouseClick(w.video, Qt.LeftButton, pos=QPoint(int(rect.x() + cx * scale), int(rect.y() + cy * scale)))
-    assert w.selected_face == face.track_id
+    assert w.live.selected_face == face.track_id
 
     qtbot.keyClick(w, Qt.Key_Space)  # play again
     assert w.transport.playing and not w.capture_worker.paused
