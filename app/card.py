@@ -1,7 +1,8 @@
 """Model cards: the JSON beside each ONNX file that tells the app how to feed the network.
 
-A model is a pair of ONNX graphs, the embedder (crops -> 512-d features, run once per new crop) and one or two FAN
-heads (a window of features -> probabilities, alpha, final weight). Each ONNX file has a card of the same stem with
+A model is a set of ONNX graphs, the embedder (crops -> 512-d features, run once per new crop) and one or more heads
+(a window of features -> probabilities, alpha, final weight): FAN's relation/self heads, and optionally score fusion
+and the ABAW2021 GRU/transformer heads (HEAD_TYPES). Each ONNX file has a card of the same stem with
 the same content except "role"; any of them (the .onnx or the .json) names the whole model. Preprocessing, labels,
 window length and attention type are read from here, never from constants or file names.
 """
@@ -16,7 +17,10 @@ from app.emotions import EMOTIONS
 from app.preprocess import Preprocess
 
 CARD_FORMAT = "fan-live-model-card/1"
-ATTENTION_TYPES = ("relation", "self")
+ATTENTION_TYPES = ("relation", "self")  # the FAN heads (models.networks.FanHead)
+# every head a card may list (models.heads.HEADS registers the same names): FAN's two, score fusion, the ABAW2021 GRU
+# (bidirectional centre-frame, and causal newest-frame) and transformer heads
+HEAD_TYPES = ATTENTION_TYPES + ("fusion", "gru", "gru-causal", "transformer")
 
 
 class ModelError(Exception):
@@ -30,7 +34,7 @@ class ModelCard:
     labels: tuple[str, ...]
     preprocess: Preprocess
     embedder_file: Path
-    head_files: dict[str, Path]     # attention type -> head ONNX path
+    head_files: dict[str, Path]     # head type (HEAD_TYPES) -> head ONNX path
     default_attention: str
     window_length: int
     window_stride: int
@@ -82,9 +86,9 @@ def load_card(path: str | Path, verify_hashes: bool = True) -> ModelCard:
         files = d["files"]
         embedder = cpath.parent / files["embedder"]
         heads = {str(k): cpath.parent / v for k, v in files["heads"].items()}
-        bad = set(heads) - set(ATTENTION_TYPES)
+        bad = set(heads) - set(HEAD_TYPES)
         if bad or not heads:
-            raise ModelError(f"{cpath}: unknown or missing attention heads {sorted(bad) or '[]'}")
+            raise ModelError(f"{cpath}: unknown or missing heads {sorted(bad) or '[]'}")
         default = str(d.get("attention", next(iter(heads))))
         window = d["window"]
         card = ModelCard(name=str(d["name"]), path=cpath, labels=labels, preprocess=pre, embedder_file=embedder,

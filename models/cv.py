@@ -32,19 +32,20 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from app.emotions import EMOTIONS, canonical_emotion
+from app.emotions import EMOTIONS
 from app.paths import ROOT, data_root
 from app.preprocess import Preprocess
 from models.augment import train_augment
+from models.checkpoints import load_embedder, write_json
+from models.cli import add_dataclass_args, command_line, config_from_args
 from models.datasets import subject_folds
+from models.heads import init_from_frame_classifier, train_head
+from models.loading import CK_LABELS, ckplus_label, clip_index, embed_all, load_ckplus, normalise, to_input
 from models.metrics import classification_report
 from models.networks import AttentionType, FanHead, ResNet18Embedder
-from models.train import (embed_all, init_head_from_frame_classifier, load_embedder, lr_at, normalise, to_input,
-                          train_head, write_json)
+from models.runtime import lr_at
 
 PAPER = {"score_fusion": 94.80, "fan_self": 99.08, "fan_relation": 99.69}
-# CK+'s classes: the app's six basic emotions (no neutral in CK+ apex frames) plus contempt.
-CK_LABELS = tuple(e for e in EMOTIONS if e != "neutral") + ("contempt",)
 
 
 @dataclass
@@ -75,40 +76,6 @@ class CVConfig:
     head_seed: int = 0             # offset for the heads' seeds only (same folds, same features): head-noise checks
     limit_folds: int = 0           # >0: run only the first N folds (tests)
     threads: int = 0
-
-
-def ckplus_label(path: str) -> int:
-    """Index into CK_LABELS from the CK+48 folder name (contempt included)."""
-    name = Path(path).parent.name
-    canon = canonical_emotion(name)
-    return CK_LABELS.index(canon if canon else name.lower())
-
-
-def load_ckplus(pre: Preprocess, data: str | Path, cache_dir: str | Path, progress: bool = True):
-    """Aligned CK+48 crops (cached) and the clips of the 327 sequences (contempt kept)."""
-    from models.datasets import ckplus_clips, read_ckplus
-    from models.facecache import cached_aligned_set
-
-    root = Path(data) / "ckplus48" if (Path(data) / "ckplus48").is_dir() else Path(data)
-    samples = read_ckplus(root)
-    aligned = cached_aligned_set(samples, pre, Path(cache_dir), "ckplus", progress=progress)
-    return aligned, ckplus_clips(samples, keep_unlabeled=True)
-
-
-def clip_index(aligned, clips) -> tuple[list[np.ndarray], np.ndarray]:
-    """Row indices into the aligned set of each clip's frames (in frame order), and the CK+ label per clip."""
-    row = {p: i for i, p in enumerate(aligned.paths)}
-    index = [np.array([row[str(f)] for f in c.frames]) for c in clips]
-    labels = np.array([ckplus_label(str(c.frames[0])) for c in clips])
-    return index, labels
-
-
-def ckplus_clip_tensors(model, pre, data, cache_dir, device) -> list[tuple[torch.Tensor, int]]:
-    """(features (3, 512), EMOTIONS index or -1 for contempt) per CK+ sequence, for stage-2 training."""
-    aligned, clips = load_ckplus(pre, data, cache_dir)
-    feats, _ = embed_all(model, torch.from_numpy(aligned.crops), pre, device)
-    index, _ = clip_index(aligned, clips)
-    return [(feats[i], -1 if c.label is None else int(c.label)) for i, c in zip(index, clips)]
 
 
 def class_weights(labels: torch.Tensor, power: float) -> torch.Tensor | None:
@@ -164,7 +131,7 @@ def finetune_joint(model: ResNet18Embedder, crops: torch.Tensor, clips: list[np.
     # depend on what ran before it in the same process (the augmentation has its own generator)
     torch.manual_seed(seed)
     head = FanHead(att, dim=ResNet18Embedder.embed_dim, num_classes=len(CK_LABELS))
-    init_head_from_frame_classifier(head, ck_classifier(model.fc, cfg.init_classifier))
+    init_from_frame_classifier(head, ck_classifier(model.fc, cfg.init_classifier))
     weight = class_weights(labels, cfg.class_balance)
     params = [p for n, p in net.named_parameters() if not n.startswith("fc.")] + list(head.parameters())
 
@@ -340,7 +307,7 @@ def run_cv(cfg: CVConfig) -> dict:
                         hs = cfg.seed + cfg.head_seed + 1000 * k + f + 10007 * s
                         torch.manual_seed(hs)
                         head = FanHead(att, dim=ResNet18Embedder.embed_dim, num_classes=len(CK_LABELS))
-                        init_head_from_frame_classifier(head, fc)
+                        init_from_frame_classifier(head, fc)
                         train_head(head, sample_batch, cfg.head_steps, 1e-3, 1e-4, hs,
                                    f"fold {f} {m}", progress=False, classifier_lr=cfg.head_classifier_lr,
                                    class_weight=head_weight)
@@ -411,14 +378,7 @@ def format_table(result: dict) -> str:
 
 def cv_command(cfg: CVConfig) -> str:
     """The command line that reproduces cfg (settings left at their defaults and machine paths omitted)."""
-    defaults = asdict(CVConfig())
-    parts = ["python -m models.cv ckplus"]
-    for name, value in asdict(cfg).items():
-        if name in ("data", "cache_dir") or value == defaults[name]:
-            continue
-        flag = "--" + name.replace("_", "-")
-        parts.append((flag if value else "--no-" + flag[2:]) if isinstance(value, bool) else f"{flag} {value}")
-    return " ".join(parts)
+    return command_line("python -m models.cv ckplus", cfg, skip=("data", "cache_dir"))
 
 
 def clip_errors(results: list[dict]) -> dict:
@@ -483,14 +443,8 @@ def parse_args(argv: list[str] | None) -> CVConfig:
     p = argparse.ArgumentParser(prog="python -m models.cv", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset", choices=["ckplus"])
-    for name, default in asdict(CVConfig()).items():
-        if isinstance(default, bool):
-            p.add_argument("--" + name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=default)
-        else:
-            p.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
-    args = vars(p.parse_args(argv))
-    args.pop("dataset")
-    return CVConfig(**args)
+    add_dataclass_args(p, CVConfig)
+    return config_from_args(CVConfig, p.parse_args(argv))
 
 
 def main(argv: list[str] | None = None) -> int:

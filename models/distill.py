@@ -35,7 +35,6 @@ Contract:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import logging
@@ -58,8 +57,10 @@ from app.preprocess import Preprocess
 from models.facecache import AlignedSet, align_from_landmarks, cached_aligned_set, default_cache_dir
 from models.networks import ResNet18Embedder
 from models.teachers import TEACHERS, Teacher, load_teacher
-from models.train import (hardware_string, load_checkpoint, lr_at, normalise, resolve_device, save_checkpoint,
-                          subset_landmarks_from_full, to_input, write_json)
+from models.checkpoints import load_checkpoint, save_checkpoint, write_json
+from models.cli import add_dataclass_args, config_from_args
+from models.loading import normalise, subset_landmarks_from_full, to_input
+from models.runtime import hardware_string, lr_at, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -429,30 +430,20 @@ def build_features(cfg: DistillConfig) -> Path:
 
 # ------------------------------------------------------------------------------------------------------- CLI
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
-    for f in dataclasses.fields(DistillConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if f.name == "teacher":
-            p.add_argument(flag, choices=tuple(TEACHERS), default=f.default)
-        elif f.name == "color":
-            p.add_argument(flag, choices=("gray", "rgb"), default=f.default)
-        elif isinstance(f.default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
-        else:
-            p.add_argument(flag, type=type(f.default), default=f.default)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.distill", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_config_args(sub.add_parser("pretrain", help="train a ResNet18 student on a teacher's embeddings"))
-    _add_config_args(sub.add_parser("features", help="only align and embed every crop (fill the caches)"))
+    choices = {"teacher": tuple(TEACHERS), "color": ("gray", "rgb")}
+    add_dataclass_args(sub.add_parser("pretrain", help="train a ResNet18 student on a teacher's embeddings"),
+                       DistillConfig, choices=choices)
+    add_dataclass_args(sub.add_parser("features", help="only align and embed every crop (fill the caches)"),
+                       DistillConfig, choices=choices)
     args = vars(parser.parse_args(argv))
     command = args.pop("command")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        cfg = DistillConfig(**args)
+        cfg = config_from_args(DistillConfig, args)
         out = pretrain(cfg) if command == "pretrain" else build_features(cfg)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -156,7 +156,7 @@ def suite_sets(data: Path, pre, cache_dir: Path, progress: bool = True, limit: i
     limit > 0 keeps every k-th image of each (quick checks and tests; the caches of such subsets are separate)."""
     from models.datasets import read_ckplus
     from models.facecache import cached_aligned_set
-    from models.train import load_ferplus_split, load_rafdb_splits
+    from models.loading import load_ferplus_split, load_rafdb_splits
 
     ck = read_ckplus(data / "ckplus48" if (data / "ckplus48").is_dir() else data)
     ck_name = "ckplus"

@@ -4,7 +4,9 @@
 
 writes, into --out:
     <name>_embedder.onnx        crops (B, C, S, S) float32, normalised   -> features (B, 512)
-    <name>_head_<att>.onnx      features (B, T, 512)                     -> probs (B, 7), alpha (B, T), weight (B, T)
+    <name>_head_<head>.onnx     features (B, T, 512)                     -> probs (B, 7), alpha (B, T), weight (B, T)
+                                one per head of the checkpoint: relation, self, fusion, gru, gru-causal, transformer
+                                (models.heads; the card's files.heads lists them, the app picks one with --head)
 and a JSON card of the same stem beside each (app.card's format; identical except "role"), then checks torch vs
 ONNX Runtime parity on seeded random inputs.
 
@@ -35,10 +37,11 @@ import numpy as np
 import onnx
 import torch
 
-from app.card import ATTENTION_TYPES, ModelError, file_sha256, load_card, write_card
+from app.card import ATTENTION_TYPES, HEAD_TYPES, ModelError, file_sha256, load_card, write_card
 from app.emotions import EMOTIONS
 from app.preprocess import Preprocess
-from models.networks import EmbedderExportWrapper, FanExportWrapper, FanHead, ResNet18Embedder
+from models.heads import HeadExportWrapper, build_head, head_spec, init_from_frame_classifier, parameter_count
+from models.networks import EmbedderExportWrapper, FanHead, ResNet18Embedder
 
 OPSET = 20  # what the dynamo exporter emits natively; onnxruntime >= 1.17 runs it
 _CORE_KEYS = frozenset({"format", "name", "role", "labels", "preprocess", "files", "attention", "window",
@@ -51,20 +54,32 @@ def model_files(name: str, attentions) -> tuple[str, dict[str, str]]:
 
 
 def _export_graph(module: torch.nn.Module, example: torch.Tensor, path: Path, input_name: str,
-                  output_names: list[str], dynamic: dict[int, str]) -> None:
-    """One module -> one self-contained ONNX file, written atomically (tmp + os.replace)."""
+                  output_names: list[str], dynamic: dict[int, str], torchscript: bool = False) -> None:
+    """One module -> one self-contained ONNX file, written atomically (tmp + os.replace).
+
+    torchscript=True uses the TorchScript exporter, for the heads added with the ABAW2021 ones (models.heads
+    HeadSpec.torchscript_export): torch.export specialises a unidirectional nn.GRU to the example's window length
+    (the graph then refuses any other length), and it takes 20-40 s per small head where TorchScript takes ~1 s
+    (measured on the shared 2-core machine); parity is checked the same way (tests/models/test_heads.py)."""
     tmp = path.with_name(path.name + ".tmp")
     arg_name = next(iter(inspect.signature(module.forward).parameters))
     shapes = {arg_name: {axis: torch.export.Dim(dim_name) for axis, dim_name in dynamic.items()}}
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" notices
+    leftovers = [tmp, tmp.with_name(tmp.name + ".data")]
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(module, (example,), dynamo=True, input_names=[input_name],
-                                    output_names=output_names, opset_version=OPSET, dynamic_shapes=shapes,
-                                    external_data=False, optimize=True, verbose=False)
-    leftovers = [tmp, tmp.with_name(tmp.name + ".data")]
+        if torchscript:
+            torch.onnx.export(module, (example,), str(tmp), dynamo=False, input_names=[input_name],
+                              output_names=output_names, opset_version=OPSET,
+                              dynamic_axes={input_name: dynamic, **{o: {0: "batch"} for o in output_names}})
+            program = None
+        else:
+            program = torch.onnx.export(module, (example,), dynamo=True, input_names=[input_name],
+                                        output_names=output_names, opset_version=OPSET, dynamic_shapes=shapes,
+                                        external_data=False, optimize=True, verbose=False)
     try:
-        program.save(tmp, external_data=False)
+        if program is not None:
+            program.save(tmp, external_data=False)
         proto = onnx.load(str(tmp), load_external_data=False)
         external = [t for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
         if external:  # not expected with external_data=False; fold them in rather than ship a second file
@@ -77,10 +92,47 @@ def _export_graph(module: torch.nn.Module, example: torch.Tensor, path: Path, in
             leftover.unlink(missing_ok=True)
 
 
-def export_model(embedder: ResNet18Embedder, heads: dict[str, FanHead], out_dir: Path, name: str,
+def _head_mismatch(name: str, head: torch.nn.Module, dim: int) -> str | None:
+    """Why `head` cannot be exported as the registry's head `name` over dim-d features (None when it can)."""
+    ref = build_head(name, dim, len(EMOTIONS))
+    got = (type(head).__name__, getattr(head, "attention", None), getattr(head, "dim", None),
+           head.classifier.out_features)
+    want = (type(ref).__name__, getattr(ref, "attention", None), dim, len(EMOTIONS))
+    if got == want and all(a.shape == b.shape for a, b in zip(head.state_dict().values(), ref.state_dict().values())):
+        return None
+    return (f"head {name!r} is a {got[0]} ({getattr(got[1], 'value', got[1])}) over {got[2]}-d features with "
+            f"{got[3]} classes; expected {want[0]} ({getattr(want[1], 'value', want[1])}), {dim}-d, {want[3]}")
+
+
+def _dynamic_head_outputs(path: Path) -> None:
+    """The exporter can leave the example's window length in the declared output shapes of recurrent graphs
+    (onnxruntime then warns on every other length): declare probs (batch, K) and alpha/weight (batch, time)."""
+    proto = onnx.load(str(path))
+    for out in proto.graph.output:
+        dims = out.type.tensor_type.shape.dim
+        dims[0].dim_param = "batch"
+        if out.name in ("alpha", "weight") and len(dims) == 2:
+            dims[1].dim_param = "time"
+    onnx.checker.check_model(proto)
+    tmp = path.with_name(path.name + ".tmp")
+    onnx.save(proto, str(tmp))
+    os.replace(tmp, path)
+
+
+def export_head(name: str, head: torch.nn.Module, path: Path) -> None:
+    """One head of the registry -> its ONNX graph: features (B, T, D) -> probs (B, K), alpha (B, T), weight (B, T),
+    batch and window length dynamic."""
+    head.eval()
+    _export_graph(HeadExportWrapper(head).eval(), torch.rand(2, 5, head.dim), path, "features",
+                  ["probs", "alpha", "weight"], {0: "batch", 1: "time"}, torchscript=head_spec(name).torchscript_export)
+    _dynamic_head_outputs(path)
+
+
+def export_model(embedder: ResNet18Embedder, heads: dict[str, torch.nn.Module], out_dir: Path, name: str,
                  preprocess: Preprocess, window_length: int, window_stride: int = 1,
                  default_attention: str = "relation", extra: dict | None = None) -> Path:
-    """Write the embedder graph, one head graph per attention type and a card beside each. Returns the embedder card.
+    """Write the embedder graph, one head graph per head (models.heads names) and a card beside each. Returns the
+    embedder card.
 
     `extra` (training data, metrics, command, created, hardware, random_init, ...) is merged into the card's top level;
     it may not override the keys the app reads.
@@ -88,9 +140,9 @@ def export_model(embedder: ResNet18Embedder, heads: dict[str, FanHead], out_dir:
     out_dir = Path(out_dir)
     extra = dict(extra or {})
     if not heads:
-        raise ValueError("export needs at least one FAN head")
-    if set(heads) - set(ATTENTION_TYPES):
-        raise ValueError(f"unknown attention types {sorted(set(heads) - set(ATTENTION_TYPES))}")
+        raise ValueError("export needs at least one head")
+    if set(heads) - set(HEAD_TYPES):
+        raise ValueError(f"unknown head types {sorted(set(heads) - set(HEAD_TYPES))} (known: {', '.join(HEAD_TYPES)})")
     if default_attention not in heads:
         raise ValueError(f"default attention {default_attention!r} is not among the heads {sorted(heads)}")
     if embedder.conv1.in_channels != preprocess.channels:
@@ -98,9 +150,8 @@ def export_model(embedder: ResNet18Embedder, heads: dict[str, FanHead], out_dir:
                          f"{preprocess.color!r} ({preprocess.channels})")
     dim = embedder.embed_dim
     for att, head in heads.items():
-        if head.attention.value != att or head.dim != dim or head.classifier.out_features != len(EMOTIONS):
-            raise ValueError(f"head {att!r} is a {head.attention.value} head over {head.dim}-d features with "
-                             f"{head.classifier.out_features} classes; expected {att}, {dim}-d, {len(EMOTIONS)}")
+        if why := _head_mismatch(att, head, dim):
+            raise ValueError(why)
     if window_length < 1 or window_stride < 1:
         raise ValueError("window length and stride must be >= 1")
     if clash := _CORE_KEYS & set(extra):
@@ -116,8 +167,7 @@ def export_model(embedder: ResNet18Embedder, heads: dict[str, FanHead], out_dir:
                   "crops", ["features"], {0: "batch"})
     for att, head in heads.items():
         head.eval()
-        _export_graph(FanExportWrapper(head).eval(), torch.rand(2, 5, dim), out_dir / head_files[att],
-                      "features", ["probs", "alpha", "weight"], {0: "batch", 1: "time"})
+        export_head(att, head, out_dir / head_files[att])
 
     files = [embedder_file, *head_files.values()]
     content = {
@@ -125,9 +175,12 @@ def export_model(embedder: ResNet18Embedder, heads: dict[str, FanHead], out_dir:
         "files": {"embedder": embedder_file, "heads": head_files}, "attention": default_attention,
         "window": {"length": int(window_length), "stride": int(window_stride)}, "embed_dim": dim,
         "sha256": {f: file_sha256(out_dir / f) for f in files}, "opset": OPSET,
-        "exporter": f"torch {torch.__version__} torch.onnx.export(dynamo=True); onnx {onnx.__version__}",
+        "exporter": f"torch {torch.__version__} torch.onnx.export(dynamo=True; fusion/GRU/transformer heads "
+                    f"dynamo=False); "
+                    f"onnx {onnx.__version__}",
         # inside the embedder graph, so the app does nothing for it; recorded so a reader knows the cost and gain
         "embedder_flip_average": bool(getattr(embedder, "flip_average", False)),
+        "head_parameters": {att: parameter_count(head) for att, head in heads.items()},
         **extra,
     }
     for f in files:
@@ -136,7 +189,7 @@ def export_model(embedder: ResNet18Embedder, heads: dict[str, FanHead], out_dir:
     return out_dir / Path(embedder_file).with_suffix(".json")
 
 
-def verify_parity(embedder: ResNet18Embedder, heads: dict[str, FanHead], card_path: Path,
+def verify_parity(embedder: ResNet18Embedder, heads: dict[str, torch.nn.Module], card_path: Path,
                   atol: float = 1e-4) -> dict[str, float]:
     """Torch vs ONNX Runtime (CPU) on the same seeded random inputs: embedder at B=1 and B=3, each head at
     T=1, 5 and 16 (B=2). Returns the max abs difference per check; raises ModelError when one exceeds atol."""
@@ -160,7 +213,7 @@ def verify_parity(embedder: ResNet18Embedder, heads: dict[str, FanHead], card_pa
         diffs[f"embedder_B{b}"] = float(np.abs(got - want).max())
     for att, head in heads.items():
         sess = session(card.head_file(att))
-        wrapper = FanExportWrapper(head.eval()).eval()
+        wrapper = HeadExportWrapper(head.eval()).eval()
         for t in (1, 5, 16):
             x = rng.uniform(0, 2, (2, t, dim)).astype(np.float32)  # post-ReLU features are >= 0
             with torch.no_grad():
@@ -175,9 +228,10 @@ def verify_parity(embedder: ResNet18Embedder, heads: dict[str, FanHead], card_pa
 
 
 # ----------------------------------------------------------------------------------------------- tests only
-def random_model(input_size: int = 64, color: str = "gray", seed: int = 0
-                 ) -> tuple[ResNet18Embedder, dict[str, FanHead], Preprocess]:
-    """A seeded random-init embedder and both heads. FOR TESTS ONLY: random weights are never a model.
+def random_model(input_size: int = 64, color: str = "gray", seed: int = 0, heads: tuple[str, ...] = ATTENTION_TYPES
+                 ) -> tuple[ResNet18Embedder, dict[str, torch.nn.Module], Preprocess]:
+    """A seeded random-init embedder and its heads (FAN's two by default; any of HEAD_TYPES). FOR TESTS ONLY: random
+    weights are never a model.
 
     BatchNorm statistics and affine weights are randomised too (the default init makes every residual block an
     identity and every BN a no-op, which would leave most of the graph untested by a parity check), and the heads'
@@ -193,23 +247,28 @@ def random_model(input_size: int = 64, color: str = "gray", seed: int = 0
                 m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
                 m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
                 m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
-    heads = {}
-    for att in ATTENTION_TYPES:
-        head = FanHead(att, dim=embedder.embed_dim)
-        with torch.no_grad():
-            for lin in (head.alpha, head.beta):
-                if lin is not None:
-                    lin.weight.copy_(torch.randn(lin.weight.shape, generator=g) * 0.1)
-                    lin.bias.zero_()
+    names, heads = heads, {}
+    for att in names:
+        if att in ATTENTION_TYPES:
+            head = FanHead(att, dim=embedder.embed_dim)
+            with torch.no_grad():
+                for lin in (head.alpha, head.beta):
+                    if lin is not None:
+                        lin.weight.copy_(torch.randn(lin.weight.shape, generator=g) * 0.1)
+                        lin.bias.zero_()
+        else:  # fusion is the frame classifier; the temporal heads keep torch's seeded init
+            head = build_head(att, embedder.embed_dim, len(EMOTIONS))
+            if att == "fusion":
+                init_from_frame_classifier(head, embedder.fc)
         heads[att] = head.eval()
     return embedder.eval(), heads, pre
 
 
 def export_random_model(tmp_dir: Path, input_size: int = 64, color: str = "gray", window_length: int = 16,
-                        name: str = "random_test", seed: int = 0) -> Path:
+                        name: str = "random_test", seed: int = 0, heads: tuple[str, ...] = ATTENTION_TYPES) -> Path:
     """Export a seeded random-init model into tmp_dir and return its embedder card. FOR TESTS ONLY: the card says
     "random_init": true, so the app's default-model lookup skips it and it is never presented as a model."""
-    embedder, heads, pre = random_model(input_size, color, seed)
+    embedder, heads, pre = random_model(input_size, color, seed, heads)
     return export_model(embedder, heads, Path(tmp_dir), name, pre, window_length,
                         extra={"random_init": True, "training": "none: random weights, for tests only"})
 
@@ -230,7 +289,7 @@ def _json_field(value, default=None):
 def load_checkpoint(path: Path) -> tuple[ResNet18Embedder, dict[str, FanHead], Preprocess, dict]:
     """A trainer checkpoint {"embedder": state_dict, "heads": {att: state_dict}, "config": ..., "preprocess": ...}
     -> (embedder, heads, preprocess, metadata for the card)."""
-    from models.train import CheckpointError, load_checkpoint as read_checkpoint
+    from models.checkpoints import CheckpointError, load_checkpoint as read_checkpoint
 
     try:  # missing, truncated or foreign files: the trainers' one-line messages
         ck = read_checkpoint(path)
@@ -248,7 +307,9 @@ def load_checkpoint(path: Path) -> tuple[ResNet18Embedder, dict[str, FanHead], P
     embedder.load_state_dict(ck["embedder"])
     heads = {}
     for att, state in ck["heads"].items():
-        head = FanHead(att, dim=embedder.embed_dim, num_classes=len(EMOTIONS))
+        if att not in HEAD_TYPES:
+            raise ModelError(f"{path} has a head {att!r} this version cannot export (known: {', '.join(HEAD_TYPES)})")
+        head = build_head(att, embedder.embed_dim, len(EMOTIONS))
         head.load_state_dict(state)
         heads[att] = head.eval()
     meta = {"training": {"checkpoint": str(path), "config": config}}
@@ -295,8 +356,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", required=True, help="file stem, e.g. fan_r18_ferplus")
     p.add_argument("--window-length", type=int, default=16, help="frames in the live FAN window (default 16)")
     p.add_argument("--stride", type=int, default=1, help="run the head every N frames live (default 1)")
-    p.add_argument("--attention", choices=ATTENTION_TYPES, default=None,
-                   help="default head (default: relation when exported, else the only one)")
+    p.add_argument("--attention", choices=HEAD_TYPES, default=None,
+                   help="default head of the card (default: relation when exported, else the first)")
+    p.add_argument("--heads", nargs="+", choices=HEAD_TYPES, default=None,
+                   help="export only these heads of the checkpoint (default: all; --random-init: relation self)")
     p.add_argument("--input-size", type=int, default=64, help="--random-init only")
     p.add_argument("--color", choices=("gray", "rgb"), default="gray", help="--random-init only")
     p.add_argument("--no-verify", action="store_true", help="skip the torch vs ONNX Runtime parity check")
@@ -307,10 +370,16 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m models.export " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
         if args.random_init:
-            embedder, heads, pre = random_model(args.input_size, args.color)
+            embedder, heads, pre = random_model(args.input_size, args.color, heads=tuple(args.heads or ATTENTION_TYPES))
             extra = {"random_init": True, "training": "none: random weights, for tests only"}
         else:
             embedder, heads, pre, extra = load_checkpoint(args.checkpoint)
+            if args.heads:
+                missing = set(args.heads) - set(heads)
+                if missing:
+                    raise ModelError(f"{args.checkpoint} has no {', '.join(sorted(missing))} head(s) "
+                                     f"(it has: {', '.join(heads)})")
+                heads = {h: heads[h] for h in args.heads}
         embedder.flip_average = args.flip_average
         extra["command"] = command
         extra.setdefault("hardware", {})

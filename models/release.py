@@ -38,7 +38,7 @@ LICENCE = ("research use only: trained on RAF-DB (non-commercial research use, n
 def training_lineage(checkpoint: Path) -> list[str]:
     """The commands that made a stage-2 checkpoint, oldest first, read from the runs' config.json files: the
     clips run, its embedder, and every warm start (`init`) behind that embedder."""
-    from models.train import load_checkpoint
+    from models.checkpoints import load_checkpoint
 
     def command(run_dir: Path) -> tuple[str | None, dict]:
         cfg_path = run_dir / "config.json"

@@ -1,7 +1,8 @@
-"""Training: stage 1 (frame embedder on FER+) and stage 2 (FAN heads on clips).
+"""Training: stage 1 (frame embedder on FER+) and stage 2 (heads on clips: FAN, score fusion, GRU, transformer).
 
     python -m models.train frames --data ../shared/data --epochs 30 --out runs/frames
     python -m models.train clips  --embedder runs/frames/best.pt --out runs/clips
+    python -m models.train clips  --embedder runs/frames/best.pt --heads relation self fusion gru gru-causal transformer
     torchrun --nproc_per_node 2 -m models.train frames ...      # data-parallel (gloo on CPU, NCCL on GPUs)
 
 Every image goes through the app's own alignment (models.facecache -> app.preprocess), cached once. Checkpoints are
@@ -11,11 +12,8 @@ The resolved config is saved as config.json beside the run, and metrics.jsonl ge
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import math
 import os
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
@@ -31,8 +28,14 @@ from app.emotions import EMOTIONS
 from app.paths import ROOT, data_root
 from app.preprocess import Preprocess
 from models.augment import degrade, random_affine, train_augment
+from models.checkpoints import load_checkpoint, load_embedder, save_checkpoint, write_json
+from models.cli import add_dataclass_args, config_from_args
+from models.heads import HEADS, head_spec, new_head, train_head
+from models.loading import (FrameData, ckplus_clip_tensors, embed_all, load_ferplus_split,
+                            load_frame_data, normalise, to_input)
 from models.metrics import classification_report
-from models.networks import AttentionType, FanHead, ResNet18Embedder
+from models.networks import ResNet18Embedder
+from models.runtime import DistInfo, hardware_string, lr_at, resolve_device, set_threads
 
 K = len(EMOTIONS)
 
@@ -75,20 +78,20 @@ class ClipsConfig:
     data: str = str(data_root())
     cache_dir: str = str(ROOT / "cache")
     out: str = "runs/clips"
-    attention: list[str] = field(default_factory=lambda: ["relation", "self"])
+    # stage-2 heads to train, by name (models.heads.HEADS: relation self fusion gru gru-causal transformer)
+    heads: list[str] = field(default_factory=lambda: ["relation", "self"])
     sources: list[str] = field(default_factory=lambda: ["ferplus-synth", "ckplus"])
     datasets: list[str] = field(default_factory=lambda: ["ferplus", "rafdb"])  # images for synthetic clips
     clip_length: int = 8               # frames per synthetic clip
     variants: int = 8                  # degraded copies per FER+ image whose features are precomputed
-    degraded_share: float = 0.5        # expected share of degraded frames in a synthetic clip
     epochs: int = 20
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    # learning-rate multipliers tried for the head's classifier (0 = keep the frame classifier it starts from and
+    # learning-rate multipliers tried for a FAN head's classifier (0 = keep the frame classifier it starts from and
     # learn only the attention); each is trained and the best on FER+ Valid (single frame + synthetic clip
     # accuracy) is kept. The stage-1 features of FER+ Train are near-memorised, so a classifier re-fitted on them
-    # can generalise worse than the frame classifier did.
+    # can generalise worse than the frame classifier did. Heads with a fresh classifier (GRU, transformer) use 1.
     classifier_lr: list[float] = field(default_factory=lambda: [0.0, 1.0])
     limit_train: int = 0
     limit_valid: int = 0
@@ -98,136 +101,6 @@ class ClipsConfig:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: --device cuda asked for, but torch sees no CUDA device")
-    return torch.device(name)
-
-
-def hardware_string(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}), torch {torch.__version__}"
-    return f"{platform.processor() or platform.machine()} CPU x{os.cpu_count()}, torch {torch.__version__}"
-
-
-class DistInfo:
-    """torchrun sets RANK/WORLD_SIZE/LOCAL_RANK; without them this is a single process."""
-
-    def __init__(self, device: torch.device):
-        self.enabled = "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
-        self.rank = int(os.environ.get("RANK", 0))
-        self.world = int(os.environ.get("WORLD_SIZE", 1))
-        self.device = device
-        if self.enabled:
-            if device.type == "cuda":
-                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-                torch.cuda.set_device(self.device)
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self):
-        if self.enabled:
-            dist.barrier()
-
-    def close(self):
-        if self.enabled:
-            dist.destroy_process_group()
-
-
-def load_ferplus_split(data: str | Path, split: str, pre: Preprocess, cache_dir: str | Path, limit: int = 0,
-                       progress: bool = True):
-    """Aligned FER+ crops of one split, with majority labels and vote distributions (cached)."""
-    from models.datasets import read_ferplus
-    from models.facecache import cached_aligned_set
-
-    folder = Path(data) / "ferplus" if (Path(data) / "ferplus").is_dir() else Path(data)
-    samples = read_ferplus(folder, [split])[split]
-    # the same cache names as `python -m models.facecache --dataset ferplus`, so a prebuilt cache is reused
-    name = "ferplus_" + {"FER2013Train": "train", "FER2013Valid": "valid", "FER2013Test": "test"}.get(split, split)
-    if limit:  # a deterministic, class-spread subset: every k-th labelled sample (cached under its own name)
-        labelled = [s for s in samples if s.label is not None]
-        step = max(1, len(labelled) // limit)
-        subset = labelled[::step][:limit]
-        subset_landmarks_from_full(samples, subset, Path(cache_dir), name, name + f"_first{limit}")
-        samples, name = subset, name + f"_first{limit}"
-    return cached_aligned_set(samples, pre, Path(cache_dir), name, progress=progress, workers=2 if not limit else 1)
-
-
-def load_rafdb_splits(data: str | Path, pre: Preprocess, cache_dir: str | Path, limit: int = 0,
-                      progress: bool = True):
-    """Aligned RAF-DB crops: (train split, val split) of RAF-DB train, the project's fixed stratified split
-    (models.datasets.rafdb_split). One cache for the whole of RAF-DB train; limit > 0 takes every k-th image of
-    each split (tests, smoke runs), cached under its own name."""
-    from models.datasets import rafdb_split, read_rafdb
-    from models.facecache import cached_aligned_set
-
-    samples = read_rafdb(data)
-    tr_idx, va_idx = rafdb_split(samples)
-    name = "rafdb_train"
-    if limit:
-        tr_idx = tr_idx[::max(1, len(tr_idx) // limit)][:limit]
-        va_idx = va_idx[::max(1, len(va_idx) // limit)][:limit]
-        keep = np.concatenate([tr_idx, va_idx])
-        subset = [samples[i] for i in keep]
-        sub_name = name + f"_first{limit}"
-        subset_landmarks_from_full(samples, subset, Path(cache_dir), name, sub_name)
-        aligned = cached_aligned_set(subset, pre, Path(cache_dir), sub_name, progress=progress, workers=1)
-        return aligned.select(np.arange(len(tr_idx))), aligned.select(np.arange(len(tr_idx), len(keep)))
-    aligned = cached_aligned_set(samples, pre, Path(cache_dir), name, progress=progress, workers=2)
-    return aligned.select(tr_idx), aligned.select(va_idx)
-
-
-VALID_NAMES = {"ferplus": "ferplus_valid", "rafdb": "rafdb_val"}
-
-
-@dataclass
-class FrameData:
-    """Stage-1 data: training crops of every dataset in one array, and one validation set per dataset."""
-
-    crops: torch.Tensor                # (N, S, S, C) uint8
-    target: torch.Tensor               # (N, K) float: FER+ vote distributions (or one-hot), RAF-DB one-hot
-    labels: np.ndarray                 # (N,) int64
-    source: np.ndarray                 # (N,) index into `names`
-    names: list[str]
-    valid: dict[str, tuple[torch.Tensor, np.ndarray]]  # VALID_NAMES value -> (crops, labels)
-    detection: dict[str, float]        # detection rate per split
-
-
-def load_frame_data(cfg: "FramesConfig", pre: Preprocess, progress: bool = True) -> FrameData:
-    unknown = set(cfg.datasets) - set(VALID_NAMES)
-    if unknown or not cfg.datasets:
-        raise ValueError(f"--datasets takes {', '.join(VALID_NAMES)}; got {' '.join(cfg.datasets) or 'none'}")
-    crops, targets, labels, source, valid, detection = [], [], [], [], {}, {}
-    for i, name in enumerate(cfg.datasets):
-        if name == "ferplus":
-            train = load_ferplus_split(cfg.data, "FER2013Train", pre, cfg.cache_dir, cfg.limit_train, progress)
-            val = load_ferplus_split(cfg.data, "FER2013Valid", pre, cfg.cache_dir, cfg.limit_valid, progress)
-        else:
-            train, val = load_rafdb_splits(cfg.data, pre, cfg.cache_dir, cfg.limit_train, progress)
-            if cfg.limit_valid:
-                val = val.select(np.arange(min(len(val), cfg.limit_valid)))
-        keep = np.flatnonzero(train.labels >= 0)  # images with a label among the 7 classes
-        lab = train.labels[keep]
-        onehot = np.eye(K, dtype=np.float32)[lab]
-        tgt = train.votes[keep] if cfg.soft_labels else onehot
-        tgt = np.where(tgt.sum(1, keepdims=True) > 0, tgt, onehot)  # no votes (RAF-DB): the one-hot label
-        crops.append(train.crops[keep])
-        targets.append(tgt)
-        labels.append(lab)
-        source.append(np.full(len(keep), i))
-        vkeep = val.labels >= 0
-        valid[VALID_NAMES[name]] = (torch.from_numpy(val.crops[vkeep]), val.labels[vkeep])
-        detection[f"{name}_train"] = float(train.detection_rate)
-        detection[VALID_NAMES[name]] = float(val.detection_rate)
-    return FrameData(torch.from_numpy(np.concatenate(crops)), torch.from_numpy(np.concatenate(targets)).float(),
-                     np.concatenate(labels), np.concatenate(source), list(cfg.datasets), valid, detection)
-
-
 def epoch_order(data: FrameData, cfg: "FramesConfig", g: torch.Generator) -> torch.Tensor:
     """One epoch's sample order: every image of each dataset once, RAF-DB `rafdb_repeat` times (the fractional
     part drawn at random), shuffled."""
@@ -267,33 +140,6 @@ def convert_first_conv(state: dict, in_chans: int) -> dict:
     return {**state, "conv1.weight": w}
 
 
-def subset_landmarks_from_full(full, subset, cache_dir: Path, full_name: str, subset_name: str) -> None:
-    """Give a subset the full split's stored landmarks (when they exist), so it needs no detector either (a
-    restored data pack on a machine without MediaPipe)."""
-    from models.facecache import landmarks_key, landmarks_path, load_landmarks, save_landmarks
-
-    target, key = landmarks_path(cache_dir, subset_name), landmarks_key(subset)
-    if load_landmarks(target, key, len(subset)) is not None:  # made before: no full-split I/O on every run
-        return
-    stored = load_landmarks(landmarks_path(cache_dir, full_name), landmarks_key(full), len(full))
-    if stored is None:
-        return
-    row = {str(s.path): i for i, s in enumerate(full)}
-    pick = np.array([row[str(s.path)] for s in subset])
-    save_landmarks(target, key, stored[0][pick], stored[1][pick], stored[2])
-
-
-def to_input(crops_u8: torch.Tensor, pre: Preprocess) -> torch.Tensor:
-    """uint8 (B, S, S, C) -> float (B, C, S, S) in [0, 1] (augment first, then normalise())."""
-    return crops_u8.permute(0, 3, 1, 2).float().div_(255.0)
-
-
-def normalise(x: torch.Tensor, pre: Preprocess) -> torch.Tensor:
-    mean = torch.tensor(pre.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    std = torch.tensor(pre.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    return (x - mean) / std
-
-
 def class_weights(labels: np.ndarray, power: float) -> torch.Tensor:
     counts = np.bincount(labels[labels >= 0], minlength=K).astype(float)
     counts = np.maximum(counts, 1.0)
@@ -306,28 +152,6 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch
     logp = F.log_softmax(logits.float(), dim=-1)
     w = weight.to(logits.device)[None] if weight is not None else 1.0
     return -(w * target * logp).sum(1).mean()
-
-
-@torch.no_grad()
-def embed_all(model: ResNet18Embedder, crops_u8: torch.Tensor, pre: Preprocess, device: torch.device,
-              batch: int = 512, progress: bool = False, desc: str = "embed") -> tuple[torch.Tensor, torch.Tensor]:
-    """Features (N, 512) and frame logits (N, K) of uint8 crops (N, S, S, C), eval mode."""
-    model.eval()
-    feats, logits = [], []
-    for i in tqdm(range(0, len(crops_u8), batch), desc=desc, disable=not progress, leave=False):
-        x = normalise(to_input(crops_u8[i:i + batch], pre), pre).to(device)
-        f = model.forward_features(x)
-        feats.append(f.float().cpu())
-        logits.append(model.forward_head(f).float().cpu())
-    return torch.cat(feats), torch.cat(logits)
-
-
-def lr_at(step: int, total: int, warmup: int, base: float, floor: float = 0.0) -> float:
-    """Linear warm-up, cosine decay from base to floor over `total` steps, then floor (the SWA phase)."""
-    if step < warmup:
-        return base * (step + 1) / warmup
-    t = min(1.0, (step - warmup) / max(1, total - warmup))
-    return floor + 0.5 * (base - floor) * (1 + math.cos(math.pi * t))
 
 
 @torch.no_grad()
@@ -366,36 +190,6 @@ def score_averaged_weights(state: dict, pre: Preprocess, device: torch.device, v
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}, report
 
 
-def write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
-
-
-def save_checkpoint(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, unreadable or not one of ours; the message is one line for the user."""
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    """Checkpoints hold tensors, numbers and strings only: loaded with weights_only=True (no pickle code)."""
-    if not Path(path).is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - truncated, corrupt or a foreign pickle: one line, no traceback
-        first = (str(e).strip().splitlines() or [""])[0][:160]
-        raise CheckpointError(f"cannot read checkpoint {path} ({type(e).__name__}: {first})") from None
-    if not isinstance(ck, dict) or "embedder" not in ck:
-        raise CheckpointError(f"{path} is not a FAN Live checkpoint (no 'embedder' weights)")
-    return ck
-
-
 # ----------------------------------------------------------------------------------------------- stage 1
 def evaluate_frames(model, crops, labels, pre, device) -> dict:
     _, logits = embed_all(model, crops, pre, device)
@@ -408,8 +202,7 @@ def train_frames(cfg: FramesConfig) -> Path:
     if not 0 <= cfg.swa_epochs < cfg.epochs:
         raise SystemExit(f"error: --swa-epochs must lie in [0, --epochs), got {cfg.swa_epochs}")
     device = resolve_device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads)
     dd = DistInfo(device)
     device = dd.device
     torch.manual_seed(cfg.seed)
@@ -567,8 +360,7 @@ def average_checkpoints(cfg: AverageConfig) -> Path:
     if len(cfg.checkpoints) < 2:
         raise ValueError("give at least two checkpoints to average")
     device = resolve_device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads)
     cks = [load_checkpoint(p) for p in cfg.checkpoints]
     pres = {ck["preprocess"] for ck in cks}
     if len(pres) != 1:
@@ -597,18 +389,6 @@ def average_checkpoints(cfg: AverageConfig) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------- stage 2
-def load_embedder(path: str | Path) -> tuple[ResNet18Embedder, Preprocess, dict]:
-    ck = load_checkpoint(path)
-    try:
-        pre = Preprocess.from_dict(json.loads(ck["preprocess"]))
-        model = ResNet18Embedder(in_chans=pre.channels, num_classes=K)
-        model.load_state_dict(ck["embedder"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:  # RuntimeError: mismatched state-dict shapes
-        first = (str(e).strip().splitlines() or [""])[0][:160]
-        raise CheckpointError(f"{path} does not hold a usable embedder ({type(e).__name__}: {first})") from None
-    return model.eval(), pre, ck
-
-
 def synthetic_clip_features(model, crops_u8: torch.Tensor, pre: Preprocess, device, variants: int, seed: int,
                             progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Features of `variants` copies of each image: copy 0 clean, the rest degraded with random strength.
@@ -635,50 +415,7 @@ def synthetic_clip_features(model, crops_u8: torch.Tensor, pre: Preprocess, devi
     return feats, strength
 
 
-def init_head_from_frame_classifier(head: FanHead, fc: torch.nn.Linear) -> None:
-    """Start the head's classifier at the frame classifier: for a single frame, self gives f and relation gives
-    [f : f], so splitting the weights in half reproduces the frame prediction exactly at step 0."""
-    with torch.no_grad():
-        if head.attention is AttentionType.SELF:
-            head.classifier.weight.copy_(fc.weight)
-        else:
-            head.classifier.weight.copy_(torch.cat([fc.weight, fc.weight], 1) / 2)
-        head.classifier.bias.copy_(fc.bias)
-
-
-def train_head(head: FanHead, sample_batch, steps: int, lr: float, wd: float, seed: int, desc: str,
-               progress: bool = True, classifier_lr: float = 1.0,
-               class_weight: torch.Tensor | None = None) -> list[float]:
-    """Generic head training: sample_batch(g) -> (features (B, T, D), mask (B, T) or None, target (B,)).
-
-    classifier_lr scales the classifier's learning rate; 0 freezes it (only the attention layers learn).
-    class_weight (K,) weights the loss per class, as the embedder's own fine-tuning did."""
-    cls_params = list(head.classifier.parameters())
-    other = [p for p in head.parameters() if all(p is not c for c in cls_params)]
-    groups = [{"params": other, "scale": 1.0}]
-    if classifier_lr > 0:
-        groups.append({"params": cls_params, "scale": float(classifier_lr)})
-    for p in cls_params:
-        p.requires_grad_(classifier_lr > 0)
-    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=wd)
-    g = torch.Generator().manual_seed(seed)
-    losses = []
-    head.train()
-    for step in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, steps, max(1, steps // 20), lr) * group["scale"]
-        x, mask, y = sample_batch(g)
-        logits, _, _ = head(x, mask)
-        loss = F.cross_entropy(logits, y, weight=class_weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    head.eval()
-    return losses
-
-
-def attention_on_degraded(head: FanHead, feats: torch.Tensor, strength: torch.Tensor) -> dict:
+def attention_on_degraded(head: torch.nn.Module, feats: torch.Tensor, strength: torch.Tensor) -> dict:
     """Mean alpha (and final weight) of clean vs heavily degraded frames over whole synthetic clips."""
     with torch.no_grad():
         _, alpha, weight = head(feats)
@@ -689,8 +426,7 @@ def attention_on_degraded(head: FanHead, feats: torch.Tensor, strength: torch.Te
 
 def train_clips(cfg: ClipsConfig) -> Path:
     device = resolve_device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     model, pre, ck = load_embedder(cfg.embedder)
     model.to(device)
@@ -709,7 +445,6 @@ def train_clips(cfg: ClipsConfig) -> Path:
 
     ck_clips = []
     if "ckplus" in cfg.sources:
-        from models.cv import ckplus_clip_tensors
         ck_clips = ckplus_clip_tensors(model, pre, cfg.data, cfg.cache_dir, device)  # [(feats (3, D), label)]
         ck_clips = [(f, y) for f, y in ck_clips if y >= 0]
 
@@ -739,16 +474,23 @@ def train_clips(cfg: ClipsConfig) -> Path:
             y = torch.cat([y, torch.tensor([ck_clips[c][1] for c in ci.tolist()])])
         return x, mask, y
 
+    unknown = [h for h in cfg.heads if h not in HEADS]
+    if unknown or not cfg.heads:
+        raise ValueError(f"--heads takes {' '.join(HEADS)}; got {' '.join(unknown or cfg.heads) or 'none'}")
     steps = cfg.epochs * max(1, len(tr_labels) // cfg.batch_size)
     results = {}
     heads = {}
-    for att in cfg.attention:
+    for att in cfg.heads:
+        spec = head_spec(att)
         candidates = {}
-        for cls_lr in cfg.classifier_lr:
-            head = FanHead(att, dim=ResNet18Embedder.embed_dim, num_classes=K)
-            init_head_from_frame_classifier(head, model.fc)
+        # FAN heads start at the frame classifier and try each multiplier; fresh classifiers (GRU, transformer) learn
+        # at the full rate; score fusion has nothing to learn (its one candidate is the frame classifier itself)
+        lrs = [float(c) for c in cfg.classifier_lr] if spec.from_frame_classifier and spec.trained else \
+            [1.0 if spec.trained else 0.0]
+        for cls_lr in lrs:
+            head = new_head(att, model.fc)
             losses = train_head(head, sample_batch, steps, cfg.lr, cfg.weight_decay, cfg.seed,
-                                f"FAN head ({att}, classifier lr x{cls_lr:g})", classifier_lr=cls_lr)
+                                f"head {att} (classifier lr x{cls_lr:g})", classifier_lr=cls_lr)
             by_set = {}
             for vname, (va_feats, va_strength, va_labels) in valid.items():
                 with torch.no_grad():
@@ -766,7 +508,8 @@ def train_clips(cfg: ClipsConfig) -> Path:
                 "valid_synthetic_clip": first["synthetic_clip"],
                 "attention": first["attention"],
                 "by_dataset": by_set,
-                "final_loss": float(np.mean(losses[-50:])),
+                "final_loss": float(np.mean(losses[-50:])) if losses else None,
+                "parameters": int(sum(p.numel() for p in head.parameters())),
             }
             # select on every validation set alike: the mean macro-F1 of single frames and of synthetic clips
             r["selection_score"] = float(np.mean([(v["single_frame"]["macro_f1"] + v["synthetic_clip"]["macro_f1"])
@@ -801,35 +544,23 @@ def train_clips(cfg: ClipsConfig) -> Path:
     return out
 
 
-# ----------------------------------------------------------------------------------------------- CLI
-def _add_dataclass_args(p: argparse.ArgumentParser, cls) -> None:
-    for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        if isinstance(default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
-        elif isinstance(default, list):
-            p.add_argument(flag, nargs="+", default=default)
-        else:
-            p.add_argument(flag, type=type(default), default=default)
+STAGES = {"frames": (FramesConfig, train_frames, "stage 1: ResNet18 frame embedder on FER+ (and RAF-DB)"),
+          "clips": (ClipsConfig, train_clips, "stage 2: heads (models.heads) on clips of frozen features"),
+          "average": (AverageConfig, average_checkpoints, "average embedder checkpoints' weights")}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="stage", required=True)
-    _add_dataclass_args(sub.add_parser("frames", help="stage 1: ResNet18 frame embedder on FER+"), FramesConfig)
-    _add_dataclass_args(sub.add_parser("clips", help="stage 2: FAN heads on clips"), ClipsConfig)
-    _add_dataclass_args(sub.add_parser("average", help="average embedder checkpoints' weights"), AverageConfig)
+    for name, (cls, _, text) in STAGES.items():
+        add_dataclass_args(sub.add_parser(name, help=text), cls,
+                           choices={"heads": tuple(HEADS)} if cls is ClipsConfig else None)
     args = vars(parser.parse_args(argv))
     stage = args.pop("stage")
+    cls, run, _ = STAGES[stage]
     try:
-        if stage == "frames":
-            out = train_frames(FramesConfig(**args))
-        elif stage == "average":
-            out = average_checkpoints(AverageConfig(**args))
-        else:
-            out = train_clips(ClipsConfig(**args))
+        out = run(config_from_args(cls, args))
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

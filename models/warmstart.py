@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     from app.card import ModelError, load_card
-    from models.train import load_ferplus_split, normalise, save_checkpoint, to_input
+    from models.checkpoints import save_checkpoint
+    from models.loading import load_ferplus_split, normalise, to_input
 
     try:
         card = load_card(args.weights)
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    from models.train import write_json  # config.json beside it, so a release lists this step in its lineage
+    from models.checkpoints import write_json  # config.json beside it, so a release lists this step in its lineage
     previous = (card.extra.get("training") or {}).get("commands", [])  # how the released model itself was made
     write_json(args.out.parent / "config.json", {"stage": "warmstart", "module": "models.warmstart",
                                                  "weights": str(args.weights), "command": " ".join(sys.argv),

@@ -9,7 +9,7 @@ import json
 from models.cv import (CK_LABELS, CVConfig, clip_errors, clip_index, cv_command, finetune_joint, load_ckplus, main,
                        parse_args, parse_seeds, run_cv)
 from models.networks import AttentionType
-from models.train import load_embedder
+from models.checkpoints import load_embedder
 
 pytestmark = pytest.mark.data
 

@@ -15,7 +15,9 @@ from models.distill import DistillHead, distill_step, teacher_features
 from models.facecache import cached_aligned_set
 from models.networks import ResNet18Embedder
 from models.teachers import load_teacher
-from models.train import FramesConfig, load_checkpoint, load_embedder, normalise, to_input, train_frames
+from models.checkpoints import load_checkpoint, load_embedder
+from models.loading import normalise, to_input
+from models.train import FramesConfig, train_frames
 
 pytestmark = [pytest.mark.data, pytest.mark.usefixtures("one_torch_thread")]
 

@@ -12,9 +12,11 @@ import torch
 from app.paths import ROOT
 from app.preprocess import Preprocess
 from models.networks import ResNet18Embedder
+from models.checkpoints import CheckpointError, load_checkpoint, load_embedder
+from models.loading import load_ferplus_split, normalise, to_input
+from models.runtime import lr_at
 from models.train import (AverageConfig, ClipsConfig, FramesConfig, average_checkpoints, convert_first_conv,
-                          load_checkpoint, load_embedder, load_ferplus_split, lr_at, normalise, soft_cross_entropy,
-                          to_input, train_clips, train_frames)
+                          soft_cross_entropy, train_clips, train_frames)
 
 pytestmark = pytest.mark.data
 
@@ -140,7 +142,7 @@ def test_clips_stage_trains_both_heads(tiny_run, shared_data, cache_dir, tmp_pat
 
 def test_corrupt_or_foreign_checkpoint_is_one_line_error(tmp_path, capsys):
     from models.cv import main as cv_main
-    from models.train import CheckpointError, load_checkpoint, main
+    from models.train import main
 
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x80\x02 not a checkpoint")

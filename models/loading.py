@@ -1,0 +1,204 @@
+"""Dataset loading shared by stage 1, stage 2, CK+ CV, the comparison and the evaluation (a leaf: of models.* it
+imports only models.datasets and models.facecache).
+
+- to_input / normalise: uint8 crops -> the network's float input (augment between the two).
+- embed_all: features and frame logits of a crop set, eval mode.
+- load_ferplus_split / load_rafdb_splits / load_frame_data: the aligned FER+ and RAF-DB sets (cached by facecache).
+- load_ckplus / clip_index / ckplus_clip_tensors: CK+48 crops and its 327 three-frame clips (CK+'s 7 classes).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from app.emotions import EMOTIONS, canonical_emotion
+from app.preprocess import Preprocess
+
+if TYPE_CHECKING:
+    from models.networks import ResNet18Embedder
+
+K = len(EMOTIONS)
+# CK+'s classes: the app's six basic emotions (no neutral in CK+ apex frames) plus contempt.
+CK_LABELS = tuple(e for e in EMOTIONS if e != "neutral") + ("contempt",)
+
+
+def to_input(crops_u8: torch.Tensor, pre: Preprocess) -> torch.Tensor:
+    """uint8 (B, S, S, C) -> float (B, C, S, S) in [0, 1] (augment first, then normalise())."""
+    return crops_u8.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def normalise(x: torch.Tensor, pre: Preprocess) -> torch.Tensor:
+    mean = torch.tensor(pre.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(pre.std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+@torch.no_grad()
+def embed_all(model: ResNet18Embedder, crops_u8: torch.Tensor, pre: Preprocess, device: torch.device,
+              batch: int = 512, progress: bool = False, desc: str = "embed") -> tuple[torch.Tensor, torch.Tensor]:
+    """Features (N, 512) and frame logits (N, K) of uint8 crops (N, S, S, C), eval mode."""
+    model.eval()
+    feats, logits = [], []
+    for i in tqdm(range(0, len(crops_u8), batch), desc=desc, disable=not progress, leave=False):
+        x = normalise(to_input(crops_u8[i:i + batch], pre), pre).to(device)
+        f = model.forward_features(x)
+        feats.append(f.float().cpu())
+        logits.append(model.forward_head(f).float().cpu())
+    return torch.cat(feats), torch.cat(logits)
+
+
+def load_ferplus_split(data: str | Path, split: str, pre: Preprocess, cache_dir: str | Path, limit: int = 0,
+                       progress: bool = True):
+    """Aligned FER+ crops of one split, with majority labels and vote distributions (cached)."""
+    from models.datasets import read_ferplus
+    from models.facecache import cached_aligned_set
+
+    folder = Path(data) / "ferplus" if (Path(data) / "ferplus").is_dir() else Path(data)
+    samples = read_ferplus(folder, [split])[split]
+    # the same cache names as `python -m models.facecache --dataset ferplus`, so a prebuilt cache is reused
+    name = "ferplus_" + {"FER2013Train": "train", "FER2013Valid": "valid", "FER2013Test": "test"}.get(split, split)
+    if limit:  # a deterministic, class-spread subset: every k-th labelled sample (cached under its own name)
+        labelled = [s for s in samples if s.label is not None]
+        step = max(1, len(labelled) // limit)
+        subset = labelled[::step][:limit]
+        subset_landmarks_from_full(samples, subset, Path(cache_dir), name, name + f"_first{limit}")
+        samples, name = subset, name + f"_first{limit}"
+    return cached_aligned_set(samples, pre, Path(cache_dir), name, progress=progress, workers=2 if not limit else 1)
+
+
+def load_rafdb_splits(data: str | Path, pre: Preprocess, cache_dir: str | Path, limit: int = 0,
+                      progress: bool = True):
+    """Aligned RAF-DB crops: (train split, val split) of RAF-DB train, the project's fixed stratified split
+    (models.datasets.rafdb_split). One cache for the whole of RAF-DB train; limit > 0 takes every k-th image of
+    each split (tests, smoke runs), cached under its own name."""
+    from models.datasets import rafdb_split, read_rafdb
+    from models.facecache import cached_aligned_set
+
+    samples = read_rafdb(data)
+    tr_idx, va_idx = rafdb_split(samples)
+    name = "rafdb_train"
+    if limit:
+        tr_idx = tr_idx[::max(1, len(tr_idx) // limit)][:limit]
+        va_idx = va_idx[::max(1, len(va_idx) // limit)][:limit]
+        keep = np.concatenate([tr_idx, va_idx])
+        subset = [samples[i] for i in keep]
+        sub_name = name + f"_first{limit}"
+        subset_landmarks_from_full(samples, subset, Path(cache_dir), name, sub_name)
+        aligned = cached_aligned_set(subset, pre, Path(cache_dir), sub_name, progress=progress, workers=1)
+        return aligned.select(np.arange(len(tr_idx))), aligned.select(np.arange(len(tr_idx), len(keep)))
+    aligned = cached_aligned_set(samples, pre, Path(cache_dir), name, progress=progress, workers=2)
+    return aligned.select(tr_idx), aligned.select(va_idx)
+
+
+VALID_NAMES = {"ferplus": "ferplus_valid", "rafdb": "rafdb_val"}
+
+
+@dataclass
+class FrameData:
+    """Stage-1 data: training crops of every dataset in one array, and one validation set per dataset."""
+
+    crops: torch.Tensor                # (N, S, S, C) uint8
+    target: torch.Tensor               # (N, K) float: FER+ vote distributions (or one-hot), RAF-DB one-hot
+    labels: np.ndarray                 # (N,) int64
+    source: np.ndarray                 # (N,) index into `names`
+    names: list[str]
+    valid: dict[str, tuple[torch.Tensor, np.ndarray]]  # VALID_NAMES value -> (crops, labels)
+    detection: dict[str, float]        # detection rate per split
+
+
+class FrameSource(Protocol):
+    """What load_frame_data reads from a config (models.train.FramesConfig has these fields)."""
+
+    data: str
+    cache_dir: str
+    datasets: list[str]
+    limit_train: int
+    limit_valid: int
+    soft_labels: bool
+
+
+def load_frame_data(cfg: FrameSource, pre: Preprocess, progress: bool = True) -> FrameData:
+    unknown = set(cfg.datasets) - set(VALID_NAMES)
+    if unknown or not cfg.datasets:
+        raise ValueError(f"--datasets takes {', '.join(VALID_NAMES)}; got {' '.join(cfg.datasets) or 'none'}")
+    crops, targets, labels, source, valid, detection = [], [], [], [], {}, {}
+    for i, name in enumerate(cfg.datasets):
+        if name == "ferplus":
+            train = load_ferplus_split(cfg.data, "FER2013Train", pre, cfg.cache_dir, cfg.limit_train, progress)
+            val = load_ferplus_split(cfg.data, "FER2013Valid", pre, cfg.cache_dir, cfg.limit_valid, progress)
+        else:
+            train, val = load_rafdb_splits(cfg.data, pre, cfg.cache_dir, cfg.limit_train, progress)
+            if cfg.limit_valid:
+                val = val.select(np.arange(min(len(val), cfg.limit_valid)))
+        keep = np.flatnonzero(train.labels >= 0)  # images with a label among the 7 classes
+        lab = train.labels[keep]
+        onehot = np.eye(K, dtype=np.float32)[lab]
+        tgt = train.votes[keep] if cfg.soft_labels else onehot
+        tgt = np.where(tgt.sum(1, keepdims=True) > 0, tgt, onehot)  # no votes (RAF-DB): the one-hot label
+        crops.append(train.crops[keep])
+        targets.append(tgt)
+        labels.append(lab)
+        source.append(np.full(len(keep), i))
+        vkeep = val.labels >= 0
+        valid[VALID_NAMES[name]] = (torch.from_numpy(val.crops[vkeep]), val.labels[vkeep])
+        detection[f"{name}_train"] = float(train.detection_rate)
+        detection[VALID_NAMES[name]] = float(val.detection_rate)
+    return FrameData(torch.from_numpy(np.concatenate(crops)), torch.from_numpy(np.concatenate(targets)).float(),
+                     np.concatenate(labels), np.concatenate(source), list(cfg.datasets), valid, detection)
+
+
+def subset_landmarks_from_full(full, subset, cache_dir: Path, full_name: str, subset_name: str) -> None:
+    """Give a subset the full split's stored landmarks (when they exist), so it needs no detector either (a
+    restored data pack on a machine without MediaPipe)."""
+    from models.facecache import landmarks_key, landmarks_path, load_landmarks, save_landmarks
+
+    target, key = landmarks_path(cache_dir, subset_name), landmarks_key(subset)
+    if load_landmarks(target, key, len(subset)) is not None:  # made before: no full-split I/O on every run
+        return
+    stored = load_landmarks(landmarks_path(cache_dir, full_name), landmarks_key(full), len(full))
+    if stored is None:
+        return
+    row = {str(s.path): i for i, s in enumerate(full)}
+    pick = np.array([row[str(s.path)] for s in subset])
+    save_landmarks(target, key, stored[0][pick], stored[1][pick], stored[2])
+
+
+def ckplus_label(path: str) -> int:
+    """Index into CK_LABELS from the CK+48 folder name (contempt included)."""
+    name = Path(path).parent.name
+    canon = canonical_emotion(name)
+    return CK_LABELS.index(canon if canon else name.lower())
+
+
+def load_ckplus(pre: Preprocess, data: str | Path, cache_dir: str | Path, progress: bool = True):
+    """Aligned CK+48 crops (cached) and the clips of the 327 sequences (contempt kept)."""
+    from models.datasets import ckplus_clips, read_ckplus
+    from models.facecache import cached_aligned_set
+
+    root = Path(data) / "ckplus48" if (Path(data) / "ckplus48").is_dir() else Path(data)
+    samples = read_ckplus(root)
+    aligned = cached_aligned_set(samples, pre, Path(cache_dir), "ckplus", progress=progress)
+    return aligned, ckplus_clips(samples, keep_unlabeled=True)
+
+
+def clip_index(aligned, clips) -> tuple[list[np.ndarray], np.ndarray]:
+    """Row indices into the aligned set of each clip's frames (in frame order), and the CK+ label per clip."""
+    row = {p: i for i, p in enumerate(aligned.paths)}
+    index = [np.array([row[str(f)] for f in c.frames]) for c in clips]
+    labels = np.array([ckplus_label(str(c.frames[0])) for c in clips])
+    return index, labels
+
+
+def ckplus_clip_tensors(model, pre, data, cache_dir, device) -> list[tuple[torch.Tensor, int]]:
+    """(features (3, 512), EMOTIONS index or -1 for contempt) per CK+ sequence, for stage-2 training."""
+    aligned, clips = load_ckplus(pre, data, cache_dir)
+    feats, _ = embed_all(model, torch.from_numpy(aligned.crops), pre, device)
+    index, _ = clip_index(aligned, clips)
+    return [(feats[i], -1 if c.label is None else int(c.label)) for i, c in zip(index, clips)]
+
+
