@@ -24,6 +24,7 @@ from app import __version__
 from app.capture import CaptureError, PrefetchReader, RepeatedSource, iter_video_files, open_source
 from app.pipeline import Pipeline, PipelineConfig
 from app.session import ExportError, SessionMetadata, SessionRecorder, check_export_targets
+from app.study import Marker, Study, StudyConfig
 
 
 @dataclass
@@ -35,6 +36,7 @@ class ReplayResult:
     declared_frames: int | None = None              # what the container declares (an estimate)
     damage: str | None = None                       # the input ended early: decoded fewer frames than declared
     error: str | None = None                        # the replay failed (one line); nothing or part was exported
+    notes: list[str] = field(default_factory=list)  # warnings about the study files (e.g. a baseline with no face)
 
     @property
     def status(self) -> str:
@@ -65,10 +67,12 @@ def session_metadata(source: str, pipeline: Pipeline) -> SessionMetadata:
 
 
 def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: bool = True, repeat: int = 1,
-                on_pass: Callable[[int, int], None] | None = None) -> ReplayResult:
+                on_pass: Callable[[int, int], None] | None = None, study: StudyConfig | None = None,
+                markers: tuple[Marker, ...] = (), lsl=None) -> ReplayResult:
     """One file into its exports. `repeat` plays it that many times as one session (a soak test), calling
-    on_pass(passes done, frames so far) after each. Raises CaptureError (cannot open) or ExportError (one line:
-    what was written and what was not)."""
+    on_pass(passes done, frames so far) after each. `study` (with `markers`) adds the study files (app/study.py);
+    `lsl` (an app.lsl.LslStreams) streams each frame's rows, and each marker when the replay reaches its time.
+    Raises CaptureError (cannot open) or ExportError (one line: what was written and what was not)."""
     source = open_source(video)  # CaptureError here: missing, empty, not a video
     declared = getattr(source, "declared_frame_count", source.frame_count)
     if repeat > 1:
@@ -76,7 +80,9 @@ def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: 
     pipeline.reset()
     pipeline.tracker.reset(restart_ids=True)  # each file is its own timeline: face ids from 1, as in the window
     with source:
-        recorder = SessionRecorder(exports, session_metadata(str(video), pipeline))
+        study_session = Study(study, markers) if study is not None else None
+        recorder = SessionRecorder(exports, session_metadata(str(video), pipeline), extension=study_session)
+        to_stream = sorted(markers, key=lambda m: m.time_s) if lsl is not None else []
         frames = 0
         passes = 0
         try:
@@ -84,10 +90,15 @@ def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: 
                        leave=False, dynamic_ncols=True)
             with PrefetchReader(source) as reader, bar:
                 for frame in reader:
+                    rows = pipeline.process(frame).rows()
                     try:
-                        recorder.add_many(pipeline.process(frame).rows())
+                        recorder.add_many(rows)
                     except ExportError:
                         break  # the journal failed (disk full): close() below writes what it can and says so
+                    if lsl is not None:
+                        lsl.push_rows(rows)
+                        while to_stream and to_stream[0].time_s <= frame.time_s:
+                            lsl.push_marker(to_stream.pop(0).label)
                     frames += 1
                     bar.update(1)
                     starts = getattr(source, "pass_starts", ())
@@ -99,8 +110,12 @@ def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: 
         if on_pass is not None and repeat > 1 and passes < repeat and frames:
             on_pass(passes + 1, frames)
         damage = source.damage
-    return ReplayResult(source=video, exports=list(exports), frames=frames, summary=recorder.summary(),
-                        declared_frames=declared, damage=damage)
+    notes = []
+    if study_session is not None and study_session.baseline_error:
+        notes.append(f"{study_session.baseline_error}: the study files have no baseline-corrected columns")
+    return ReplayResult(source=video, exports=list(exports) + (study_session.written if study_session else []),
+                        frames=frames, summary=recorder.summary(), declared_frames=declared, damage=damage,
+                        notes=notes)
 
 
 def check_inputs(video: Path, export: list[Path]) -> list[Path]:
@@ -127,7 +142,8 @@ def check_inputs(video: Path, export: list[Path]) -> list[Path]:
 
 def replay(video: Path, export: list[Path], config: PipelineConfig, progress: bool = True,
            on_result: Callable[[ReplayResult], None] | None = None, repeat: int = 1,
-           on_pass: Callable[[int, int], None] | None = None) -> list[ReplayResult]:
+           on_pass: Callable[[int, int], None] | None = None, study: StudyConfig | None = None,
+           markers: tuple[Marker, ...] = (), lsl=None) -> list[ReplayResult]:
     """Replay one file or every video in a folder; on_result(result) after each. A single file raises CaptureError /
     ModelError / ExportError (one line); in a folder a video that fails is a failed result and the replay goes on
     (a model that does not load still raises: nothing could be done)."""
@@ -139,7 +155,8 @@ def replay(video: Path, export: list[Path], config: PipelineConfig, progress: bo
         for f in files:
             targets = export_targets(f, export, many)
             try:
-                result = replay_file(f, targets, pipeline, progress, repeat=repeat, on_pass=on_pass)
+                result = replay_file(f, targets, pipeline, progress, repeat=repeat, on_pass=on_pass, study=study,
+                                     markers=markers, lsl=lsl)
             except (CaptureError, ExportError) as e:
                 if not many:
                     raise

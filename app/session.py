@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, Self
+from typing import IO, Any, Protocol, Self
 
 try:  # POSIX: the recording process holds an advisory lock on its journal; the kernel drops it when the process dies
     import fcntl
@@ -51,6 +51,7 @@ SCHEMA = "fan-live-session"
 SCHEMA_VERSION = 1
 EXPORT_SUFFIXES = (".csv", ".json")
 JOURNAL_SUFFIX = ".partial.csv"
+EXTENSION_JOURNAL_SUFFIX = ".study.jsonl"  # beside a rows journal: markers and baseline choice (app/study.py)
 NO_FACE_MESSAGE = "no face found"
 FSYNC_INTERVAL_S = 1.0
 
@@ -70,6 +71,21 @@ _PROB_SUM_TOL = 1e-2  # softmax output in float16/32 sums to 1 within ~1e-3; log
 
 class ExportError(Exception):
     """An export or journal cannot be written or read. The message is one line that names the path."""
+
+
+class RecorderExtension(Protocol):
+    """What a recorder writes beside its rows (app/study.py's Study: markers, baseline, epochs, summaries).
+    It journals its own state beside the rows journal from open_journal() on; at close() the recorder calls
+    prepare() (a pass over the rows, e.g. for a baseline), writes csv_columns()/csv_values(row) after the row's own
+    columns and json_fields() into the JSON, then write_sidecars(first export, rows) for its own files."""
+
+    def open_journal(self, rows_journal: Path) -> Path: ...
+    def close_journal(self, delete: bool) -> None: ...
+    def prepare(self, rows: Callable[[], Iterable[TimelineRow]]) -> None: ...
+    def csv_columns(self) -> tuple[str, ...]: ...
+    def csv_values(self, row: TimelineRow) -> list: ...
+    def json_fields(self) -> dict: ...
+    def write_sidecars(self, session_file: Path, rows: Callable[[], Iterable[TimelineRow]]) -> list[Path]: ...
 
 
 def _finite(name: str, value: float) -> float:
@@ -319,14 +335,16 @@ def journal_in_use(path: Path | str, idle_s: float = JOURNAL_IDLE_S) -> bool:
     return False
 
 
-def _write_csv(f: IO, rows: Iterable[TimelineRow]) -> None:
+def _write_csv(f: IO, rows: Iterable[TimelineRow], extension: RecorderExtension | None = None) -> None:
     w = csv.writer(f, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
+    extra = extension.csv_columns() if extension is not None else ()
+    w.writerow((*CSV_COLUMNS, *extra))
     for r in rows:  # streamed: rows may come straight from a journal of hours
-        w.writerow(r.csv_values())
+        w.writerow([*r.csv_values(), *extension.csv_values(r)] if extra else r.csv_values())
 
 
-def _write_json(f: IO, metadata: dict, rows: Iterable[TimelineRow]) -> None:
+def _write_json(f: IO, metadata: dict, rows: Iterable[TimelineRow],
+                extension: RecorderExtension | None = None) -> None:
     """Plain json, laid out one row per line so the file diffs and greps well. Streamed row by row; the summary is
     computed from the very rows written, so the two always agree."""
     def dump(v: Any) -> str:
@@ -344,6 +362,8 @@ def _write_json(f: IO, metadata: dict, rows: Iterable[TimelineRow]) -> None:
         stats.setdefault(r.face_id, _FaceStats()).add(r)
     f.write("\n  ],\n")
     # JSON object keys are strings: face ids become "1", "2", ...
+    extra = extension.json_fields() if extension is not None else {}  # the study's "events" and "study"
+    f.writelines(f"  {dump(key)}: {dump(value)},\n" for key, value in extra.items())
     f.write(f'  "summary": {dump(_json_summary(_summarise(stats)))}\n}}\n')
 
 
@@ -492,6 +512,13 @@ def journal_path_for(target: Path) -> Path:
     return target.with_name(target.name + JOURNAL_SUFFIX)
 
 
+def extension_journal_for(rows_journal: Path | str) -> Path:
+    """Where a recorder extension (app/study.py) journals beside the rows: out.csv.partial.csv ->
+    out.csv.partial.study.jsonl (out.csv.partial-2.csv -> out.csv.partial-2.study.jsonl)."""
+    j = Path(rows_journal)
+    return j.with_name(j.stem + EXTENSION_JOURNAL_SUFFIX)
+
+
 def _move_aside(journal: Path) -> Path:
     """A journal left by a crashed session with the same export: keep it under the next free -N name."""
     base = journal.name[: -len(JOURNAL_SUFFIX)]
@@ -499,6 +526,8 @@ def _move_aside(journal: Path) -> Path:
     while (dest := journal.with_name(f"{base}.partial-{k}.csv")).exists():
         k += 1
     os.replace(journal, dest)
+    if extension_journal_for(journal).exists():  # its markers go with it
+        os.replace(extension_journal_for(journal), extension_journal_for(dest))
     log.warning("a journal from an earlier, unfinished session was at %s; moved it to %s (recover_journal turns it "
                 "into a CSV)", journal, dest)
     return dest
@@ -512,7 +541,8 @@ class SessionRecorder:
     Thread-safe: a worker may add() while the UI thread reads summary() or rows.
     """
 
-    def __init__(self, export_paths: Iterable[Path | str], metadata: SessionMetadata):
+    def __init__(self, export_paths: Iterable[Path | str], metadata: SessionMetadata,
+                 extension: RecorderExtension | None = None):
         targets = check_export_targets(export_paths)
         for p in targets:
             clean_orphan_temp_files(p.parent, p.name)  # a run killed while it wrote this export's final file
@@ -540,6 +570,13 @@ class SessionRecorder:
                 self._journal.flush()
             except OSError as e:
                 raise ExportError(f"cannot create the journal {self.journal_path}: {_os_reason(e)}") from None
+        self.extension = extension  # markers and baseline (app/study.py), journalled beside the rows
+        if extension is not None and self.journal_path is not None:
+            try:
+                extension.open_journal(self.journal_path)
+            except OSError as e:
+                raise ExportError(f"cannot create the study journal beside {self.journal_path}: "
+                                  f"{_os_reason(e)}") from None
         self._last_fsync = time.monotonic()
 
     # -- recording
@@ -658,24 +695,38 @@ class SessionRecorder:
                 def source() -> Iterable[TimelineRow]:
                     return _iter_csv_rows(self.journal_path, tolerate_torn_tail=True)
             written, failed = [], []
+            ext = self.extension
+            if ext is not None and self.export_paths:
+                with contextlib.suppress(OSError, ExportError):  # an unreadable journal fails each target below
+                    ext.prepare(source)
+            ext_args = (ext,) if ext is not None else ()  # the writers' plain signature when there is none
             for target in self.export_paths:
                 try:
                     if target.suffix.lower() == ".csv":
-                        _atomic_write(target, lambda f: _write_csv(f, source()))
+                        _atomic_write(target, lambda f: _write_csv(f, source(), *ext_args))
                     else:
-                        _atomic_write(target, lambda f: _write_json(f, self.metadata.to_dict(), source()))
+                        _atomic_write(target, lambda f: _write_json(f, self.metadata.to_dict(), source(), *ext_args))
                     written.append(str(target))
                 except OSError as e:
                     failed.append(f"{target} ({_os_reason(e)})")
+            if ext is not None and self.export_paths and not failed:
+                try:  # <session>_events.csv, _epochs.csv, _summary.csv
+                    written += [str(p) for p in ext.write_sidecars(self.export_paths[0], source)]
+                except (OSError, ExportError) as e:
+                    failed.append(f"the study files of {self.export_paths[0]} ({getattr(e, 'strerror', None) or e})")
             journal_error, self._journal_error = self._journal_error, None  # reported once, by this close()
             if failed:
                 self._release_journal()  # unlocked: a later run may recover it if this process goes away
+                if ext is not None:
+                    ext.close_journal(delete=False)
                 parts = [journal_error] if journal_error else []
                 parts.append(f"could not write {'; '.join(failed)}")
                 if written:
                     parts.append(f"wrote {', '.join(written)}")
                 parts.append(f"the rows are kept in {self.journal_path}")
                 raise ExportError("; ".join(parts))
+            if ext is not None:
+                ext.close_journal(delete=True)
             with self._lock:  # iter_rows() decides between journal and export under this lock
                 self._done = True
                 if self.journal_path is not None:
@@ -744,11 +795,23 @@ def recover_journal(path: Path | str, dest: Path | str | None = None) -> Path:
             dest = path.with_name(f"{stem}.recovered{'' if k == 1 else f'-{k}'}.csv")
             k += 1
     dest = Path(dest)
+    study_journal, study = extension_journal_for(path), None
+    if study_journal.is_file():  # the session's markers and baseline choice: recovered with its rows
+        from app.study import Study, StudyError  # lazy: app.study builds on this module
+        try:
+            study = Study.from_journal(study_journal)
+            study.prepare(lambda: rows)
+        except StudyError as e:
+            log.warning("%s (the rows are recovered without it)", e)
+            study = None
     try:
-        _atomic_write(dest, lambda f: _write_csv(f, rows))
+        _atomic_write(dest, lambda f: _write_csv(f, rows, study))
+        if study is not None:
+            study.write_sidecars(dest, lambda: rows)
     except OSError as e:
         raise ExportError(f"cannot write {dest}: {_os_reason(e)} (the journal {path} is kept)") from None
     path.unlink()
+    study_journal.unlink(missing_ok=True)
     return dest
 
 
