@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frames in the FAN window (default: the card's)")
     p.add_argument("--max-faces", type=_int_in(*MAX_FACES_RANGE), default=4,
                    help=f"faces tracked at once, {MAX_FACES_RANGE[0]}-{MAX_FACES_RANGE[1]} (default 4)")
+    p.add_argument("--all-frames", action="store_true",
+                   help="exports: also a row for each frame without a face (face_id empty, face_found 0), a uniform "
+                        "time base as in OpenFace's convention")
     p.add_argument("--repeat", type=_int_in(*REPEAT_RANGE), default=1,
                    help="headless: replay the file N times as one session (frame indices and times go on), "
                         "printing the process's memory after each pass: a soak test")
@@ -210,7 +213,7 @@ def run_headless(args) -> int:
         print(f"error: {', '.join(study_options)} write files beside the export: give --export", file=sys.stderr)
         return EXIT_USAGE
     config = PipelineConfig(weights=args.weights, device=args.device, attention=args.attention,
-                            window_length=args.window, max_faces=args.max_faces)
+                            window_length=args.window, max_faces=args.max_faces, all_frames=args.all_frames)
     many = args.video.is_dir()
     # A folder goes through app/parallel.py (workers, Ray, resume); LSL streams from this process, so not there.
     spread = (many or args.workers > 1 or args.ray is not None) and not args.lsl and args.repeat == 1

@@ -3,7 +3,9 @@
     python -m app.bench --video ../shared/data/videos/single_face.mp4 [--device cpu|cuda|auto] [--repeat 3]
 
 Stages (median ms per frame): decode, detect+align (MediaPipe face mesh, tracker, similarity warp), embed (ResNet18,
-all faces of a frame in one batch), head (FAN over the window), export (recorder append). End-to-end fps is frames
+all faces of a frame in one batch), head (FAN over the window), signals (per face: the blendshape network on the
+mesh landmarks, head pose by PnP, sharpness and the reliability score; 'signals per face' divides by the faces),
+export (recorder append). End-to-end fps is frames
 divided by the wall time of the sequential loop (decode + process + export), the same loop the headless replay
 runs except that the replay also decodes ahead on a second thread ('whole replay fps' times main.py --no-window's
 path from start, model loading included, so it is lower on short clips). Decode-only fps on
@@ -63,7 +65,8 @@ def run_once(video: Path, pipeline, export_dir: Path) -> dict:
     from app.session import SessionRecorder
 
     pipeline.reset()
-    stages = {k: [] for k in ("decode", "detect_align", "embed", "head", "export")}
+    stages = {k: [] for k in ("decode", "detect_align", "embed", "head", "signals", "export")}
+    per_face = []  # signals ms / faces, frames with a face
     faces = []
     with open_source(video) as src, SessionRecorder([export_dir / "bench.csv"],
                                                     session_metadata(str(video), pipeline)) as rec:
@@ -76,18 +79,21 @@ def run_once(video: Path, pipeline, export_dir: Path) -> dict:
                 break
             result = pipeline.process(frame)
             t2 = time.perf_counter()
-            rec.add_many(result.rows())
+            rec.add_result(result)
             t3 = time.perf_counter()
             stages["decode"].append((t1 - t0) * 1e3)
             stages["export"].append((t3 - t2) * 1e3)
-            for k in ("detect_align", "embed", "head"):
+            for k in ("detect_align", "embed", "head", "signals"):
                 stages[k].append(result.timings.get(k, 0.0))
+            if result.signals:
+                per_face.append(result.timings.get("signals", 0.0) / len(result.signals))
             faces.append(len(result.faces))
         wall = time.perf_counter() - t_start
     n = len(faces)
     return {"frames": n, "wall_s": wall, "fps": n / wall if wall else 0.0,
             "median_ms": {k: statistics.median(v) if v else 0.0 for k, v in stages.items()},
-            "faces_per_frame": sum(faces) / n if n else 0.0}
+            "faces_per_frame": sum(faces) / n if n else 0.0,
+            "signals_per_face_ms": statistics.median(per_face) if per_face else 0.0}
 
 
 def replay_fps(video: Path, config) -> float:
@@ -132,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
               "median_ms": {k: round(v, 3) for k, v in best["median_ms"].items()},
               "end_to_end_fps": round(best["fps"], 1), "replay_fps": round(replay, 1),
               "decode_only_fps": round(n_dec / t_dec, 1), "faces_per_frame": round(best["faces_per_frame"], 2),
+              "signals_per_face_ms": round(best["signals_per_face_ms"], 3),
               "passes_fps": [round(r["fps"], 1) for r in runs]}
     hw = result["hardware"]
     print(f"FAN Live benchmark: {args.video.name}, {result['frames']} frames, model {card.name} ({result['input']}, "
@@ -141,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'stage':<16}{'median ms':>10}")
     for k, v in result["median_ms"].items():
         print(f"{k.replace('_', '+'):<16}{v:>10.2f}")
+    print(f"signals per face: {result['signals_per_face_ms']:.2f} ms (blendshapes + pose + reliability)")
     print(f"end-to-end fps (sequential): {result['end_to_end_fps']:.1f}   replay fps (decode ahead): "
           f"{result['replay_fps']:.1f}   decode-only fps: {result['decode_only_fps']:.1f}   "
           f"faces/frame: {result['faces_per_frame']:.2f}")

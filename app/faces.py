@@ -22,17 +22,21 @@ _MOUTH_LEFT, _MOUTH_RIGHT = 61, 291
 @dataclass
 class Face:
     """One face in one frame. box is (x0, y0, x1, y1) in frame pixels; landmarks5 is (5, 2) float32 in the
-    template's order; crop is the aligned uint8 crop once app.preprocess has made it; track_id is set by the
-    tracker (-1 until then)."""
+    template's order; mesh is the full face mesh (478, 2) float32 in pixels (468 points + 10 iris points; None
+    when the face did not come from the mesh); crop is the aligned uint8 crop once app.preprocess has made it;
+    track_id is set by the tracker (-1 until then)."""
 
     box: np.ndarray
     landmarks5: np.ndarray
     track_id: int = -1
     crop: np.ndarray | None = field(default=None, repr=False)
+    mesh: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self):
         self.box = np.asarray(self.box, np.float32).reshape(4)
         self.landmarks5 = np.asarray(self.landmarks5, np.float32).reshape(5, 2)
+        if self.mesh is not None:
+            self.mesh = np.asarray(self.mesh, np.float32).reshape(-1, 2)
 
     @property
     def size(self) -> float:
@@ -82,6 +86,9 @@ class DetectorConfig:
     min_face_px: float = 12.0
     # Video mode lets MediaPipe track landmarks between frames (faster, steadier); still mode detects every call.
     video: bool = True
+    # The 10 iris points (468-477) the blendshape network reads; they cost MediaPipe's iris refinement (measured in
+    # docs/results.md, "Blendshapes, head pose and reliability").
+    refine_landmarks: bool = True
 
 
 class FaceMeshDetector:
@@ -92,7 +99,7 @@ class FaceMeshDetector:
 
         self.config = config
         self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=not config.video, max_num_faces=config.max_faces, refine_landmarks=False,
+            static_image_mode=not config.video, max_num_faces=config.max_faces, refine_landmarks=config.refine_landmarks,
             min_detection_confidence=config.min_detection_confidence,
             min_tracking_confidence=config.min_tracking_confidence)
 
@@ -103,10 +110,10 @@ class FaceMeshDetector:
         result = self._mesh.process(rgb)
         faces = []
         for lm in result.multi_face_landmarks or ():
-            pts = np.array([(p.x * w, p.y * h) for p in lm.landmark], np.float32)  # (468, 2) pixels
-            x0, y0 = pts.min(0)
-            x1, y1 = pts.max(0)
-            face = Face(box=np.array([x0, y0, x1, y1]), landmarks5=landmarks5_from_mesh(pts))
+            pts = np.array([(p.x * w, p.y * h) for p in lm.landmark], np.float32)  # (468 or 478, 2) pixels
+            x0, y0 = pts[:468].min(0)
+            x1, y1 = pts[:468].max(0)
+            face = Face(box=np.array([x0, y0, x1, y1]), landmarks5=landmarks5_from_mesh(pts), mesh=pts)
             if face.size >= self.config.min_face_px:
                 faces.append(face)
         return suppress_duplicates(faces)

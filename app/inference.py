@@ -302,6 +302,15 @@ class Prediction:
             raise ValueError(f"{len(self.crops)} crops for a window of {t} frames")
 
 
+@dataclass(frozen=True)
+class RecognizerStep:
+    """What one `Recognizer.step` computed: one prediction per face (in the faces' order) and its timings in ms
+    (embed: the batched embedder run; head: the FAN heads)."""
+
+    predictions: list[Prediction]
+    timings: dict[str, float]
+
+
 class Recognizer:
     """Per-stream recognition state: embed each frame's faces in one batch, keep a window per track, run the FAN
     head per track every `stride` frames of that track (the last prediction is reused in between)."""
@@ -321,7 +330,6 @@ class Recognizer:
         self.windows: dict[int, FeatureWindow] = {}
         self._last: dict[int, Prediction] = {}
         self._pushed: dict[int, int] = {}  # frames pushed to a track's window since its head last ran
-        self.timings: dict[str, float] = {"embed": 0.0, "head": 0.0}
 
     @property
     def providers(self) -> list[str]:
@@ -333,8 +341,9 @@ class Recognizer:
         """Why CUDA is not used although it was listed (None when it is, or when the CPU was asked for)."""
         return self.embedder.fallback_reason
 
-    def step(self, frame_index: int, faces: Sequence) -> list[Prediction]:
-        """This frame's faces (app.faces.Face with .crop and .track_id set) -> one prediction per face, in order."""
+    def step(self, frame_index: int, faces: Sequence) -> RecognizerStep:
+        """This frame's faces (app.faces.Face with .crop and .track_id set) -> one prediction per face, in order,
+        with the step's timings."""
         ids = [int(f.track_id) for f in faces]
         if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
             raise ValueError(f"every face needs its own track id >= 0, got {ids}")
@@ -355,8 +364,7 @@ class Recognizer:
                 self._pushed[tid] = 0
             out.append(self._last[tid])
         t2 = time.perf_counter()
-        self.timings = {"embed": (t1 - t0) * 1e3, "head": (t2 - t1) * 1e3}
-        return out
+        return RecognizerStep(out, {"embed": (t1 - t0) * 1e3, "head": (t2 - t1) * 1e3})
 
     def _predict(self, track_id: int, window: FeatureWindow) -> Prediction:
         probs, alpha, weight = self.head.run(window.features())
@@ -375,7 +383,6 @@ class Recognizer:
         self.windows.clear()
         self._last.clear()
         self._pushed.clear()
-        self.timings = {"embed": 0.0, "head": 0.0}
 
 
 def find_default_model(weights_dir: str | Path | None = None) -> Path:

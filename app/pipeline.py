@@ -1,7 +1,9 @@
-"""One frame through the whole recognition path: detect -> track -> align -> embed -> FAN head.
+"""One frame through the whole recognition path: detect -> track -> align -> embed -> FAN head -> signals.
 
 `Pipeline.process(frame)` is the plain, synchronous core that the headless CLI, the benchmark and the Qt workers
-all call; it owns no thread. Timings of each stage travel with the result so every front end can show them.
+all call; it owns no thread. Timings of each stage travel with the result so every front end can show them. Each
+face with a prediction also gets its signals (app.signals: 52 blendshapes, head pose, reliability). Turning a result
+into export rows is the recorder's job (app.session.SessionRecorder.add_result), not the result's.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from app.card import ModelCard
 from app.faces import DetectorConfig, Face, FaceMeshDetector
 from app.inference import Prediction, Recognizer, find_default_model
 from app.preprocess import align_face
-from app.session import TimelineRow
+from app.signals import FaceSignals, SignalExtractor
 from app.tracking import FaceTracker
 
 
@@ -29,6 +31,9 @@ class PipelineConfig:
     min_detection_confidence: float = 0.5
     min_face_px: float = 12.0            # inter-ocular pixels below which a face is too small to read
     max_missed: int = 5                  # frames a track survives without a detection
+    # Exports (not the engine): a row for each frame without a face too (--all-frames). It rides in the config so
+    # every front end that builds a recorder for a run (replay, parallel workers) sees the run's choice.
+    all_frames: bool = False
     threads: int | None = None           # ONNX Runtime intra-op threads of the embedder; None = min(2, cores)
 
 
@@ -38,26 +43,15 @@ class FrameResult:
     faces: list[Face]                                   # this frame's faces, with track ids and aligned crops
     predictions: dict[int, Prediction]                  # track id -> prediction for this frame
     ended: list[int] = field(default_factory=list)      # tracks that ended on this frame
-    timings: dict[str, float] = field(default_factory=dict)  # ms: detect_align, embed, head, total
-
-    def rows(self) -> list[TimelineRow]:
-        """One timeline row per face that has a prediction on this frame (raw outputs, newest frame's attention)."""
-        out = []
-        for face in self.faces:
-            p = self.predictions.get(face.track_id)
-            if p is None:
-                continue
-            out.append(TimelineRow(
-                time_s=float(self.frame.time_s), frame_index=int(self.frame.index), face_id=int(face.track_id),
-                box=tuple(round(float(v), 1) for v in face.box), label=p.label, confidence=float(p.confidence),
-                probs=tuple(float(v) for v in p.probs), alpha=float(p.alpha[-1]), weight=float(p.weight[-1])))
-        return out
+    timings: dict[str, float] = field(default_factory=dict)  # ms: detect_align, embed, head, signals, total
+    signals: dict[int, FaceSignals] = field(default_factory=dict)  # track id -> blendshapes, pose, reliability
 
 
 class Pipeline:
     """Detector + tracker + recogniser for one stream. Not thread-safe: one per worker thread."""
 
-    def __init__(self, config: PipelineConfig = PipelineConfig(), video: bool = True):
+    def __init__(self, config: PipelineConfig = PipelineConfig(), video: bool = True,
+                 signals: SignalExtractor | None = None):
         self.config = config
         weights = Path(config.weights) if config.weights else find_default_model()
         self.recognizer = Recognizer(weights, device=config.device, attention=config.attention,
@@ -66,6 +60,7 @@ class Pipeline:
         self._video = video
         self.detector = self._make_detector()
         self.tracker = FaceTracker(max_missed=config.max_missed)
+        self.signals = signals or SignalExtractor()
 
     def _make_detector(self) -> FaceMeshDetector:
         c = self.config
@@ -82,22 +77,32 @@ class Pipeline:
 
     def process(self, frame: Frame) -> FrameResult:
         t0 = time.perf_counter()
-        faces = self.tracker.update(self.detector.detect(frame.image))
+        tracked = self.tracker.update(self.detector.detect(frame.image))
+        faces, ended = tracked.faces, tracked.ended
         pre = self.card.preprocess
         for face in faces:
             face.crop = align_face(frame.image, face.landmarks5, pre)
         t1 = time.perf_counter()
-        ended = list(self.tracker.ended_ids)
         if ended:
             self.recognizer.drop(ended)
         if faces:
-            preds = {p.track_id: p for p in self.recognizer.step(frame.index, faces)}
-            model_ms = self.recognizer.timings  # {"embed": ms, "head": ms} of this step
-        else:  # nothing to embed: the recogniser is not called, so its timings would be a previous frame's
+            step = self.recognizer.step(frame.index, faces)
+            preds = {p.track_id: p for p in step.predictions}
+            model_ms = step.timings  # {"embed": ms, "head": ms}
+        else:  # nothing to embed
             preds, model_ms = {}, {"embed": 0.0, "head": 0.0}
         t2 = time.perf_counter()
-        timings = {"detect_align": (t1 - t0) * 1e3, **model_ms, "total": (t2 - t0) * 1e3}
-        return FrameResult(frame=frame, faces=faces, predictions=preds, ended=ended, timings=timings)
+        signals = {}
+        shape = frame.image.shape[:2]
+        for face in faces:
+            pred = preds.get(face.track_id)
+            if pred is not None and face.mesh is not None:
+                signals[face.track_id] = self.signals.finish(self.signals.measure(face, shape), pred)
+        t3 = time.perf_counter()
+        timings = {"detect_align": (t1 - t0) * 1e3, **model_ms, "signals": (t3 - t2) * 1e3,
+                   "total": (t3 - t0) * 1e3}
+        return FrameResult(frame=frame, faces=faces, predictions=preds, ended=ended, timings=timings,
+                           signals=signals)
 
     def reset(self) -> None:
         """Forget all tracks and windows (after a seek or a new source); MediaPipe's own tracking state too."""

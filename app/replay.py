@@ -81,7 +81,8 @@ def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: 
     pipeline.tracker.reset(restart_ids=True)  # each file is its own timeline: face ids from 1, as in the window
     with source:
         study_session = Study(study, markers) if study is not None else None
-        recorder = SessionRecorder(exports, session_metadata(str(video), pipeline), extension=study_session)
+        recorder = SessionRecorder(exports, session_metadata(str(video), pipeline), extension=study_session,
+                                   all_frames=pipeline.config.all_frames)
         to_stream = sorted(markers, key=lambda m: m.time_s) if lsl is not None else []
         frames = 0
         passes = 0
@@ -90,9 +91,9 @@ def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: 
                        leave=False, dynamic_ncols=True)
             with PrefetchReader(source) as reader, bar:
                 for frame in reader:
-                    rows = pipeline.process(frame).rows()
+                    result = pipeline.process(frame)
                     try:
-                        recorder.add_many(rows)
+                        rows = recorder.add_result(result)
                     except ExportError:
                         break  # the journal failed (disk full): close() below writes what it can and says so
                     if lsl is not None:

@@ -43,22 +43,27 @@ try:  # POSIX: the recording process holds an advisory lock on its journal; the 
 except ImportError:  # Windows: journals fall back to the age rule (see journal_in_use)
     fcntl = None
 
+from app.blendshape_names import BLENDSHAPE_NAMES
 from app.emotions import EMOTION_COLORS, EMOTIONS
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "fan-live-session"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: face_found, reliability, yaw/pitch/roll, bs_* (version 1 files and journals still read)
 EXPORT_SUFFIXES = (".csv", ".json")
 JOURNAL_SUFFIX = ".partial.csv"
 EXTENSION_JOURNAL_SUFFIX = ".study.jsonl"  # beside a rows journal: markers and baseline choice (app/study.py)
 NO_FACE_MESSAGE = "no face found"
 FSYNC_INTERVAL_S = 1.0
 
-CSV_COLUMNS: tuple[str, ...] = (
+V1_COLUMNS: tuple[str, ...] = (
     "time_s", "frame_index", "face_id", "x0", "y0", "x1", "y1", "label", "confidence",
     *(f"p_{name}" for name in EMOTIONS), "alpha", "weight",
 )
+BLENDSHAPE_COLUMNS: tuple[str, ...] = tuple(f"bs_{name}" for name in BLENDSHAPE_NAMES)
+SIGNAL_COLUMNS: tuple[str, ...] = ("face_found", "reliability", "yaw", "pitch", "roll", *BLENDSHAPE_COLUMNS)
+CSV_COLUMNS: tuple[str, ...] = (*V1_COLUMNS, *SIGNAL_COLUMNS)  # a version 1 file has V1_COLUMNS only
+RELIABLE = 0.5  # a row counts towards a face's coverage when its reliability is at least this
 
 # Leftover journals: out.csv.partial.csv, and out.csv.partial-2.csv once an older one had to be moved aside.
 _JOURNAL_RE = re.compile(r"\.partial(?:-\d+)?\.csv$")
@@ -95,9 +100,19 @@ def _finite(name: str, value: float) -> float:
     return v
 
 
+def _optional(name: str, value) -> float | None:
+    """None for a missing value (a version 1 file, an empty CSV cell, a pose that could not be solved)."""
+    if value is None or value == "":
+        return None
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
 @dataclass(frozen=True, slots=True)
 class TimelineRow:
-    """One face on one processed frame: the head's output for the window ending at this frame."""
+    """One face on one processed frame: the head's output for the window ending at this frame, and the face's
+    signals. With --all-frames a frame without a face is a row too: face_found False, face_id None, and every
+    face field empty (box (), label "", probs (), confidence/alpha/weight NaN); `TimelineRow.no_face` makes one."""
     time_s: float                                   # seconds from the start of the source (video position / capture)
     frame_index: int                                # index of the frame in the source, from 0
     face_id: int                                    # tracker id, stable while the face stays tracked
@@ -107,10 +122,43 @@ class TimelineRow:
     probs: tuple[float, ...]                        # (7,) in EMOTIONS order, sums to 1
     alpha: float                                    # self-attention alpha of the newest frame in the window, (0, 1)
     weight: float                                   # normalised final weight (alpha, or alpha*beta) of the newest frame
+    face_found: bool = True                         # False: a frame without a face (--all-frames)
+    reliability: float | None = None                # [0, 1], app.reliability; None in version 1 files
+    yaw: float | None = None                        # degrees, app.pose's signs; None: unknown
+    pitch: float | None = None
+    roll: float | None = None
+    blendshapes: tuple[float, ...] | None = None    # (52,) in BLENDSHAPE_NAMES order, [0, 1]; None: unknown
+
+    @classmethod
+    def no_face(cls, time_s: float, frame_index: int) -> TimelineRow:
+        nan = float("nan")
+        return cls(time_s=time_s, frame_index=frame_index, face_id=None, box=(), label="", confidence=nan, probs=(),
+                   alpha=nan, weight=nan, face_found=False)
 
     def __post_init__(self) -> None:
         # Coerce numpy scalars/lists to plain Python so the exports and == comparisons are exact and JSON-able.
         set_ = object.__setattr__
+        set_(self, "face_found", bool(self.face_found))
+        rel = _optional("reliability", self.reliability)
+        if rel is not None and not 0.0 <= rel <= 1.0:
+            raise ValueError(f"TimelineRow.reliability must be in [0, 1], got {rel}")
+        set_(self, "reliability", rel)
+        for k in ("yaw", "pitch", "roll"):
+            set_(self, k, _optional(k, getattr(self, k)))
+        if self.blendshapes is not None:
+            bs = tuple(_finite("blendshapes", v) for v in self.blendshapes)
+            if len(bs) != len(BLENDSHAPE_NAMES):
+                raise ValueError(f"TimelineRow.blendshapes must have {len(BLENDSHAPE_NAMES)} values, got {len(bs)}")
+            set_(self, "blendshapes", bs)
+        if not self.face_found:
+            nan = float("nan")
+            set_(self, "time_s", _finite("time_s", self.time_s))
+            set_(self, "frame_index", int(self.frame_index))
+            for k, v in (("face_id", None), ("box", ()), ("label", ""), ("confidence", nan), ("probs", ()),
+                         ("alpha", nan), ("weight", nan), ("reliability", None), ("yaw", None), ("pitch", None),
+                         ("roll", None), ("blendshapes", None)):
+                set_(self, k, v)
+            return
         box = tuple(_finite("box", v) for v in self.box)
         if len(box) != 4:
             raise ValueError(f"TimelineRow.box must be (x0, y0, x1, y1), got {len(box)} values")
@@ -131,26 +179,74 @@ class TimelineRow:
         set_(self, "weight", _finite("weight", self.weight))
 
     def csv_values(self) -> list:
+        """The row under CSV_COLUMNS; unknown and face-less values are empty cells."""
+        def cell(v):
+            return "" if v is None else v
+        if not self.face_found:
+            return [self.time_s, self.frame_index, *[""] * (len(V1_COLUMNS) - 2), 0,
+                    *[""] * (len(SIGNAL_COLUMNS) - 1)]
+        bs = self.blendshapes if self.blendshapes is not None else ("",) * len(BLENDSHAPE_NAMES)
         return [self.time_s, self.frame_index, self.face_id, *self.box, self.label, self.confidence, *self.probs,
-                self.alpha, self.weight]
+                self.alpha, self.weight, 1, cell(self.reliability), cell(self.yaw), cell(self.pitch), cell(self.roll),
+                *bs]
 
     def to_json(self) -> dict:
+        if not self.face_found:
+            return {"time_s": self.time_s, "frame_index": self.frame_index, "face_found": False}
         return {"time_s": self.time_s, "frame_index": self.frame_index, "face_id": self.face_id, "box": list(self.box),
                 "label": self.label, "confidence": self.confidence, "probs": list(self.probs), "alpha": self.alpha,
-                "weight": self.weight}
+                "weight": self.weight, "face_found": True, "reliability": self.reliability, "yaw": self.yaw,
+                "pitch": self.pitch, "roll": self.roll,
+                "blendshapes": list(self.blendshapes) if self.blendshapes is not None else None}
 
     @classmethod
     def from_csv(cls, rec: dict[str, str]) -> TimelineRow:
+        """A row of a version 2 or version 1 CSV (whose signal columns are absent: None)."""
+        if rec.get("face_found", "1") in ("0", "False", "false"):
+            return cls.no_face(float(rec["time_s"]), int(rec["frame_index"]))
+        bs = None
+        if rec.get(BLENDSHAPE_COLUMNS[0], "") != "":
+            bs = tuple(float(rec[c]) for c in BLENDSHAPE_COLUMNS)
         return cls(time_s=float(rec["time_s"]), frame_index=int(rec["frame_index"]), face_id=int(rec["face_id"]),
                    box=tuple(float(rec[k]) for k in ("x0", "y0", "x1", "y1")), label=rec["label"],
                    confidence=float(rec["confidence"]), probs=tuple(float(rec[f"p_{n}"]) for n in EMOTIONS),
-                   alpha=float(rec["alpha"]), weight=float(rec["weight"]))
+                   alpha=float(rec["alpha"]), weight=float(rec["weight"]), reliability=rec.get("reliability"),
+                   yaw=rec.get("yaw"), pitch=rec.get("pitch"), roll=rec.get("roll"), blendshapes=bs)
 
     @classmethod
     def from_json(cls, rec: dict) -> TimelineRow:
+        """A row of a version 2 or version 1 JSON export."""
+        if rec.get("face_found", True) is False:
+            return cls.no_face(rec["time_s"], rec["frame_index"])
+        bs = rec.get("blendshapes")
         return cls(time_s=rec["time_s"], frame_index=rec["frame_index"], face_id=rec["face_id"], box=tuple(rec["box"]),
                    label=rec["label"], confidence=rec["confidence"], probs=tuple(rec["probs"]), alpha=rec["alpha"],
-                   weight=rec["weight"])
+                   weight=rec["weight"], reliability=rec.get("reliability"), yaw=rec.get("yaw"),
+                   pitch=rec.get("pitch"), roll=rec.get("roll"), blendshapes=tuple(bs) if bs is not None else None)
+
+
+def rows_from_result(result, all_frames: bool = False) -> list[TimelineRow]:
+    """One row per face with a prediction on an app.pipeline.FrameResult (raw outputs, the newest frame's attention,
+    the face's signals); with all_frames, a frame without one gives a face_found=False row (a uniform time base)."""
+    out = []
+    signals = getattr(result, "signals", None) or {}
+    for face in result.faces:
+        p = result.predictions.get(face.track_id)
+        if p is None:
+            continue
+        s = signals.get(face.track_id)
+        out.append(TimelineRow(
+            time_s=float(result.frame.time_s), frame_index=int(result.frame.index), face_id=int(face.track_id),
+            box=tuple(round(float(v), 1) for v in face.box), label=p.label, confidence=float(p.confidence),
+            probs=tuple(float(v) for v in p.probs), alpha=float(p.alpha[-1]), weight=float(p.weight[-1]),
+            reliability=None if s is None else round(float(s.reliability), 4),
+            yaw=None if s is None else round(float(s.yaw), 2), pitch=None if s is None else round(float(s.pitch), 2),
+            roll=None if s is None else round(float(s.roll), 2),
+            blendshapes=None if s is None or not all(math.isfinite(float(v)) for v in s.blendshapes)
+            else tuple(round(float(v), 4) for v in s.blendshapes)))
+    if not out and all_frames:
+        out.append(TimelineRow.no_face(float(result.frame.time_s), int(result.frame.index)))
+    return out
 
 
 @dataclass
@@ -350,21 +446,25 @@ def _write_json(f: IO, metadata: dict, rows: Iterable[TimelineRow],
     def dump(v: Any) -> str:
         return json.dumps(v, allow_nan=False, ensure_ascii=False)
 
-    head = {"schema": SCHEMA, "version": SCHEMA_VERSION, "metadata": metadata, "labels": list(EMOTIONS)}
+    head = {"schema": SCHEMA, "version": SCHEMA_VERSION, "metadata": metadata, "labels": list(EMOTIONS),
+            "blendshapes": list(BLENDSHAPE_NAMES)}
     f.write("{\n")
     f.writelines(f"  {dump(key)}: {dump(value)},\n" for key, value in head.items())
     f.write('  "rows": [')
     stats: dict[int, _FaceStats] = {}
+    frames = _FrameCounter()
     sep = ""
     for r in rows:
         f.write(f"{sep}\n    {dump(r.to_json())}")
         sep = ","
-        stats.setdefault(r.face_id, _FaceStats()).add(r)
+        frames.add(r.frame_index)
+        if r.face_found:
+            stats.setdefault(r.face_id, _FaceStats()).add(r)
     f.write("\n  ],\n")
     # JSON object keys are strings: face ids become "1", "2", ...
     extra = extension.json_fields() if extension is not None else {}  # the study's "events" and "study"
     f.writelines(f"  {dump(key)}: {dump(value)},\n" for key, value in extra.items())
-    f.write(f'  "summary": {dump(_json_summary(_summarise(stats)))}\n}}\n')
+    f.write(f'  "summary": {dump(_json_summary(_summarise(stats, frames.n)))}\n}}\n')
 
 
 def _json_summary(summary: dict) -> dict:
@@ -427,7 +527,7 @@ def _iter_csv_rows(path: Path, tolerate_torn_tail: bool, size: int | None = None
             if tolerate_torn_tail:
                 return
             raise ExportError(f"{path} is empty (expected a FAN Live timeline CSV)")
-        missing = [c for c in CSV_COLUMNS if c not in header]
+        missing = [c for c in V1_COLUMNS if c not in header]  # version 1 files lack the signal columns
         if missing:
             raise ExportError(f"{path} is not a FAN Live timeline CSV (missing columns: {', '.join(missing)})")
         for lineno, values in enumerate(reader, start=2):
@@ -444,50 +544,89 @@ def _read_csv_rows(path: Path, tolerate_torn_tail: bool) -> list[TimelineRow]:
 # ----------------------------------------------------------------------------------------------------------- summary
 
 class _FaceStats:
-    """Running totals for one face, so summary() costs O(faces), not O(rows), during a long live session."""
-    __slots__ = ("counts", "first", "last", "n", "prob_sums")
+    """Running totals for one face, so summary() costs O(faces), not O(rows), during a long live session.
+
+    Each row weighs its reliability (1 for a row without one, as in version 1 files): shares and mean probabilities
+    are reliability-weighted, so a blurred, turned or tiny face counts less than a clear one. `reliable` counts the
+    rows with reliability >= RELIABLE, for the face's coverage of the session."""
+    __slots__ = ("counts", "first", "last", "n", "prob_raw", "prob_sums", "reliable", "rel_sum", "weights")
 
     def __init__(self) -> None:
         self.n = 0
         self.first = math.inf
         self.last = -math.inf
         self.counts = [0] * len(EMOTIONS)
-        self.prob_sums = [0.0] * len(EMOTIONS)
+        self.weights = [0.0] * len(EMOTIONS)    # reliability-weighted counts
+        self.prob_sums = [0.0] * len(EMOTIONS)  # reliability-weighted
+        self.prob_raw = [0.0] * len(EMOTIONS)
+        self.reliable = 0
+        self.rel_sum = 0.0
 
     def add(self, row: TimelineRow) -> None:
+        w = 1.0 if row.reliability is None else row.reliability
         self.n += 1
         self.first = min(self.first, row.time_s)
         self.last = max(self.last, row.time_s)
-        self.counts[EMOTIONS.index(row.label)] += 1
+        k = EMOTIONS.index(row.label)
+        self.counts[k] += 1
+        self.weights[k] += w
         for i, p in enumerate(row.probs):
-            self.prob_sums[i] += p
+            self.prob_sums[i] += w * p
+            self.prob_raw[i] += p
+        self.rel_sum += w
+        self.reliable += w >= RELIABLE
 
-    def to_dict(self) -> dict:
-        # Ties on the count go to the class with the higher mean probability, then to EMOTIONS order.
-        dominant = max(range(len(EMOTIONS)), key=lambda i: (self.counts[i], self.prob_sums[i], -i))
+    def to_dict(self, n_frames: int = 0) -> dict:
+        total = sum(self.weights)
+        if total > 0:
+            weights, probs = self.weights, self.prob_sums
+        else:  # every row has reliability 0: plain counts rather than a division by zero
+            weights, probs, total = [float(c) for c in self.counts], self.prob_raw, float(self.n)
+        # Ties on the weighted count go to the class with the higher mean probability, then to EMOTIONS order.
+        dominant = max(range(len(EMOTIONS)), key=lambda i: (weights[i], probs[i], -i))
         return {
             "n_rows": self.n, "first_time_s": self.first, "last_time_s": self.last,
             "duration_s": self.last - self.first, "dominant": EMOTIONS[dominant],
-            "shares": {name: c / self.n for name, c in zip(EMOTIONS, self.counts)},
-            "mean_probs": {name: s / self.n for name, s in zip(EMOTIONS, self.prob_sums)},
+            "shares": {name: c / total for name, c in zip(EMOTIONS, weights)},
+            "mean_probs": {name: s / total for name, s in zip(EMOTIONS, probs)},
+            "mean_reliability": self.rel_sum / self.n,
+            "coverage": self.reliable / n_frames if n_frames else None,
         }
 
 
-def _summarise(stats: dict[int, _FaceStats]) -> dict:
+class _FrameCounter:
+    """Counts a session's frames from its rows in order (a frame's rows are consecutive), in constant memory."""
+    __slots__ = ("last", "n")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.last: int | None = None
+
+    def add(self, frame_index: int) -> None:
+        if frame_index != self.last:
+            self.n += 1
+            self.last = frame_index
+
+
+def _summarise(stats: dict[int, _FaceStats], n_frames: int = 0) -> dict:
     n_rows = sum(s.n for s in stats.values())
-    out: dict[str, Any] = {"n_rows": n_rows, "n_faces": len(stats),
-                           "faces": {fid: stats[fid].to_dict() for fid in sorted(stats)}}
+    out: dict[str, Any] = {"n_rows": n_rows, "n_faces": len(stats), "n_frames": n_frames,
+                           "faces": {fid: stats[fid].to_dict(n_frames) for fid in sorted(stats)}}
     if n_rows == 0:
         out["message"] = NO_FACE_MESSAGE
     return out
 
 
 def summarize_rows(rows: Iterable[TimelineRow]) -> dict:
-    """The same summary SessionRecorder.summary() gives, for rows read back from a file."""
+    """The same summary SessionRecorder.summary() gives, for rows read back from a file. Its n_frames (coverage's
+    denominator) counts the frames the file has rows for: every frame with --all-frames, else those with a face."""
     stats: dict[int, _FaceStats] = {}
+    frames = _FrameCounter()
     for r in rows:
-        stats.setdefault(r.face_id, _FaceStats()).add(r)
-    return _summarise(stats)
+        frames.add(r.frame_index)
+        if r.face_found:
+            stats.setdefault(r.face_id, _FaceStats()).add(r)
+    return _summarise(stats, frames.n)
 
 
 def format_summary(summary: dict) -> str:
@@ -499,8 +638,10 @@ def format_summary(summary: dict) -> str:
     for fid, face in summary["faces"].items():
         top = sorted(face["shares"].items(), key=lambda kv: -kv[1])
         mix = ", ".join(f"{name} {share:.0%}" for name, share in top[:3] if share > 0)
+        cov = face.get("coverage")
+        cov = f", reliable on {cov:.0%} of the frames" if cov is not None else ""
         lines.append(f"  face {fid}: {face['first_time_s']:.2f}-{face['last_time_s']:.2f} s "
-                     f"({face['n_rows']} rows), mostly {face['dominant']} [{mix}]")
+                     f"({face['n_rows']} rows{cov}), mostly {face['dominant']} [{mix}]")
     return "\n".join(lines)
 
 
@@ -542,7 +683,7 @@ class SessionRecorder:
     """
 
     def __init__(self, export_paths: Iterable[Path | str], metadata: SessionMetadata,
-                 extension: RecorderExtension | None = None):
+                 extension: RecorderExtension | None = None, all_frames: bool = False):
         targets = check_export_targets(export_paths)
         for p in targets:
             clean_orphan_temp_files(p.parent, p.name)  # a run killed while it wrote this export's final file
@@ -551,6 +692,8 @@ class SessionRecorder:
         self._rows: list[TimelineRow] | None = [] if not targets else None  # memory-only recorders keep them here
         self._n_rows = 0
         self._stats: dict[int, _FaceStats] = {}
+        self._frames = _FrameCounter()         # frames seen (add_result counts frames without a face too)
+        self.all_frames = bool(all_frames)     # add_result writes a face_found=0 row for a frame without a face
         self._lock = threading.Lock()          # stats, counters, journal handle
         self._close_lock = threading.Lock()    # one close() at a time; held while the exports are written
         self._accepting = True
@@ -584,6 +727,17 @@ class SessionRecorder:
     def add(self, row: TimelineRow) -> None:
         self.add_many((row,))
 
+    def add_result(self, result) -> list[TimelineRow]:
+        """Record one processed frame (an app.pipeline.FrameResult): its rows (rows_from_result, with this
+        recorder's all_frames) go in as add_many's; the frame counts towards the session's frames either way.
+        Returns the rows recorded."""
+        rows = rows_from_result(result, self.all_frames)
+        self.add_many(rows)
+        if not rows:
+            with self._lock:
+                self._frames.add(int(result.frame.index))
+        return rows
+
     def add_many(self, rows: Iterable[TimelineRow]) -> None:
         """Record rows (typically one frame's faces). They are in the journal, handed to the OS, when this returns.
         A journal that cannot be written (disk full) raises ExportError; the recorder then takes no more rows, and
@@ -616,7 +770,9 @@ class SessionRecorder:
                 self._rows.extend(rows)
             self._n_rows += len(rows)
             for r in rows:
-                self._stats.setdefault(r.face_id, _FaceStats()).add(r)
+                self._frames.add(r.frame_index)
+                if r.face_found:
+                    self._stats.setdefault(r.face_id, _FaceStats()).add(r)
 
     def iter_rows(self) -> Iterator[TimelineRow]:
         """Every row recorded so far, streamed from the journal while recording (from the first export once the
@@ -656,7 +812,7 @@ class SessionRecorder:
 
     def summary(self) -> dict:
         with self._lock:
-            return _summarise(self._stats)
+            return _summarise(self._stats, self._frames.n)
 
     # -- finishing
 
@@ -832,7 +988,7 @@ def plot_timeline(rows: Iterable[TimelineRow], path_png: Path | str, face_id: in
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    rows = list(rows)
+    rows = [r for r in rows if r.face_found]
     if not rows:
         raise ValueError(f"nothing to plot: {NO_FACE_MESSAGE}")
     if face_id is None:

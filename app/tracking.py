@@ -1,11 +1,12 @@
-"""Stable ids for faces across frames: `FaceTracker.update(faces)` sets `face.track_id` on each detected face.
+"""Stable ids for faces across frames: `FaceTracker.update(faces) -> TrackUpdate(faces, ended)` sets `face.track_id`
+on each detected face and says which tracks ended on this frame.
 
 Matching is greedy, frame to frame: first by IoU between a track's box and a detection (best pairs first, at least
 `iou_threshold`); what is left is matched by centre distance measured in face sizes, which catches fast motion where
 the boxes no longer overlap. A track's box is also extrapolated with its recent velocity so a moving face is found
 where it should be now. A track survives up to `max_missed` consecutive frames without a match (a missed detection,
-a blink of occlusion), then ends; `ended_ids` lists the tracks that ended on the last update so the inference stage
-can drop their feature windows. Ids are ints from 1 and never reused by one tracker, not even after `reset()`, so a
+a blink of occlusion), then ends; the update returns the tracks that ended with it so the inference stage can drop
+their feature windows. Ids are ints from 1 and never reused by one tracker, not even after `reset()`, so a
 timeline never mixes two faces under one id.
 
 Pure python/numpy on `app.faces.Face` boxes: no detector, no thread.
@@ -17,6 +18,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.faces import Face
+
+
+@dataclass(frozen=True)
+class TrackUpdate:
+    """What one `FaceTracker.update` computed: this frame's faces (track ids set) and the ids that ended on it."""
+
+    faces: list[Face]
+    ended: list[int]
 
 
 @dataclass
@@ -83,7 +92,6 @@ class FaceTracker:
         self.max_centre_distance = float(max_centre_distance)
         self.max_size_ratio = float(max_size_ratio)
         self._tracks: list[Track] = []
-        self._ended: list[int] = []
         self._next_id = 1
 
     @property
@@ -96,22 +104,17 @@ class FaceTracker:
         """Ids of the live tracks, including those missing from the last frame but not ended yet."""
         return [t.id for t in self._tracks]
 
-    @property
-    def ended_ids(self) -> list[int]:
-        """Tracks that ended on the last update (missed more than max_missed frames in a row)."""
-        return list(self._ended)
-
     def reset(self, restart_ids: bool = False) -> None:
         """Forget every track (a seek, a new source). Ids keep counting up, so one timeline never reuses an id;
         `restart_ids` starts again from 1, for a new timeline (a new source: its own session, numbered as a
         headless replay of it would be)."""
         self._tracks = []
-        self._ended = []
         if restart_ids:
             self._next_id = 1
 
-    def update(self, faces: list[Face]) -> list[Face]:
-        """Match this frame's faces to the tracks; sets `face.track_id` on every face and returns the same list."""
+    def update(self, faces: list[Face]) -> TrackUpdate:
+        """Match this frame's faces to the tracks; sets `face.track_id` on every face. Returns the same list and
+        the tracks that ended on this frame (missed more than max_missed frames in a row), each reported once."""
         boxes = [np.asarray(f.box, np.float32) for f in faces]
         pairs = self._match(boxes)
         matched_tracks = set()
@@ -122,13 +125,13 @@ class FaceTracker:
             matched_tracks.add(ti)
         matched_dets = {di for _, di in pairs}
 
-        self._ended = []
+        ended = []
         kept = []
         for ti, track in enumerate(self._tracks):
             if ti not in matched_tracks:
                 track.missed += 1
                 if track.missed > self.max_missed:
-                    self._ended.append(track.id)
+                    ended.append(track.id)
                     continue
             kept.append(track)
         for di, face in enumerate(faces):
@@ -138,7 +141,7 @@ class FaceTracker:
                 face.track_id = track.id
                 kept.append(track)
         self._tracks = kept
-        return faces
+        return TrackUpdate(faces, ended)
 
     def _match(self, boxes: list[np.ndarray]) -> list[tuple[int, int]]:
         """Greedy (track index, detection index) pairs: IoU first, then centre distance for what is left."""

@@ -54,19 +54,31 @@ def test_wolfgang_one_face_id_and_a_row_per_frame(wolfgang):
     assert df["time_s"].is_monotonic_increasing
     probs = df[[c for c in df.columns if c.startswith("p_")]]
     assert probs.shape[1] == 7 and (probs.sum(1) - 1).abs().max() < 1e-3
-    assert doc["schema"] == "fan-live-session" and doc["version"] == 1
+    assert doc["schema"] == "fan-live-session" and doc["version"] == 2
+    # issue 15: every row has its signals, all finite, in range
+    signals = df[["reliability", "yaw", "pitch", "roll", *[c for c in df.columns if c.startswith("bs_")]]]
+    assert signals.shape[1] == 4 + 52 and signals.notna().all().all() and (df["face_found"] == 1).all()
+    assert df["reliability"].between(0, 1).all() and df[[c for c in df.columns if c.startswith("bs_")]].stack(
+    ).between(0, 1).all() and df[["yaw", "pitch", "roll"]].abs().max().max() < 90
     assert doc["metadata"]["providers"] == ["CPUExecutionProvider"]
     assert len(doc["rows"]) == len(df)
     assert "wrote" in proc.stdout
 
 
 def test_face_leaves_and_enters(videos, model, tmp_path):
-    leaves = run_cli("--video", videos / "face_noface.mov", "--export", tmp_path / "l.csv", weights=model)
+    leaves = run_cli("--video", videos / "face_noface.mov", "--export", tmp_path / "l.csv", "--all-frames",
+                     weights=model)
     enters = run_cli("--video", videos / "noface_face.mov", "--export", tmp_path / "e.csv", weights=model)
     assert leaves.returncode == 0 and enters.returncode == 0, leaves.stderr + enters.stderr
     n_leave = _frame_count(videos / "face_noface.mov")
     n_enter = _frame_count(videos / "noface_face.mov")
-    left = pd.read_csv(tmp_path / "l.csv")["frame_index"]
+    every = pd.read_csv(tmp_path / "l.csv")
+    assert every["frame_index"].tolist() == list(range(n_leave))  # --all-frames: one row per frame, face or not
+    empty = every[every["face_found"] == 0]
+    assert len(empty) > 20 and empty["face_id"].isna().all() and empty[["label", "p_happiness", "reliability",
+                                                                        "bs_jawOpen"]].isna().all().all()
+    assert every.loc[every["face_found"] == 1, ["reliability", "yaw", "bs_jawOpen"]].notna().all().all()
+    left = every.loc[every["face_found"] == 1, "frame_index"]
     entered = pd.read_csv(tmp_path / "e.csv")["frame_index"]
     assert left.min() < 5 and left.max() < n_leave - 20      # rows stop when the face leaves
     assert entered.min() > 20 and entered.max() >= n_enter - 3  # rows start when it enters

@@ -167,8 +167,68 @@ class AttentionStrip(QWidget):
         return super().event(e)
 
 
+class BlendshapeBars(QWidget):
+    """The face's strongest blendshapes (app.signals.FaceSignals.top_blendshapes) as thin bars with their scores,
+    drawn directly like ProbabilityBars."""
+
+    def __init__(self, rows: int = 5, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.rows = rows
+        self.items: list[tuple[str, float]] = []
+        self.setMinimumHeight(18 * rows)
+        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+        self.setToolTip("MediaPipe blendshapes, 0-1: approximate proxies of facial action units, e.g. mouthSmile "
+                        "~ AU12, cheekSquint ~ AU6, browDown ~ AU4 (docs/export-format.md)")
+
+    def sizeHint(self) -> QSize:
+        return QSize(280, 20 * self.rows)
+
+    def set_items(self, items: list[tuple[str, float]]) -> None:
+        self.items = list(items)[: self.rows]
+        self.update()
+
+    def paintEvent(self, event) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.Antialiasing, True)
+        fm = p.fontMetrics()
+        name_w = fm.horizontalAdvance("mouthStretchRight") + 10
+        val_w = fm.horizontalAdvance("0.00") + 8
+        row_h = self.height() / self.rows
+        if not self.items:
+            p.setPen(QColor(theme.MUTED))
+            p.drawText(self.rect(), Qt.AlignLeft | Qt.AlignVCenter, "-")
+        for i, (name, v) in enumerate(self.items):
+            y = i * row_h
+            p.setPen(QColor(theme.MUTED))
+            p.drawText(QRectF(0, y, name_w, row_h), Qt.AlignVCenter | Qt.AlignLeft, name)
+            track = QRectF(name_w, y + row_h * 0.3, self.width() - name_w - val_w, row_h * 0.4)
+            p.setPen(Qt.NoPen)
+            p.setBrush(QColor(theme.SURFACE))
+            p.drawRoundedRect(track, 2, 2)
+            p.setBrush(QColor(theme.ALPHA_BLUE))
+            p.drawRoundedRect(QRectF(track.x(), track.y(), max(2.0, track.width() * float(v)), track.height()), 2, 2)
+            p.setPen(QColor(theme.TEXT))
+            p.drawText(QRectF(self.width() - val_w, y, val_w, row_h), Qt.AlignVCenter | Qt.AlignRight, f"{v:.2f}")
+        p.end()
+
+
+def signals_text(signals) -> str:
+    """The panel's one-line readout of reliability and head pose (rich text), or "" without signals."""
+    if signals is None:
+        return ""
+    r = signals.reliability
+    color = theme.TEXT if r >= 0.5 else theme.WEIGHT_ORANGE
+    def deg(v: float) -> str:
+        return f"{v:+.0f}\u00b0" if v == v else "?"  # NaN: the pose could not be solved
+    return (f"<span style='color:{color}'>reliability <b>{r:.2f}</b></span> &nbsp; "
+            f"<span style='color:{theme.MUTED}'>yaw</span> {deg(signals.yaw)} "
+            f"<span style='color:{theme.MUTED}'>pitch</span> {deg(signals.pitch)} "
+            f"<span style='color:{theme.MUTED}'>roll</span> {deg(signals.roll)}")
+
+
 class FacePanel(QWidget):
-    """Header (face, label, confidence) and the probability bars of the selected face."""
+    """Header (face, label, confidence), the probability bars, then the face's signals: reliability and head pose
+    in one line, and its strongest blendshapes as bars."""
 
     def __init__(self, labels: Sequence[str], parent: QWidget | None = None):
         super().__init__(parent)
@@ -190,10 +250,26 @@ class FacePanel(QWidget):
         lay.addWidget(self.subtitle)
         lay.addSpacing(6)
         lay.addWidget(self.bars)
+        lay.addSpacing(8)
+        signals_caption = QLabel("RELIABILITY \u00b7 HEAD POSE \u00b7 TOP BLENDSHAPES")
+        signals_caption.setObjectName("sectionTitle")
+        lay.addWidget(signals_caption)
+        self.readout = QLabel("")
+        self.readout.setToolTip("reliability: how far to trust this frame's reading, 0-1 (face size, pose, "
+                                "sharpness, FAN's attention, confidence); yaw > 0 nose to the image's right, "
+                                "pitch > 0 nose up, roll > 0 clockwise")
+        lay.addWidget(self.readout)
+        self.blendshapes = BlendshapeBars()
+        lay.addWidget(self.blendshapes)
         lay.addStretch(1)
 
     def show_face(self, track_id: int | None, label: str | None, confidence: float, probs: np.ndarray | None,
-                  note: str = "") -> None:
+                  note: str = "", signals=None) -> None:
+        """`signals`: the face's newest app.signals.FaceSignals (None: not measured yet)."""
+        text = signals_text(signals)
+        if text != self.readout.text():  # setText re-lays out the panel: only when the line changes
+            self.readout.setText(text)
+        self.blendshapes.set_items(signals.top_blendshapes(self.blendshapes.rows) if signals is not None else [])
         if track_id is None:
             self._set_title("No face", "")
             self.subtitle.setText(note or "No face in view.")

@@ -635,7 +635,8 @@ class MainWindow(QMainWindow):
             smoothing = "smoothed" if self.live.smoothing else "raw"
             self.face_panel.show_face(track_id, d.label, d.confidence, d.probs,
                                       f"{picked} \u00b7 {smoothing} probabilities \u00b7 "
-                                      f"{len(pred.frame_indices)}/{window} frames in window")
+                                      f"{len(pred.frame_indices)}/{window} frames in window",
+                                      signals=self.live.last_signals.get(track_id))
             self.attention.set_cells(attention_cells(pred.alpha, pred.weight, pred.frame_indices, pred.crops), window)
         self.live.timeline_face = track_id
         self._update_timeline()
@@ -656,8 +657,9 @@ class MainWindow(QMainWindow):
             if self.timeline.points_shown:
                 self.timeline.clear_series()
             return
-        times, probs = self.live.history.series(track_id, self.timeline.span_s)
-        self.timeline.show_series(times, probs, self.live.history.latest_time)
+        times, probs, rel_times, reliability = self.live.series(track_id, self.timeline.span_s)
+        probs = self.markers.view_probs(track_id, probs)  # minus the face's baseline mean in the corrected view
+        self.timeline.show_series(times, probs, self.live.history.latest_time, rel_times, reliability)
 
     def _on_face_clicked(self, track_id: int) -> None:
         self.live.select(track_id)

@@ -98,17 +98,23 @@ class SessionLog:
         return recorder
 
     def add(self, rows: Iterable[TimelineRow]) -> None:
-        """Called for every processed frame (pipeline thread). A journal write failure stops the recording (the rows
-        so far stay in memory and in the journal) and re-raises the ExportError once."""
+        """Record rows (tests, tools). A journal write failure stops the recording (the rows so far stay in memory
+        and in the journal) and re-raises the ExportError once."""
         rows = list(rows)
-        if not rows:
-            return
+        if rows:
+            self._record(lambda recorder: recorder.add_many(rows))
+
+    def add_result(self, result) -> None:
+        """Called for every processed frame (pipeline thread) with its app.pipeline.FrameResult; failures as add()."""
+        self._record(lambda recorder: recorder.add_result(result))
+
+    def _record(self, add) -> None:
         with self._lock:
             recorder = self._recorder
             if recorder is None:
                 return
             try:
-                recorder.add_many(rows)
+                add(recorder)
             except ExportError:
                 self._recorder = None
                 raise

@@ -1,6 +1,8 @@
 """The running timeline: the selected face's 7 probabilities over session time in a scrolling pyqtgraph plot, with a
-band of its top label underneath. The window calls `show_series` at its display rate (not per processed frame); each
-call is 7 `setData`s on the visible span only, so the plot never slows the video."""
+band of its top label underneath; stretches where the reading's reliability is low are dimmed (a shade over the
+plot, darker the lower the reliability below RELIABLE). The window calls `show_series` at its display rate (not per
+processed frame); each call is 7 `setData`s and two one-row images on the visible span only, so the plot never slows
+the video."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -9,6 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from app.session import RELIABLE
 from app.ui import theme
 
 SPAN_S = 30.0      # seconds of history in view once the session is longer
@@ -19,6 +22,12 @@ def legend_html(labels: Sequence[str]) -> str:
     """The curves' legend as rich text for the section header (outside the plot, so it never hides a curve)."""
     return " &nbsp;".join(f"<span style='color:{theme.EMOTION_COLORS.get(n, theme.MUTED)}'>\u25ac</span> {n}"
                           for n in labels)
+
+
+def shade_alpha(reliability: np.ndarray) -> np.ndarray:
+    """Reliability (N,) -> the shade's alpha (N,) uint8: 0 at or above RELIABLE, up to 180 (70%) at 0."""
+    r = np.nan_to_num(np.asarray(reliability, np.float32), nan=0.0)
+    return (np.clip((RELIABLE - r) / RELIABLE, 0.0, 1.0) * 180).astype(np.ubyte)
 
 
 class TimelineView(QWidget):
@@ -48,6 +57,11 @@ class TimelineView(QWidget):
         self.band = pg.ImageItem(axisOrder="row-major")
         self.band.setZValue(-10)
         item.addItem(self.band)
+        # low reliability as a shade over the curves: one image row of background-coloured alpha over the span
+        self.shade = pg.ImageItem(axisOrder="row-major")
+        self.shade.setZValue(10)
+        item.addItem(self.shade)
+        self._shade_rgb = np.array(pg.mkColor(theme.BACKGROUND).getRgb()[:3], np.ubyte)
         self._lut = np.array([pg.mkColor(theme.EMOTION_COLORS.get(n, theme.MUTED)).getRgb()
                               for n in self.labels], np.ubyte)
         self.placeholder = pg.TextItem("", color=theme.MUTED, anchor=(0.5, 0.5))
@@ -57,6 +71,7 @@ class TimelineView(QWidget):
         lay.setContentsMargins(4, 0, 4, 4)
         lay.addWidget(self.plot)
         self.points_shown = 0
+        self.dimmed_share = 0.0   # of the plotted span, the share dimmed for low reliability
         self.set_placeholder("The selected face's probabilities appear here as the video plays.")
 
     def set_placeholder(self, text: str) -> None:
@@ -66,8 +81,10 @@ class TimelineView(QWidget):
             x0, x1 = self.plot.getPlotItem().viewRange()[0]
             self.placeholder.setPos((x0 + x1) / 2, 0.5)
 
-    def show_series(self, times: np.ndarray, probs: np.ndarray, now: float) -> None:
-        """times (N,), probs (N, K) of one face, oldest first; `now` is the session's latest time (the right edge)."""
+    def show_series(self, times: np.ndarray, probs: np.ndarray, now: float, rel_times: np.ndarray | None = None,
+                    reliability: np.ndarray | None = None) -> None:
+        """times (N,), probs (N, K) of one face, oldest first; `now` is the session's latest time (the right edge);
+        rel_times (M,), reliability (M,): the face's reliability over time, for the dimming (None: no dimming)."""
         # a short session fills the plot (at least MIN_SPAN_S wide); a long one scrolls with the last span_s seconds
         x1 = max(now, MIN_SPAN_S)
         self.plot.getPlotItem().setXRange(max(0.0, x1 - self.span_s), x1, padding=0)
@@ -79,6 +96,28 @@ class TimelineView(QWidget):
         for k, curve in enumerate(self.curves):
             curve.setData(times, probs[:, k], skipFiniteCheck=True)
         self._show_band(times, probs)
+        self._show_shade(times, rel_times, reliability)
+
+    def _show_shade(self, times: np.ndarray, rel_times: np.ndarray | None, reliability: np.ndarray | None) -> None:
+        """Dim where reliability < RELIABLE: alpha rises linearly from 0 at RELIABLE to ~70% at 0."""
+        self.dimmed_share = 0.0
+        if rel_times is None or reliability is None or not len(rel_times) or len(times) < 2:
+            self.shade.clear()
+            return
+        n = 400
+        t0, t1 = float(times[0]), float(times[-1])
+        if t1 <= t0:
+            self.shade.clear()
+            return
+        grid = np.linspace(t0, t1, n)
+        idx = np.clip(np.searchsorted(rel_times, grid, side="right") - 1, 0, len(rel_times) - 1)
+        dim = shade_alpha(np.asarray(reliability, np.float32)[idx])
+        self.dimmed_share = float((dim > 0).mean())
+        rgba = np.empty((1, n, 4), np.ubyte)
+        rgba[0, :, :3] = self._shade_rgb
+        rgba[0, :, 3] = dim
+        self.shade.setImage(rgba, autoLevels=False)
+        self.shade.setRect(t0, -0.1, t1 - t0, 1.18)
 
     def _show_band(self, times: np.ndarray, probs: np.ndarray) -> None:
         # resample the top label onto a regular grid of the visible span, so one image row draws the whole band
@@ -98,4 +137,6 @@ class TimelineView(QWidget):
         for curve in self.curves:
             curve.setData([], [])
         self.band.clear()
+        self.shade.clear()
+        self.dimmed_share = 0.0
         self.points_shown = 0

@@ -373,7 +373,7 @@ class PipelineWorker(QThread):
                         result = self.pipeline.process(item.frame)
                     generation = item.generation
                     try:
-                        self.session_log.add(result.rows())
+                        self.session_log.add_result(result)
                     except ExportError as e:  # the frame itself is fine: it is still shown
                         self.recording_failed.emit(one_line(e))
                 except Exception as e:  # noqa: BLE001 - one bad frame must not end the session

@@ -30,7 +30,9 @@ def test_suppress_duplicates_keeps_the_larger_of_one_face_seen_twice():
 @pytest.mark.data
 def test_faces_in_a_tiled_1080p_frame_are_never_reported_twice(videos):
     """Issue 13, defect 9: a 3x3 tile of a face video (1920x1080) gave 36 same-frame duplicate pairs in 33 of 72
-    frames, and 6 ids where 2 faces were ever found."""
+    frames, and 6 ids where 2 faces were ever found. Without iris refinement: with it (the app's default, for the
+    blendshapes), MediaPipe finds none of these nine small faces at all (measured, docs/results.md), so the
+    duplicates this guards against cannot arise there."""
     from app.capture import open_source
     from app.faces import DetectorConfig, FaceMeshDetector
     from app.tracking import FaceTracker, box_iou
@@ -38,10 +40,10 @@ def test_faces_in_a_tiled_1080p_frame_are_never_reported_twice(videos):
     tracker = FaceTracker()
     ids, pairs = set(), 0
     with open_source(videos / "single_face.mp4") as src, \
-            FaceMeshDetector(DetectorConfig(max_faces=9, video=True)) as detector:
+            FaceMeshDetector(DetectorConfig(max_faces=9, video=True, refine_landmarks=False)) as detector:
         for frame in itertools.islice(src, 15):  # duplicates from frame 7 on, before the fix
             tiled = np.vstack([np.hstack([frame.image] * 3)] * 3)
-            faces = tracker.update(detector.detect(tiled))
+            faces = tracker.update(detector.detect(tiled)).faces
             ids |= {f.track_id for f in faces}
             pairs += sum(box_iou(f.box, g.box) > 0.3 for f, g in itertools.combinations(faces, 2))
     assert pairs == 0

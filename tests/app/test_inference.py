@@ -66,7 +66,8 @@ def test_recognizer_windows_grow_then_slide(card_path):
     rng = np.random.default_rng(0)
     for frame in range(20):
         tracks = [1, 2] if frame >= 5 else [1]  # track 2 appears at frame 5
-        preds = rec.step(frame, faces_for(rng, tracks))
+        step = rec.step(frame, faces_for(rng, tracks))
+        preds = step.predictions
         assert [p.track_id for p in preds] == tracks
         for p in preds:
             start = 0 if p.track_id == 1 else 5
@@ -74,7 +75,7 @@ def test_recognizer_windows_grow_then_slide(card_path):
             check_prediction(p, n)
             assert len(rec.windows[p.track_id]) == n
             assert p.frame_indices.tolist() == list(range(frame - n + 1, frame + 1))
-        assert set(rec.timings) == {"embed", "head"} and rec.timings["embed"] > 0
+        assert set(step.timings) == {"embed", "head"} and step.timings["embed"] > 0
     rec.drop([1])
     assert set(rec.windows) == {2}
     rec.reset()
@@ -84,7 +85,7 @@ def test_recognizer_windows_grow_then_slide(card_path):
 def test_stride_reuses_the_last_prediction(card_path):
     rec = Recognizer(card_path, device="cpu", stride=3)
     rng = np.random.default_rng(1)
-    preds = [rec.step(f, faces_for(rng, [4]))[0] for f in range(7)]
+    preds = [rec.step(f, faces_for(rng, [4])).predictions[0] for f in range(7)]
     ran = [f for f in range(7) if f == 0 or preds[f] is not preds[f - 1]]
     assert ran == [0, 3, 6]
     assert preds[2].frame_indices.tolist() == [0]

@@ -29,23 +29,23 @@ def test_moving_face_keeps_one_id():
     ids = set()
     for t in range(60):  # 8 px per frame, then a sharp turn
         x = 100 + 8 * t if t < 30 else 340 - 8 * (t - 30)
-        faces = tracker.update([_face(x, 200 + 3 * np.sin(t))])
-        ids.update(_ids(faces))
-        assert tracker.ended_ids == []
+        update = tracker.update([_face(x, 200 + 3 * np.sin(t))])
+        ids.update(_ids(update.faces))
+        assert update.ended == []
     assert ids == {1} and tracker.active_ids == [1]
 
 
 def test_fast_motion_without_overlap_keeps_the_id():
     """60 px per frame with 100 px boxes: IoU drops to 0.25, below the threshold; the centre fallback holds it."""
     tracker = FaceTracker(iou_threshold=0.3)
-    ids = {tracker.update([_face(100 + 60 * t, 200)])[0].track_id for t in range(10)}
+    ids = {tracker.update([_face(100 + 60 * t, 200)]).faces[0].track_id for t in range(10)}
     assert ids == {1}
 
 
 def test_velocity_prediction_follows_a_face_faster_than_its_size():
     """130 px per frame with 100 px boxes: only where the face is predicted to be is close enough to match."""
     tracker = FaceTracker()
-    ids = {tracker.update([_face(x, 200)])[0].track_id for x in (100, 190, 320, 450, 580, 710)}
+    ids = {tracker.update([_face(x, 200)]).faces[0].track_id for x in (100, 190, 320, 450, 580, 710)}
     assert ids == {1}
 
 
@@ -65,32 +65,29 @@ def test_two_faces_keep_two_ids_when_they_pass_close():
 
 def test_short_gap_keeps_the_id():
     tracker = FaceTracker(max_missed=5)
-    tid = tracker.update([_face(100, 100)])[0].track_id
+    tid = tracker.update([_face(100, 100)]).faces[0].track_id
     tracker.update([_face(104, 100)])
     for _ in range(2):  # two missed detections while the face keeps moving
-        assert tracker.update([]) == []
-        assert tracker.ended_ids == [] and tracker.active_ids == [tid]
-    assert tracker.update([_face(116, 100)])[0].track_id == tid
+        update = tracker.update([])
+        assert update.faces == [] and update.ended == [] and tracker.active_ids == [tid]
+    assert tracker.update([_face(116, 100)]).faces[0].track_id == tid
 
 
 def test_long_gap_ends_the_track_and_a_new_face_gets_a_new_id():
     tracker = FaceTracker(max_missed=5)
-    tid = tracker.update([_face(100, 100)])[0].track_id
+    tid = tracker.update([_face(100, 100)]).faces[0].track_id
     for _ in range(5):  # max_missed misses: still alive
-        tracker.update([])
-        assert tracker.ended_ids == []
-    tracker.update([])  # one more: ended, reported once
-    assert tracker.ended_ids == [tid] and tracker.active_ids == []
-    tracker.update([])
-    assert tracker.ended_ids == []
-    new = tracker.update([_face(100, 100)])[0].track_id  # same place, but the old track is gone
+        assert tracker.update([]).ended == []
+    assert tracker.update([]).ended == [tid] and tracker.active_ids == []  # one more: ended, reported once
+    assert tracker.update([]).ended == []
+    new = tracker.update([_face(100, 100)]).faces[0].track_id  # same place, but the old track is gone
     assert new != tid and new == tid + 1
 
 
 def test_a_face_far_away_is_a_new_track():
     tracker = FaceTracker()
-    a = tracker.update([_face(100, 100)])[0].track_id
-    b = tracker.update([_face(600, 400)])[0].track_id  # 5 face sizes away: not the same face
+    a = tracker.update([_face(100, 100)]).faces[0].track_id
+    b = tracker.update([_face(600, 400)]).faces[0].track_id  # 5 face sizes away: not the same face
     assert a != b and tracker.active_ids == [a, b]
 
 
@@ -98,10 +95,10 @@ def test_ids_are_never_reused_after_reset():
     tracker = FaceTracker()
     tracker.update([_face(100, 100), _face(400, 100)])
     tracker.reset()
-    assert tracker.active_ids == [] and tracker.ended_ids == []
-    assert _ids(tracker.update([_face(100, 100)])) == [3]
+    assert tracker.active_ids == []
+    assert _ids(tracker.update([_face(100, 100)]).faces) == [3]
     tracker.reset(restart_ids=True)  # a new timeline (a new source in the window): numbered as a headless replay
-    assert _ids(tracker.update([_face(100, 100)])) == [1]
+    assert _ids(tracker.update([_face(100, 100)]).faces) == [1]
 
 
 def test_rejects_bad_settings():
@@ -122,8 +119,8 @@ def _track_video(path, step: int = 2):
         for frame in src:
             if frame.index % step:
                 continue
-            faces = tracker.update(detector.detect(frame.image))
-            out.append((frame.index, _ids(faces), tracker.ended_ids))
+            update = tracker.update(detector.detect(frame.image))
+            out.append((frame.index, _ids(update.faces), update.ended))
     return out, tracker
 
 

@@ -1,0 +1,106 @@
+"""Session schema version 2: the signal columns (reliability, pose, 52 blendshapes), rows for frames without a face,
+version 1 files and journals still read, reliability-weighted summaries with coverage."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from app.blendshape_names import BLENDSHAPE_NAMES
+from app.emotions import EMOTIONS
+from app.session import (
+    BLENDSHAPE_COLUMNS,
+    CSV_COLUMNS,
+    SCHEMA_VERSION,
+    V1_COLUMNS,
+    SessionMetadata,
+    SessionRecorder,
+    TimelineRow,
+    read_session,
+    recover_journal,
+    summarize_rows,
+)
+
+
+def _meta() -> SessionMetadata:
+    return SessionMetadata(source="clip.mp4", model="fan-test", providers=["CPUExecutionProvider"],
+                           attention="relation", window_length=16, started_at="2024-05-01T12:00:00+00:00",
+                           app_version="0.1.0")
+
+
+def _row(i: int, label: str = "happiness", reliability: float | None = 0.9, signals: bool = True) -> TimelineRow:
+    probs = [0.05] * len(EMOTIONS)
+    probs[EMOTIONS.index(label)] = 0.7
+    rng = np.random.default_rng(i)
+    return TimelineRow(time_s=i / 25, frame_index=i, face_id=1, box=(1.5, 2, 30, 40), label=label, confidence=0.7,
+                       probs=tuple(probs), alpha=0.6, weight=0.1,
+                       reliability=reliability if signals else None, yaw=12.5 if signals else None,
+                       pitch=-3.25 if signals else None, roll=1.0 if signals else None,
+                       blendshapes=tuple(rng.uniform(0, 1, 52).round(4)) if signals else None)
+
+
+def test_version_2_round_trip_with_face_less_rows(tmp_path):
+    rows = [_row(0), _row(1), TimelineRow.no_face(2 / 25, 2), _row(3, "neutral", 0.2)]
+    with SessionRecorder([tmp_path / "s.csv", tmp_path / "s.json"], _meta()) as rec:
+        rec.add_many(rows)
+    for name in ("s.csv", "s.json"):
+        _, back = read_session(tmp_path / name)
+        assert len(back) == 4 and back[2].face_found is False and back[2].face_id is None
+        for a, b in zip(rows, back):
+            assert (a == b) if a.face_found else (a.csv_values() == b.csv_values())  # NaN != NaN in ==
+        assert back[0].blendshapes == rows[0].blendshapes and back[0].yaw == 12.5
+    header = next(csv.reader(open(tmp_path / "s.csv")))
+    assert tuple(header) == CSV_COLUMNS and header[-52:] == [f"bs_{n}" for n in BLENDSHAPE_NAMES]
+    table = pd.read_csv(tmp_path / "s.csv")
+    assert table["face_found"].tolist() == [1, 1, 0, 1] and math.isnan(table["face_id"][2])
+    doc = json.loads((tmp_path / "s.json").read_text())
+    assert doc["version"] == SCHEMA_VERSION == 2 and doc["blendshapes"] == list(BLENDSHAPE_NAMES)
+    assert doc["rows"][2] == {"time_s": 0.08, "frame_index": 2, "face_found": False}
+
+
+def test_version_1_files_and_journals_still_read(tmp_path):
+    v1 = _row(0, signals=False)
+    values = v1.csv_values()[: len(V1_COLUMNS)]
+    (tmp_path / "old.csv").write_text(",".join(V1_COLUMNS) + "\n" + ",".join(map(str, values)) + "\n")
+    _, (back,) = read_session(tmp_path / "old.csv")
+    assert back == v1 and back.reliability is None and back.blendshapes is None and back.face_found
+    row_json = {k: v for k, v in v1.to_json().items() if k in ("time_s", "frame_index", "face_id", "box", "label",
+                                                                 "confidence", "probs", "alpha", "weight")}
+    (tmp_path / "old.json").write_text(json.dumps({"schema": "fan-live-session", "version": 1, "metadata": {},
+                                                   "labels": list(EMOTIONS), "rows": [row_json]}))
+    assert read_session(tmp_path / "old.json")[1] == [v1]
+    # a version 1 journal left by a crash (its last line cut): recovered into a CSV of the current schema
+    journal = tmp_path / "crashed.csv.partial.csv"
+    journal.write_text(",".join(V1_COLUMNS) + "\n" + ",".join(map(str, values)) + "\n" + "0.5,12,1,0,0")
+    out = recover_journal(journal)
+    assert out.name == "crashed.csv" and not journal.exists()
+    _, rows = read_session(out)
+    assert rows == [v1]
+    assert next(csv.reader(open(out))) == list(CSV_COLUMNS)
+
+
+def test_rows_validate_the_signals():
+    with pytest.raises(ValueError, match="reliability"):
+        _row(0, reliability=1.5)
+    with pytest.raises(ValueError, match="52"):
+        TimelineRow(**{**{k: getattr(_row(0), k) for k in TimelineRow.__slots__}, "blendshapes": (0.1,) * 3})
+    assert _row(0).csv_values()[len(V1_COLUMNS):len(V1_COLUMNS) + 2] == [1, 0.9]
+    assert len(BLENDSHAPE_COLUMNS) == 52
+
+
+def test_summary_weighs_rows_by_reliability_and_reports_coverage():
+    # 10 frames: 4 clear happy rows, 4 unreliable sad rows, 2 frames without a face
+    rows = [_row(i, "happiness", 0.9) for i in range(4)] + [_row(i, "sadness", 0.1) for i in range(4, 8)]
+    rows += [TimelineRow.no_face(i / 25, i) for i in (8, 9)]
+    s = summarize_rows(rows)
+    face = s["faces"][1]
+    assert s["n_frames"] == 10 and face["n_rows"] == 8
+    assert face["dominant"] == "happiness" and face["shares"]["happiness"] == pytest.approx(0.9 / (0.9 + 0.1))
+    assert face["coverage"] == pytest.approx(0.4) and face["mean_reliability"] == pytest.approx(0.5)
+    # rows without a reliability (version 1) weigh 1: the old unweighted summary
+    old = summarize_rows([_row(0, "happiness", signals=False), _row(1, "sadness", signals=False)])
+    assert old["faces"][1]["shares"]["happiness"] == 0.5 and old["faces"][1]["coverage"] == 1.0
