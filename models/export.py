@@ -324,6 +324,41 @@ def load_checkpoint(path: Path) -> tuple[ResNet18Embedder, dict[str, FanHead], P
     return embedder.eval(), heads, pre, meta
 
 
+def add_heads(card_path: Path, heads: dict[str, torch.nn.Module], fields: dict | None = None) -> Path:
+    """Add head graphs to an exported model without touching its other files: each head is exported beside the
+    card as <name>_head_<head>.onnx, and every card of the model (old and new) lists all heads with their SHA-256,
+    parameter counts and `fields` merged in. Heads the model already has are replaced. Returns the embedder card.
+    This is how the ABAW2021 heads join a released model whose embedder must stay byte-identical."""
+    card = load_card(card_path)
+    for att, head in heads.items():
+        if att not in HEAD_TYPES:
+            raise ValueError(f"unknown head type {att!r} (known: {', '.join(HEAD_TYPES)})")
+        if why := _head_mismatch(att, head, card.embed_dim):
+            raise ValueError(why)
+    content = json.loads(card.embedder_file.with_suffix(".json").read_text())
+    content.pop("format", None)
+    _, new_files = model_files(card.name, heads)
+    for att, head in heads.items():
+        export_head(att, head, card.path.parent / new_files[att])
+    head_files = {**content["files"]["heads"], **new_files}
+    content["files"]["heads"] = head_files
+    files = [content["files"]["embedder"], *head_files.values()]
+    content["sha256"] = {f: file_sha256(card.path.parent / f) for f in files}
+    content["head_parameters"] = {**content.get("head_parameters", {}),
+                                  **{att: parameter_count(h) for att, h in heads.items()}}
+    content["exporter"] = (f"{content.get('exporter', '')}; heads {', '.join(heads)} added with torch "
+                           f"{torch.__version__} (dynamo=False), onnx {onnx.__version__}").lstrip("; ")
+    for key, value in (fields or {}).items():
+        if key in _CORE_KEYS:
+            raise ValueError(f"fields may not override {key!r}")
+        content[key] = {**content[key], **value} if isinstance(value, dict) and isinstance(content.get(key), dict) \
+            else value
+    for f in files:
+        role = "embedder" if f == content["files"]["embedder"] else "head"
+        write_card(card.path.parent / Path(f).with_suffix(".json"), {**content, "role": role})
+    return card.path.parent / Path(content["files"]["embedder"]).with_suffix(".json")
+
+
 def update_cards(card_path: Path, fields: dict) -> list[Path]:
     """Merge top-level fields (e.g. measured metrics) into every card of a model, atomically. The ONNX files and
     their hashes are untouched, so this is how numbers measured on the exported graphs get into the card."""

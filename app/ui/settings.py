@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.heads import display_name, head_choices
 from app.pipeline import PipelineConfig
 from app.ui import theme
 
@@ -36,7 +37,8 @@ DEVICES = ("auto", "cuda", "cpu")
 class UiSettings:
     model: str = ""                        # a model's .onnx or .json; "" = the shipped default in weights/
     device: str = "auto"                   # auto | cuda | cpu
-    attention: str = ""                    # relation | self; "" = the card's default
+    attention: str = ""                    # the head (app.heads: fan self fusion gru gru-causal transformer
+                                           # ensemble, or a card key such as relation); "" = the card's default
     window_length: int = 0                 # 0 = the card's
     max_faces: int = 4
     min_detection_confidence: float = 0.5
@@ -125,9 +127,11 @@ class SettingsDock(QDockWidget):
         form.addRow("Device", self.device_combo)
 
         self.attention_combo = QComboBox()
-        self.attention_combo.setToolTip("The FAN head: relation attention (alpha and beta) or self-attention only. "
-                                        "Offered when the model card ships both.")
-        form.addRow("Attention", self.attention_combo)
+        self.attention_combo.setToolTip("The head that reads each face's window: FAN (relation attention, alpha and "
+                                        "beta), self (alpha only), score fusion, the ABAW2021 GRU (centre or newest "
+                                        "frame) or transformer, or their ensemble. Offered as the model card lists "
+                                        "them.")
+        form.addRow("Head", self.attention_combo)
 
         self.window_spin = QSpinBox()
         self.window_spin.setRange(0, 64)
@@ -182,16 +186,19 @@ class SettingsDock(QDockWidget):
         self._select_attention(s.attention)
 
     def set_attention_types(self, types, default: str = "") -> None:
-        """Offer the card's heads; a single-head card shows it, disabled."""
+        """Offer the card's heads (card keys, shown by their app names, plus the ensemble when the card has all its
+        members); a single-head card shows it, disabled."""
+        names = head_choices(types)
         self.attention_combo.clear()
+        default = display_name(default) if default else ""
         self.attention_combo.addItem(f"model's ({default})" if default else "model's", "")
-        for t in types:
+        for t in names:
             self.attention_combo.addItem(t, t)
-        self.attention_combo.setEnabled(len(types) > 1)
+        self.attention_combo.setEnabled(len(names) > 1)
         self._select_attention(self._settings.attention)
 
     def _select_attention(self, attention: str) -> None:
-        i = self.attention_combo.findData(attention)
+        i = self.attention_combo.findData(display_name(attention) if attention else attention)
         self.attention_combo.setCurrentIndex(max(i, 0))
 
     def current(self) -> UiSettings:

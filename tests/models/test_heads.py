@@ -77,7 +77,7 @@ def test_transformer_attention_is_the_newest_frames_row_averaged_over_heads():
 
 @pytest.fixture(scope="module")
 def ckplus_features(shared_data):
-    """Real features: the shipped embedder on 60 CK+48 clips (3 frames each, resized to its input; no alignment)."""
+    """Real features: the shipped embedder on 40 CK+48 clips (3 frames each, resized to its input; no alignment)."""
     import cv2
 
     from app.card import load_card
@@ -86,7 +86,7 @@ def ckplus_features(shared_data):
 
     card = load_card(find_default_model())
     emb = Embedder(card, device="cpu", threads=1)
-    clips = [c for c in ckplus_clips(read_ckplus(shared_data / "ckplus48")) if c.label is not None][::5][:60]
+    clips = [c for c in ckplus_clips(read_ckplus(shared_data / "ckplus48")) if c.label is not None][::7][:40]
     s = card.preprocess.input_size
     crops = [cv2.cvtColor(cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (s, s)), cv2.COLOR_GRAY2BGR)
              for c in clips for f in c.frames]
