@@ -80,8 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model: any .onnx or .json card of it (default: the shipped model in weights/)")
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
                    help="where the networks run (auto: CUDA when available, else CPU)")
+    from app.heads import HEAD_CHOICES
+
+    p.add_argument("--head", dest="attention", choices=HEAD_CHOICES, default=None,
+                   help="the head that reads each face's window, among those the model card lists: fan (FAN, "
+                        "relation-attention), self, fusion, gru, gru-causal, transformer, ensemble (default: the "
+                        "card's)")
     p.add_argument("--attention", choices=["relation", "self"], default=None,
-                   help="FAN attention head (default: the model card's)")
+                   help="the FAN head, as before --head: relation (= --head fan) or self")
     p.add_argument("--window", type=_int_in(*WINDOW_RANGE), default=None,
                    help="frames in the FAN window (default: the card's)")
     p.add_argument("--max-faces", type=_int_in(*MAX_FACES_RANGE), default=4,

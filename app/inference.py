@@ -35,6 +35,7 @@ import onnxruntime as ort
 from app import paths
 from app.card import CARD_FORMAT, ModelCard, ModelError, load_card
 from app.emotions import EMOTIONS
+from app.heads import HeadRunner
 from app.preprocess import to_network_input
 
 CPU = "CPUExecutionProvider"
@@ -318,15 +319,16 @@ class Recognizer:
     def __init__(self, card_path: str | Path, device: str = "auto", attention: str | None = None,
                  window_length: int | None = None, stride: int | None = None, threads: int | None = None):
         self.card = load_card(card_path)
-        self.attention = attention or self.card.default_attention
-        self.card.head_file(self.attention)  # ModelError when the model has no such head
+        # the head by name (app.heads: fan/relation, self, fusion, gru, gru-causal, transformer, ensemble); ModelError
+        # when the model has no such head. The head is ~0.03-0.3 ms on one CPU thread; on a GPU its copies and
+        # launches would cost more than that.
+        self.head = HeadRunner(self.card, attention, lambda card, key: FanHeadRunner(card, key, device="cpu"))
+        self.attention = self.head.key
         self.window_length = int(window_length or self.card.window_length)
         self.stride = int(stride or self.card.window_stride)
         if self.window_length < 1 or self.stride < 1:
             raise ValueError("window length and stride must be >= 1")
         self.embedder = Embedder(self.card, device, threads)
-        # The head is ~0.03 ms on one CPU thread; on a GPU its copies and launches would cost more than that.
-        self.head = FanHeadRunner(self.card, self.attention, device="cpu")
         self.windows: dict[int, FeatureWindow] = {}
         self._last: dict[int, Prediction] = {}
         self._pushed: dict[int, int] = {}  # frames pushed to a track's window since its head last ran

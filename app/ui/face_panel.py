@@ -1,6 +1,8 @@
 """The selected face's panels: the 7 class probabilities as bars, and the FAN attention strip of the current window
 (a thumbnail of each aligned frame with a blue bar for self-attention alpha and an orange bar for the final weight),
-so a user sees which frames the decision rests on."""
+so a user sees which frames the decision rests on. The strip draws only what the chosen head has (app.heads.STRIP):
+alpha bars for FAN's heads only, and a caption saying what the orange bar is (equal weights for heads without
+attention: score fusion, GRU, ensemble)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -10,6 +12,7 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from app.heads import STRIP, StripKind
 from app.ui import theme
 from app.ui.display import AttentionCell
 from app.ui.video_view import scaled_qimage
@@ -79,11 +82,25 @@ class AttentionStrip(QWidget):
         self._thumbs: dict[int, tuple] = {}
         self._thumb_rects: list[QRectF] = []  # where each cell was drawn, for tooltips
         self._placeholder = "Select a face to see which frames the decision rests on."
+        self.head = "relation"
+        self.kind: StripKind = STRIP["relation"]
         self.setMinimumHeight(120)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
 
     def sizeHint(self) -> QSize:
         return QSize(900, 140)
+
+    def set_head(self, key: str) -> None:
+        """The head whose windows are shown (a card key or app name: relation/fan, self, fusion, gru, gru-causal,
+        transformer, ensemble): what its bars mean."""
+        key = "relation" if key == "fan" else key
+        self.head, self.kind = key, STRIP.get(key, STRIP["relation"])
+        self.setToolTip("")
+        self.update()
+
+    @property
+    def caption(self) -> str:
+        return ("blue: self-attention \u03b1; orange: " if self.kind.alpha else "orange: ") + self.kind.weight
 
     def set_cells(self, cells: list[AttentionCell], window_length: int) -> None:
         self.cells = cells
@@ -117,13 +134,19 @@ class AttentionStrip(QWidget):
         gap = 4.0
         fm = p.fontMetrics()
         text_h = fm.height()
-        bars_h = 2 * 8 + 3
+        bars = (("alpha", theme.ALPHA_BLUE),) if self.kind.alpha else ()
+        bars += (("weight_height", theme.WEIGHT_ORANGE),)
+        bars_h = len(bars) * 11 - 3
+        # the caption: what the bars are for this head (equal weights are labelled, never drawn as attention)
+        p.setPen(QColor(theme.MUTED))
+        p.drawText(QRectF(0, 0, self.width(), text_h), Qt.AlignLeft | Qt.AlignVCenter, self.caption)
+        top = text_h + 2
         # the thumbnails are square: as wide as a slot allows, as tall as the height left over allows
-        side = min((self.width() - gap * (slots - 1)) / slots, self.height() - bars_h - text_h - 6)
+        side = min((self.width() - gap * (slots - 1)) / slots, self.height() - top - bars_h - text_h - 6)
         side = max(side, 8.0)
         total_w = slots * side + (slots - 1) * gap
         x0 = (self.width() - total_w) / 2
-        y0 = (self.height() - (side + bars_h + text_h + 6)) / 2
+        y0 = top + (self.height() - top - (side + bars_h + text_h + 6)) / 2
         self._thumb_rects = []
         thumbs: dict[int, tuple] = {}
         for i, cell in enumerate(self.cells):
@@ -139,8 +162,8 @@ class AttentionStrip(QWidget):
                 p.setPen(QPen(QColor(theme.WEIGHT_ORANGE), 2))
                 p.setBrush(Qt.NoBrush)
                 p.drawRect(thumb.adjusted(-1, -1, 1, 1))
-            for k, (height, color) in enumerate(((cell.alpha, theme.ALPHA_BLUE),
-                                                 (cell.weight_height, theme.WEIGHT_ORANGE))):
+            for k, (field_name, color) in enumerate(bars):
+                height = getattr(cell, field_name)
                 track = QRectF(x, y0 + side + 3 + k * 11, side, 8)
                 p.setPen(Qt.NoPen)
                 p.setBrush(QColor(theme.SURFACE))
@@ -162,8 +185,9 @@ class AttentionStrip(QWidget):
         # tooltips with the exact numbers of the cell under the cursor
         if e.type() == e.Type.ToolTip:
             hit = [c for c, r in zip(self.cells, self._thumb_rects) if r.left() <= e.pos().x() <= r.right()]
-            self.setToolTip(f"frame {hit[0].frame_index}: alpha {hit[0].alpha:.2f}, final weight "
-                            f"{hit[0].weight:.3f}" if hit else "")
+            what = "final weight" if self.kind.alpha else ("equal weight" if self.kind.equal else "attention")
+            alpha = f"alpha {hit[0].alpha:.2f}, " if hit and self.kind.alpha else ""
+            self.setToolTip(f"frame {hit[0].frame_index}: {alpha}{what} {hit[0].weight:.3f}" if hit else "")
         return super().event(e)
 
 

@@ -674,6 +674,7 @@ class MainWindow(QMainWindow):
         if self.capture_worker is not None:
             self.capture_worker.preroll = info.window_length - 1
         self.settings_dock.set_attention_types(info.attention_types, info.default_attention)
+        self.attention.set_head(info.attention)  # what the strip's bars mean for this head (app.heads.STRIP)
         self.settings_dock.model_info.setText(
             f"Loaded <b>{info.model}</b><br>{info.card_path}<br>attention: {info.attention}, window "
             f"{info.window_length} frames<br>providers: {', '.join(info.providers)}")
