@@ -27,6 +27,9 @@ from app.session import ExportError, SessionMetadata, SessionRecorder, check_exp
 from app.study import Marker, Study, StudyConfig
 
 
+_FRAMES_PER_TICK = 16  # frames between on_frames() calls of replay_file
+
+
 @dataclass
 class ReplayResult:
     source: Path
@@ -68,9 +71,11 @@ def session_metadata(source: str, pipeline: Pipeline) -> SessionMetadata:
 
 def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: bool = True, repeat: int = 1,
                 on_pass: Callable[[int, int], None] | None = None, study: StudyConfig | None = None,
-                markers: tuple[Marker, ...] = (), lsl=None) -> ReplayResult:
-    """One file into its exports. `repeat` plays it that many times as one session (a soak test), calling
-    on_pass(passes done, frames so far) after each. `study` (with `markers`) adds the study files (app/study.py);
+                markers: tuple[Marker, ...] = (), lsl=None,
+                on_frames: Callable[[int], None] | None = None) -> ReplayResult:
+    """One file into its exports. `on_frames(n)` is told every few frames how many more were processed (an
+    overall progress bar of a parallel folder replay). `repeat` plays it that many times as one session (a soak
+    test), calling on_pass(passes done, frames so far) after each. `study` (with `markers`) adds the study files (app/study.py);
     `lsl` (an app.lsl.LslStreams) streams each frame's rows, and each marker when the replay reaches its time.
     Raises CaptureError (cannot open) or ExportError (one line: what was written and what was not)."""
     source = open_source(video)  # CaptureError here: missing, empty, not a video
@@ -102,12 +107,16 @@ def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: 
                             lsl.push_marker(to_stream.pop(0).label)
                     frames += 1
                     bar.update(1)
+                    if on_frames is not None and frames % _FRAMES_PER_TICK == 0:
+                        on_frames(_FRAMES_PER_TICK)
                     starts = getattr(source, "pass_starts", ())
                     if on_pass is not None and passes + 1 < len(starts) and frame.index + 1 >= starts[passes + 1]:
                         passes += 1  # a pass has ended (this frame is its last, or the next one's first)
                         on_pass(passes, frames)
         finally:
             recorder.close()  # also on Ctrl+C/SIGTERM: the rows so far are exported
+        if on_frames is not None and frames % _FRAMES_PER_TICK:
+            on_frames(frames % _FRAMES_PER_TICK)
         if on_pass is not None and repeat > 1 and passes < repeat and frames:
             on_pass(passes + 1, frames)
         damage = source.damage

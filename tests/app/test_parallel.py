@@ -1,0 +1,100 @@
+"""Folder replay on worker processes and on Ray: the same rows as one process, resumable, a bad video one line."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from app.parallel import MANIFEST_NAME, complete_result, run_folder, threads_per_worker
+from app.pipeline import PipelineConfig
+from app.session import journal_path_for
+
+pytestmark = pytest.mark.data
+
+SHORT = ("no_face.mp4", "single_face.mp4")  # 95 + 72 frames: the shortest shared videos
+
+
+@pytest.fixture(scope="module")
+def folder(videos, tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("in")
+    for name in SHORT:
+        shutil.copy(videos / name, d / name)
+    data = (videos / "single_face.mp4").read_bytes()
+    (d / "corrupt.mp4").write_bytes(data[:20000])  # the header without its frames: does not decode
+    return d
+
+
+@pytest.fixture(scope="module")
+def sequential(folder, tmp_path_factory) -> tuple[Path, object]:
+    out = tmp_path_factory.mktemp("out1")
+    return out, run_folder(folder, [out], PipelineConfig(), workers=1, progress=False)
+
+
+def csv_texts(out: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted(out.glob("*.csv"))}
+
+
+def test_one_worker_exports_every_good_video_and_reports_the_corrupt_one(sequential):
+    out, run = sequential
+    assert {r.source.name: r.status for r in run.results} == {
+        "corrupt.mp4": "failed", "no_face.mp4": "done", "single_face.mp4": "done"}
+    failed = next(r for r in run.results if r.status == "failed")
+    assert "corrupt.mp4" in failed.error and "\n" not in failed.error
+    assert set(csv_texts(out)) == {"no_face.csv", "single_face.csv"}
+    assert len(csv_texts(out)["single_face.csv"].splitlines()) == 1 + 72
+    assert (out / MANIFEST_NAME).is_file()
+
+
+def test_two_workers_give_the_same_rows_and_a_rerun_skips_everything(folder, sequential, tmp_path):
+    out1, _ = sequential
+    run = run_folder(folder, [tmp_path], PipelineConfig(), workers=2, progress=False)
+    assert sorted(r.source.name for r in run.results if r.status == "done") == list(SHORT)
+    assert [r.source.name for r in run.results if r.status == "failed"] == ["corrupt.mp4"]
+    assert csv_texts(tmp_path) == csv_texts(out1)  # byte for byte
+    again = run_folder(folder, [tmp_path], PipelineConfig(), workers=2, progress=False)
+    assert sorted(r.source.name for r in again.skipped) == list(SHORT)
+    assert [r.source.name for r in again.results] == ["corrupt.mp4"]  # failures are retried, and fail again
+    assert {r.source.name: r.summary["n_rows"] for r in again.skipped} == {"no_face.mp4": 0, "single_face.mp4": 72}
+
+
+def test_a_partial_export_is_redone_and_other_settings_are_not_complete(folder, sequential, tmp_path):
+    out1, _ = sequential
+    for p in out1.iterdir():
+        shutil.copy(p, tmp_path / p.name)
+    journal = journal_path_for(tmp_path / "single_face.csv")
+    journal.write_text("time_s,frame_index\n0.0,0\n")  # what a killed run leaves (nobody holds its lock)
+    (tmp_path / "single_face.csv").write_text("cut\n")
+    run = run_folder(folder, [tmp_path], PipelineConfig(), workers=1, progress=False)
+    assert [r.source.name for r in run.skipped] == ["no_face.mp4"]
+    assert [r.source.name for r in run.results if r.status == "done"] == ["single_face.mp4"]
+    assert not journal.exists()
+    assert csv_texts(tmp_path) == csv_texts(out1)
+    video, targets = folder / "no_face.mp4", [tmp_path / "no_face.csv"]
+    assert complete_result(video, targets, PipelineConfig()) is not None
+    assert complete_result(video, targets, PipelineConfig(max_faces=1)) is None  # other settings: redone
+    assert complete_result(video, targets, PipelineConfig(threads=1)) is not None  # threads do not change rows
+
+
+def test_threads_per_worker_never_oversubscribes():
+    assert threads_per_worker(1, cores=8) == 8
+    assert threads_per_worker(3, cores=8) == 2
+    assert threads_per_worker(4, cores=2) == 1
+
+
+def test_ray_local_gives_the_same_rows(folder, sequential, tmp_path):
+    ray = pytest.importorskip("ray")
+    out1, _ = sequential
+    one = tmp_path / "in"
+    one.mkdir()
+    shutil.copy(folder / "single_face.mp4", one / "single_face.mp4")
+    (one / "corrupt.mp4").write_bytes((folder / "corrupt.mp4").read_bytes())
+    out = tmp_path / "out"
+    out.mkdir()
+    try:
+        run = run_folder(one, [out], PipelineConfig(), workers=2, ray="local", progress=False)
+    finally:
+        ray.shutdown()
+    assert {r.source.name: r.status for r in run.results} == {"corrupt.mp4": "failed", "single_face.mp4": "done"}
+    assert csv_texts(out) == {"single_face.csv": csv_texts(out1)["single_face.csv"]}
+    assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
