@@ -73,6 +73,8 @@ class LslStreams:
         ts = self._lsl.local_clock() if timestamp is None else timestamp
         n = 0
         for r in rows:
+            if r.face_id is None or not r.probs:  # a frame without a face (--all-frames): nothing to stream
+                continue
             self._expressions.push_sample([float(r.face_id), float(r.time_s), *map(float, r.probs)], ts)
             n += 1
         return n

@@ -256,8 +256,9 @@ class Baseline:
 
 
 def _face_id(row) -> int | None:
-    fid = getattr(row, "face_id", None)  # a row without a face (a frame with none) has no probabilities to average
-    return None if fid is None or getattr(row, "probs", None) is None else fid
+    """The row's face id, or None for a row of a frame without a face (--all-frames): nothing to average."""
+    fid = getattr(row, "face_id", None)
+    return fid if fid is not None and getattr(row, "face_found", True) and row.probs else None
 
 
 def compute_baseline(spec: BaselineSpec, markers: Iterable[Marker], rows: Iterable[TimelineRow]) -> Baseline:

@@ -50,6 +50,7 @@ from app.ui.options import WindowOptions
 from app.ui.recording import RecordingController
 from app.ui.sessions import sessions_dir
 from app.ui.settings import SettingsDock, UiSettings
+from app.ui.markers import install as install_markers
 from app.ui.timeline import TimelineView, legend_html
 from app.ui.transport import TransportBar
 from app.ui.video_view import FaceOverlay, VideoView
@@ -212,6 +213,7 @@ class MainWindow(QMainWindow):
         self.pipeline_worker.error_occurred.connect(self._on_error_occurred)
         self.pipeline_worker.pass_finished.connect(self._on_pass_finished)
         self.pipeline_worker.recording_failed.connect(self.recording.on_recording_failed)
+        self.markers = install_markers(self)  # M, 1-9, the markers dock, timeline lines, LSL, baseline view
         self.pipeline_worker.start()
         self.statusBar().showMessage("Loading the model...")
 
@@ -870,6 +872,7 @@ class MainWindow(QMainWindow):
         self.handoff.close()
         self.pipeline_worker.stop()
         self.pipeline_worker.wait(10000)
+        self.markers.close()  # the LSL outlets, if streaming
         self._stop_recording(wait=True)
         self.recording.export_on_exit(list(self.options.export))
         for task in list(self._tasks):

@@ -38,6 +38,7 @@ class RecordingController(QObject):
         self.log = SessionLog()
         self._run_task = run_task
         self.pass_saved = False  # a file's pass ended and its session was saved: playing it again records a new one
+        self.study_factory: Callable[[], object] | None = None  # each recording's app.study.Study (app/ui/markers.py)
 
     @property
     def recording(self) -> bool:
@@ -55,7 +56,8 @@ class RecordingController(QObject):
         metadata = session_metadata(name, model.pipeline)
         metadata.extra.update(front_end="window", source_name=source.name)
         try:
-            recorder = self.log.start(sessions_dir(), source.name, metadata)
+            recorder = self.log.start(sessions_dir(), source.name, metadata,
+                                      extension=self.study_factory() if self.study_factory is not None else None)
         except (ExportError, OSError, ValueError) as e:
             self.error_occurred.emit(f"cannot record: {e}")
             self.recording_changed.emit(False)
@@ -115,7 +117,8 @@ class RecordingController(QObject):
         if last is None:
             self.error_occurred.emit("Nothing to export yet: nothing has been recorded in this session.")
             return None
-        return self._run_task(lambda: export_rows(last.rows, last.metadata, Path(path), kinds, face_id),
+        study = last.extension.copy() if last.extension is not None else None  # markers, baseline, summary
+        return self._run_task(lambda: export_rows(last.rows, last.metadata, Path(path), kinds, face_id, study),
                               on_done=self._on_exported)
 
     def _on_exported(self, paths: list) -> None:
@@ -130,7 +133,8 @@ class RecordingController(QObject):
             return
         for path in paths:
             try:
-                export_rows(last.rows, last.metadata, Path(path), (Path(path).suffix.lower().lstrip(".") or "csv",))
+                export_rows(last.rows, last.metadata, Path(path), (Path(path).suffix.lower().lstrip(".") or "csv",),
+                            extension=last.extension.copy() if last.extension is not None else None)
             except Exception as e:  # noqa: BLE001
                 print(f"fan-live: export to {path} failed: {e}", file=sys.stderr)
 

@@ -87,12 +87,13 @@ class SessionLog:
     def recording(self) -> bool:
         return self._recorder is not None
 
-    def start(self, folder: Path, source: str, metadata: SessionMetadata) -> SessionRecorder:
-        """Begin a new recording into folder/<time>_<source>.csv + .json (the journal is written from now on).
-        Raises ExportError when the folder cannot be written. The caller stops any previous recording first."""
+    def start(self, folder: Path, source: str, metadata: SessionMetadata, extension=None) -> SessionRecorder:
+        """Begin a new recording into folder/<time>_<source>.csv + .json (the journal is written from now on);
+        `extension` (an app.study.Study) records the markers with it. Raises ExportError when the folder cannot be
+        written. The caller stops any previous recording first."""
         folder.mkdir(parents=True, exist_ok=True)
         stem = unique_stem(folder, session_stem(source))
-        recorder = SessionRecorder([folder / f"{stem}.csv", folder / f"{stem}.json"], metadata)
+        recorder = SessionRecorder([folder / f"{stem}.csv", folder / f"{stem}.json"], metadata, extension=extension)
         with self._lock:
             self._recorder = self._last = recorder
         return recorder
@@ -139,9 +140,10 @@ EXPORT_KINDS = ("csv", "json", "png")
 
 
 def export_rows(rows: list[TimelineRow], metadata: SessionMetadata, target: Path, kinds: Iterable[str] = EXPORT_KINDS,
-                face_id: int | None = None) -> list[Path]:
+                face_id: int | None = None, extension=None) -> list[Path]:
     """Write rows to target's stem with each suffix in `kinds` (.csv/.json through a SessionRecorder, .png through
-    plot_timeline of `face_id`, or the face with most rows); return the paths written. Raises ExportError, or
+    plot_timeline of `face_id`, or the face with most rows); `extension` (an app.study.Study, not attached to
+    another recorder) adds the study files beside them. Return the paths written. Raises ExportError, or
     ValueError when there are no rows."""
     if not rows:
         raise ValueError("nothing to export yet: no face has been recorded in this session")
@@ -150,7 +152,7 @@ def export_rows(rows: list[TimelineRow], metadata: SessionMetadata, target: Path
     tables = [base.with_name(f"{base.name}.{k}") for k in kinds if k in ("csv", "json")]
     written = []
     if tables:
-        with SessionRecorder(tables, metadata) as rec:
+        with SessionRecorder(tables, metadata, extension=extension) as rec:
             rec.add_many(rows)
         written += tables
     if "png" in kinds:
@@ -158,4 +160,6 @@ def export_rows(rows: list[TimelineRow], metadata: SessionMetadata, target: Path
         fid = face_id if face_id in counts else max(counts, key=lambda k: (counts[k], -k))
         written.append(plot_timeline(rows, base.with_name(f"{base.name}.png"), face_id=fid,
                                      title=f"{Path(metadata.source).name}: face {fid}"))
+    if tables and extension is not None:
+        written += extension.written  # <stem>_events.csv, _epochs.csv, _summary.csv
     return written
