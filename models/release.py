@@ -161,5 +161,55 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def add_heads_main(argv: list[str]) -> int:
+    """`python -m models.release add-heads`: add stage-2 heads (models.heads names) from a heads checkpoint beside a
+    released model (models.export.add_heads): its embedder and existing heads stay byte-identical, every card lists
+    the new heads with their SHA-256, parameter counts, the checkpoint's metrics and the command."""
+    p = argparse.ArgumentParser(prog="python -m models.release add-heads", description=add_heads_main.__doc__)
+    p.add_argument("--heads-checkpoint", type=Path, required=True,
+                   help="a .pt with 'heads': {name: state_dict} (python -m models.compare --save-heads FILE)")
+    p.add_argument("--heads", nargs="+", required=True, help="which of its heads to add")
+    p.add_argument("--weights", type=Path, default=None, help="the model's card (default: the shipped model)")
+    args = p.parse_args(argv)
+    import torch
+
+    from app.card import ModelError
+    from app.emotions import EMOTIONS
+    from app.inference import find_default_model
+    from models.export import add_heads
+    from models.heads import build_head
+
+    try:
+        card_path = args.weights or find_default_model()
+        if not args.heads_checkpoint.is_file():
+            raise ValueError(f"no heads checkpoint at {args.heads_checkpoint}")
+        ck = torch.load(args.heads_checkpoint, map_location="cpu", weights_only=True)
+        missing = [h for h in args.heads if h not in ck.get("heads", {})]
+        if missing:
+            raise ValueError(f"{args.heads_checkpoint} has no {', '.join(missing)} head(s)")
+        heads = {}
+        for name in args.heads:
+            head = build_head(name, 512, len(EMOTIONS))
+            head.load_state_dict(ck["heads"][name])
+            heads[name] = head.eval()
+        results = json.loads(ck.get("results", "{}"))
+        fields = {"metrics": {"added_heads": {
+                      "note": "torch on cached features of the same embedder (python -m models.compare): FER+ Valid "
+                              "and RAF-DB val single frames, and synthetic degraded clips; not through the app's "
+                              "MediaPipe path", **{n: results[n] for n in args.heads if n in results}}},
+                  "training": {"added_heads": {"checkpoint": str(args.heads_checkpoint),
+                                               "command": "python -m models.release add-heads " + " ".join(argv),
+                                               "trained_by": json.loads(ck.get("config", "{}")),
+                                               "embedder_checkpoint": ck.get("embedder_checkpoint", "")}}}
+        out = add_heads(Path(card_path), heads, fields)
+    except (ValueError, ModelError, RuntimeError, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"added {', '.join(heads)} to {out}")
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["add-heads"]:
+        sys.exit(add_heads_main(sys.argv[2:]))
     sys.exit(main())

@@ -425,6 +425,9 @@ def attention_on_degraded(head: torch.nn.Module, feats: torch.Tensor, strength: 
 
 
 def train_clips(cfg: ClipsConfig) -> Path:
+    unknown = [h for h in cfg.heads if h not in HEADS]
+    if unknown or not cfg.heads:
+        raise ValueError(f"--heads takes {' '.join(HEADS)}; got {' '.join(unknown or cfg.heads) or 'none'}")
     device = resolve_device(cfg.device)
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -474,9 +477,6 @@ def train_clips(cfg: ClipsConfig) -> Path:
             y = torch.cat([y, torch.tensor([ck_clips[c][1] for c in ci.tolist()])])
         return x, mask, y
 
-    unknown = [h for h in cfg.heads if h not in HEADS]
-    if unknown or not cfg.heads:
-        raise ValueError(f"--heads takes {' '.join(HEADS)}; got {' '.join(unknown or cfg.heads) or 'none'}")
     steps = cfg.epochs * max(1, len(tr_labels) // cfg.batch_size)
     results = {}
     heads = {}

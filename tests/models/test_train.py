@@ -126,18 +126,22 @@ def test_ddp_with_two_cpu_processes(shared_data, cache_dir, tmp_path):
     assert load_checkpoint(out / "last.pt")["step"] == 4
 
 
-def test_clips_stage_trains_both_heads(tiny_run, shared_data, cache_dir, tmp_path):
+def test_clips_stage_trains_the_heads_named(tiny_run, shared_data, cache_dir, tmp_path):
+    heads = ["relation", "self", "fusion", "transformer"]
     cfg = ClipsConfig(embedder=str(tiny_run / "best.pt"), data=str(shared_data), cache_dir=str(cache_dir),
                       out=str(tmp_path / "clips"), epochs=2, batch_size=32, variants=3, clip_length=3,
-                      limit_train=192, limit_valid=64, sources=["ferplus-synth"])
+                      limit_train=192, limit_valid=64, sources=["ferplus-synth"], heads=heads)
     out = train_clips(cfg)
     results = json.loads((out / "results.json").read_text())
-    for att in ("relation", "self"):
+    for att in heads:
         r = results[att]
-        assert 0 <= r["valid_single_frame"]["accuracy"] <= 1
+        assert 0 <= r["valid_single_frame"]["accuracy"] <= 1 and r["parameters"] > 0
         assert 0 < r["attention"]["alpha_clean"] < 1 and 0 < r["attention"]["alpha_degraded"] < 1
+    assert results["fusion"]["final_loss"] is None  # nothing to learn: the frame classifier itself
     model = load_checkpoint(out / "model.pt")
-    assert set(model["heads"]) == {"relation", "self"}
+    assert set(model["heads"]) == set(heads)
+    with pytest.raises(ValueError, match="--heads"):
+        train_clips(ClipsConfig(**{**cfg.__dict__, "heads": ["lstm"]}))
 
 
 def test_corrupt_or_foreign_checkpoint_is_one_line_error(tmp_path, capsys):
