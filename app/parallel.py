@@ -340,12 +340,13 @@ def _run_pool(todo, config: PipelineConfig, workers: int, bar, finished, options
             except (EOFError, OSError):
                 return
 
-    pumper = threading.Thread(target=pump, name="progress", daemon=True)
-    pumper.start()
-    try:
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+    def one_pool(batch, last_try: bool) -> list:
+        """Run `batch` on a fresh pool; returns the videos a dying worker took down with the pool (every video
+        still in flight or queued then fails with BrokenProcessPool: which one killed it is unknown)."""
+        broken = []
+        with ProcessPoolExecutor(min(workers, len(batch)), mp_context=ctx, initializer=_worker_init,
                                  initargs=(threads, core_sets, counter, progress_q)) as pool:
-            futures = {pool.submit(_pool_task, v, t, config, options): (v, t) for v, t in todo}
+            futures = {pool.submit(_pool_task, v, t, config, options): (v, t) for v, t in batch}
             pending = set(futures)
             try:
                 while pending:
@@ -356,13 +357,26 @@ def _run_pool(todo, config: PipelineConfig, workers: int, bar, finished, options
                             result = fut.result()
                         except ModelError:
                             raise
-                        except BrokenProcessPool as e:  # a worker died (killed, out of memory): this video failed
-                            result = _failed(video, targets, RuntimeError(f"worker process died ({e})"))
+                        except BrokenProcessPool:  # a worker died (killed, out of memory)
+                            if not last_try:
+                                broken.append((video, targets))
+                                continue
+                            result = _failed(video, targets, RuntimeError("its worker process died twice "
+                                                                          "(killed, or out of memory)"))
                         finished(result, targets)
             except BaseException:
                 for fut in pending:
                     fut.cancel()
                 raise
+        return broken
+
+    pumper = threading.Thread(target=pump, name="progress", daemon=True)
+    pumper.start()
+    try:
+        broken = one_pool(todo, last_try=False)
+        for video, targets in broken:  # once more, each alone, so one bad video cannot take the others down
+            _clear_partial(targets)
+            one_pool([(video, targets)], last_try=True)
     finally:
         stop.set()
         pumper.join(1.0)
