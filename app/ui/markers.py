@@ -383,6 +383,9 @@ def install(window) -> MarkerController:
     for k in range(1, 10):
         key(str(k), lambda _checked=False, k=k: c.add(key=k))
 
+    if getattr(window.options, "lsl", False):  # main.py --lsl: streaming from the start (the dock's box shows it)
+        c.set_lsl(True)
+
     timer = QTimer(window)  # the corrected view follows a baseline still being recorded (first N s)
     timer.setInterval(BASELINE_REFRESH_MS)
     timer.timeout.connect(c.refresh_if_incomplete)

@@ -19,6 +19,7 @@ class WindowOptions:
     attention: str | None = None         # relation | self; None = the stored setting
     window: int | None = None            # FAN window length; None = the stored setting
     max_faces: int = 4                   # 4 = the stored setting
+    lsl: bool = False                    # stream to Lab Streaming Layer from the start (app/ui/markers.py)
 
     def __post_init__(self):
         object.__setattr__(self, "video", Path(self.video) if self.video is not None else None)
@@ -31,4 +32,5 @@ class WindowOptions:
         return cls(video=getattr(args, "video", None), camera=getattr(args, "camera", None),
                    export=tuple(getattr(args, "export", None) or ()), weights=getattr(args, "weights", None),
                    device=getattr(args, "device", "auto") or "auto", attention=getattr(args, "attention", None),
-                   window=getattr(args, "window", None), max_faces=getattr(args, "max_faces", 4) or 4)
+                   window=getattr(args, "window", None), max_faces=getattr(args, "max_faces", 4) or 4,
+                   lsl=bool(getattr(args, "lsl", False)))

@@ -94,9 +94,8 @@ def test_the_lsl_toggle_streams_processed_frames(make_window, videos, qtbot):
         pylsl = load_pylsl()
     except LslUnavailable as e:
         pytest.skip(str(e))
-    w = make_window(videos / "single_face.mp4")
-    w.markers_dock.lsl.setChecked(True)
-    assert w.markers.lsl is not None
+    w = make_window(videos / "single_face.mp4", lsl=True)  # main.py --lsl: streaming from the start
+    assert w.markers.lsl is not None and w.markers_dock.lsl.isChecked()
     found = pylsl.resolve_byprop("source_id", f"{w.markers.lsl.source_id}-expressions", timeout=10)
     inlet = pylsl.StreamInlet(found[0])
     inlet.open_stream(timeout=10)
