@@ -14,6 +14,7 @@ from pathlib import Path
 from app.capture import Frame
 from app.card import ModelCard
 from app.faces import DetectorConfig, Face, FaceMeshDetector
+from app.gate import FaceGate, GateConfig
 from app.inference import Prediction, Recognizer, find_default_model
 from app.preprocess import align_face
 from app.signals import FaceSignals, SignalExtractor
@@ -35,6 +36,7 @@ class PipelineConfig:
     # every front end that builds a recorder for a run (replay, parallel workers) sees the run's choice.
     all_frames: bool = False
     threads: int | None = None           # ONNX Runtime intra-op threads of the embedder; None = min(2, cores)
+    gate: str = "off"                    # app.gate: off | detector | stride:K (the mesh on frames with no track)
 
 
 @dataclass
@@ -60,6 +62,7 @@ class Pipeline:
         self._video = video
         self.detector = self._make_detector()
         self.tracker = FaceTracker(max_missed=config.max_missed)
+        self.gate = FaceGate(GateConfig.parse(config.gate))
         self.signals = signals or SignalExtractor()
 
     def _make_detector(self) -> FaceMeshDetector:
@@ -77,7 +80,8 @@ class Pipeline:
 
     def process(self, frame: Frame) -> FrameResult:
         t0 = time.perf_counter()
-        tracked = self.tracker.update(self.detector.detect(frame.image))
+        gated = not self.gate.allows(frame.image, tracking=bool(self.tracker.active_ids))
+        tracked = self.tracker.update([] if gated else self.detector.detect(frame.image))
         faces, ended = tracked.faces, tracked.ended
         pre = self.card.preprocess
         for face in faces:
@@ -107,12 +111,14 @@ class Pipeline:
     def reset(self) -> None:
         """Forget all tracks and windows (after a seek or a new source); MediaPipe's own tracking state too."""
         self.tracker.reset()
+        self.gate.reset()
         self.recognizer.reset()
         self.detector.close()
         self.detector = self._make_detector()
 
     def close(self) -> None:
         self.detector.close()
+        self.gate.close()
 
     def __enter__(self):
         return self
