@@ -51,6 +51,27 @@ def landmarks5_from_mesh(points: np.ndarray) -> np.ndarray:
         points[_NOSE_TIP], points[_MOUTH_LEFT], points[_MOUTH_RIGHT]]).astype(np.float32)
 
 
+# A NormalizedLandmark serialised with x, y and z only: field tag 1 (length-delimited, 15 bytes), then three
+# float32 fields (tags 0x0d, 0x15, 0x1d). Read as one numpy view instead of 478 protobuf attribute reads per face.
+_LANDMARK_RECORD = np.dtype([("tag", "u1"), ("len", "u1"), ("tx", "u1"), ("x", "<f4"), ("ty", "u1"), ("y", "<f4"),
+                             ("tz", "u1"), ("z", "<f4")])
+
+
+def mesh_points(landmarks, width: int, height: int) -> np.ndarray:
+    """MediaPipe's NormalizedLandmarkList -> (N, 2) float32 pixels. Parses the serialised message directly when every
+    landmark has exactly x, y, z (what the face mesh writes; ~20x faster than reading each point), else reads the
+    points one by one."""
+    buf = landmarks.SerializeToString()
+    n = len(landmarks.landmark)
+    if len(buf) == n * _LANDMARK_RECORD.itemsize:
+        rec = np.frombuffer(buf, _LANDMARK_RECORD)
+        if (np.all(rec["tag"] == 0x0A) and np.all(rec["len"] == 15) and np.all(rec["tx"] == 0x0D)
+                and np.all(rec["ty"] == 0x15) and np.all(rec["tz"] == 0x1D)):
+            xy = np.stack([rec["x"], rec["y"]], 1).astype(np.float64) * (width, height)  # as Python's floats do
+            return xy.astype(np.float32)
+    return np.array([(p.x * width, p.y * height) for p in landmarks.landmark], np.float32)
+
+
 # Two boxes are one face when their intersection covers more than this share of the smaller box. Faces of different
 # people overlap far less, even when one partly hides the other.
 DUPLICATE_OVERLAP = 0.6
@@ -110,7 +131,7 @@ class FaceMeshDetector:
         result = self._mesh.process(rgb)
         faces = []
         for lm in result.multi_face_landmarks or ():
-            pts = np.array([(p.x * w, p.y * h) for p in lm.landmark], np.float32)  # (468 or 478, 2) pixels
+            pts = mesh_points(lm, w, h)  # (468 or 478, 2) pixels
             x0, y0 = pts[:468].min(0)
             x1, y1 = pts[:468].max(0)
             face = Face(box=np.array([x0, y0, x1, y1]), landmarks5=landmarks5_from_mesh(pts), mesh=pts)

@@ -35,6 +35,9 @@ class PipelineConfig:
     # Exports (not the engine): a row for each frame without a face too (--all-frames). It rides in the config so
     # every front end that builds a recorder for a run (replay, parallel workers) sees the run's choice.
     all_frames: bool = False
+    # The blendshape network reads MediaPipe's iris points, whose refinement costs ~30% of the face mesh's time
+    # (docs/results.md); False skips both (bs_* columns empty; pose and reliability stay).
+    blendshapes: bool = True
     threads: int | None = None           # ONNX Runtime intra-op threads of the embedder; None = min(2, cores)
     gate: str = "off"                    # app.gate: off | detector | stride:K (the mesh on frames with no track)
 
@@ -68,7 +71,8 @@ class Pipeline:
     def _make_detector(self) -> FaceMeshDetector:
         c = self.config
         return FaceMeshDetector(DetectorConfig(max_faces=c.max_faces, min_detection_confidence=c.min_detection_confidence,
-                                               min_face_px=c.min_face_px, video=self._video))
+                                               min_face_px=c.min_face_px, video=self._video,
+                                               refine_landmarks=c.blendshapes))
 
     @property
     def card(self) -> ModelCard:

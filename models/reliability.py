@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def format_report(doc: dict) -> str:
-    cols = [c for c in ("cv_auroc_fit", "ferplus_valid", "rafdb_val", "degraded_clips") if c in doc["validation"][0]]
+    cols = [c for c in doc["validation"][0] if c != "variant"]
     lines = ["| variant | " + " | ".join(f"AUROC {c}" for c in cols) + " |",
              "| --- | " + " | ".join("---" for _ in cols) + " |"]
     for r in doc["validation"]:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import itertools
 
+import cv2
+
 import numpy as np
 import pytest
 
@@ -48,3 +50,19 @@ def test_faces_in_a_tiled_1080p_frame_are_never_reported_twice(videos):
             pairs += sum(box_iou(f.box, g.box) > 0.3 for f, g in itertools.combinations(faces, 2))
     assert pairs == 0
     assert 1 <= len(ids) <= 3  # as many ids as distinct faces found (MediaPipe finds 2 of the 9 at this size)
+
+
+def test_mesh_points_read_from_the_serialised_landmarks_equal_the_per_point_read(astronaut_bgr):
+    import mediapipe as mp
+
+    from app.faces import mesh_points
+
+    rgb = cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2RGB)
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, refine_landmarks=True) as mesh:
+        (lm,) = mesh.process(rgb).multi_face_landmarks
+    h, w = rgb.shape[:2]
+    want = np.array([(p.x * w, p.y * h) for p in lm.landmark], np.float32)
+    got = mesh_points(lm, w, h)
+    assert got.shape == (478, 2) and np.array_equal(got, want)
+    lm.landmark[3].visibility = 0.5  # another layout: the slow path, same answer
+    assert np.array_equal(mesh_points(lm, w, h), want)

@@ -9,6 +9,7 @@ from app.capture import Frame
 from app.faces import Face
 from app.inference import Prediction
 from app.pipeline import FrameResult
+from app.signals import FaceSignals
 from app.ui.live_state import LiveState
 
 
@@ -26,11 +27,17 @@ def _pred(tid: int, k: int, frame: int) -> Prediction:
                       confidence=float(probs[k]), alpha=[0.5], weight=[1.0], frame_indices=[frame])
 
 
-def _result(i: int, preds: dict[int, int], sizes: dict[int, float], ended=()) -> FrameResult:
+def _signals(reliability: float) -> FaceSignals:
+    bs = np.linspace(0, 1, 52, dtype=np.float32)
+    return FaceSignals(bs, yaw=5.0, pitch=-2.0, roll=1.0, sharpness=4.0, face_px=60.0, reliability=reliability)
+
+
+def _result(i: int, preds: dict[int, int], sizes: dict[int, float], ended=(), reliability=None) -> FrameResult:
     frame = Frame(image=np.zeros((120, 400, 3), np.uint8), index=i, time_s=i / 10)
     faces = [_face(t, 10 + 120 * n, s) for n, (t, s) in enumerate(sizes.items())]
+    signals = {t: _signals(reliability) for t in preds} if reliability is not None else {}
     return FrameResult(frame=frame, faces=faces, predictions={t: _pred(t, k, i) for t, k in preds.items()},
-                       ended=list(ended), timings={"total": 12.0})
+                       ended=list(ended), timings={"total": 12.0}, signals=signals)
 
 
 def test_the_largest_face_is_shown_until_one_is_picked_and_the_pick_outlives_its_absence():
@@ -77,6 +84,17 @@ def test_a_new_generation_starts_over_but_a_new_source_also_forgets_the_pick():
     assert len(s.series(1, 10)[0]) == 0
     s.clear_source()
     assert s.latest is None and s.selected_face is None and not s.last_predictions
+
+
+def test_signals_are_kept_per_face_with_a_reliability_history_for_the_timeline():
+    s = LiveState()
+    for i, r in enumerate((0.9, 0.8, 0.2, 0.1)):
+        s.push(_result(i, {1: 3}, {1: 60}, reliability=r), 1, 10)
+    assert s.last_signals[1].reliability == 0.1 and s.last_signals[1].top_blendshapes(2)[0][0] == "noseSneerRight"
+    t, p, rt, rel = s.series(1, span_s=10)
+    assert np.allclose(rt, t) and np.allclose(rel, [0.9, 0.8, 0.2, 0.1])
+    s.push(_result(4, {}, {}, ended=[1]), 1, 10)
+    assert 1 not in s.last_signals
 
 
 def test_the_view_model_imports_no_qt():
