@@ -45,7 +45,7 @@ from app.emotions import EMOTIONS
 from app.heads import ENSEMBLE, ENSEMBLE_MEMBERS
 from app.paths import ROOT, data_root
 from models.augment import train_augment
-from models.checkpoints import load_embedder, write_json
+from models.checkpoints import load_embedder, save_checkpoint, write_json
 from models.cli import add_dataclass_args, command_line, config_from_args
 from models.heads import HEADS, build_head, head_spec, new_head, parameter_count, train_head
 from models.loading import CK_LABELS, clip_index, embed_all, load_ckplus, load_frame_data, normalise, to_input
@@ -91,6 +91,7 @@ class CompareConfig:
     limit_folds: int = 0               # >0: only the first N folds (tests)
     limit_valid: int = 0               # >0: only N validation images per set (tests)
     extras: bool = True                # add the rows of EXTRA_MODULES that define compare_rows
+    save_heads: str = ""               # a .pt file: keep the first seed's stage-2 heads (state dicts) for export
     threads: int = 1
 
 
@@ -229,9 +230,9 @@ def synthetic_eval_clips(v: dict, t: int, seed: int) -> tuple[torch.Tensor, torc
     return degraded, feats[torch.arange(n)[:, None], pick_clean]
 
 
-def stage2_rows(cfg: CompareConfig, feats: dict, seed: int) -> tuple[dict, dict]:
-    """Heads trained on synthetic FER+/RAF-DB clips -> per option: frame accuracy per set, synthetic clip accuracy,
-    and the synthetic probe (accuracy per corruption)."""
+def train_stage2_heads(cfg: CompareConfig, feats: dict, seed: int) -> dict[str, torch.nn.Module]:
+    """Every head of cfg.heads trained on synthetic clips of the cached FER+/RAF-DB training features, as `models.train
+    clips` trains them (without its CK+ sequences)."""
     tr, fc = feats["train"], _fc(feats["frame_fc"]["weight"], feats["frame_fc"]["bias"])
     labels = tr["labels"]
     counts = torch.bincount(labels, minlength=len(EMOTIONS)).float()
@@ -244,7 +245,14 @@ def stage2_rows(cfg: CompareConfig, feats: dict, seed: int) -> tuple[dict, dict]
         return tr["feats"][idx[:, None], pick], None, labels[idx]
 
     steps = cfg.epochs * max(1, len(labels) // cfg.batch_size)
-    heads = {n: _fit_head(n, fc, sample_batch, steps, cfg.lr, seed, cfg.fan_classifier_lr) for n in cfg.heads}
+    return {n: _fit_head(n, fc, sample_batch, steps, cfg.lr, seed, cfg.fan_classifier_lr) for n in cfg.heads}
+
+
+def stage2_rows(cfg: CompareConfig, feats: dict, seed: int) -> tuple[dict, dict, dict]:
+    """Heads trained on synthetic FER+/RAF-DB clips -> per option: frame accuracy per set, synthetic clip accuracy,
+    and the synthetic probe (accuracy per corruption); and the heads."""
+    heads = train_stage2_heads(cfg, feats, seed)
+    t = cfg.clip_length
     metrics: dict[str, dict] = {}
     probe: dict[str, dict] = {}
     for j, (vname, v) in enumerate(feats["valid"].items()):
@@ -260,7 +268,7 @@ def stage2_rows(cfg: CompareConfig, feats: dict, seed: int) -> tuple[dict, dict]
             for n, p in probs.items():
                 target = probe if key.startswith("probe") else metrics
                 target.setdefault(n, {}).setdefault(key, {})[vname] = _acc(p, y)
-    return metrics, probe
+    return metrics, probe, heads
 
 
 def ckplus_rows(cfg: CompareConfig, feats: dict, seed: int) -> tuple[dict, dict]:
@@ -365,9 +373,39 @@ def run_compare(cfg: CompareConfig) -> dict:
     per_seed = []
     for s in cfg.seeds:
         ck, ck_probe = ckplus_rows(cfg, feats, s)
-        st, st_probe = stage2_rows(cfg, feats, s)
+        st, st_probe, heads = stage2_rows(cfg, feats, s)
+        if cfg.save_heads and s == cfg.seeds[0]:
+            Path(cfg.save_heads).parent.mkdir(parents=True, exist_ok=True)
+            save_checkpoint(Path(cfg.save_heads), {
+                "heads": {n: h.state_dict() for n, h in heads.items()}, "seed": s, "config": json.dumps(asdict(cfg)),
+                "embedder_checkpoint": cfg.embedder, "feature_key": feature_key(cfg),
+                "results": json.dumps({n: {"frame": st[n]["frame"], "synthetic": st[n]["synthetic"]} for n in st})})
         per_seed.append({"seed": s, "ckplus": ck, "ckplus_probe": ck_probe, "stage2": st, "stage2_probe": st_probe})
         print(f"seed {s} done ({time.time() - t0:.0f} s)", file=sys.stderr)
+    extra_rows = []
+    if cfg.extras:
+        for mod_name in EXTRA_MODULES:
+            try:
+                mod = importlib.import_module(f"models.{mod_name}")
+            except ImportError:
+                continue
+            fn = getattr(mod, "compare_rows", None)
+            if fn is None:
+                continue
+            try:
+                extra_rows += list(fn(cfg))
+            except Exception as e:  # noqa: BLE001 - another option's failure is a row, not a lost table
+                extra_rows.append({"option": mod_name, "name": mod_name, "error": f"{type(e).__name__}: {e}"})
+    result = build_result(cfg, per_seed, extra_rows, time.time() - t0)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "compare.json", result)
+    (out / "compare.md").write_text(format_tables(result) + "\n")
+    return result
+
+
+def build_result(cfg: CompareConfig, per_seed: list[dict], extra_rows: list[dict], seconds: float) -> dict:
+    """The table's rows (one per option, each column a list over seeds) from the per-seed measurements."""
     costs = cost(cfg.heads)
     options = list(cfg.heads) + ([ENSEMBLE] if ENSEMBLE in per_seed[0]["ckplus"] else [])
     rows = []
@@ -386,29 +424,41 @@ def run_compare(cfg: CompareConfig) -> dict:
             "synthetic_probe": {kind.removeprefix("probe_"): seeds_of(
                 lambda p, kind=kind: float(np.mean(list(p["stage2_probe"][n][kind].values()))))
                 for kind in ("probe_clean",) + tuple(f"probe_{c}" for c in CORRUPTIONS)}})
-    extra_rows = []
-    if cfg.extras:
-        for mod_name in EXTRA_MODULES:
-            try:
-                mod = importlib.import_module(f"models.{mod_name}")
-            except ImportError:
-                continue
-            fn = getattr(mod, "compare_rows", None)
-            if fn is None:
-                continue
-            try:
-                extra_rows += list(fn(cfg))
-            except Exception as e:  # noqa: BLE001 - another option's failure is a row, not a lost table
-                extra_rows.append({"option": mod_name, "name": mod_name, "error": f"{type(e).__name__}: {e}"})
-    result = {"config": asdict(cfg), "command": command_line("python -m models.compare", cfg,
-                                                              skip=("data", "cache_dir")),
-              "feature_key": feature_key(cfg), "seconds": round(time.time() - t0, 1), "rows": rows,
-              "extra_rows": extra_rows, "per_seed": per_seed}
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "compare.json", result)
-    (out / "compare.md").write_text(format_tables(result) + "\n")
-    return result
+    return {"config": asdict(cfg), "command": command_line("python -m models.compare", cfg, skip=("data", "cache_dir")),
+            "feature_key": feature_key(cfg), "seconds": round(seconds, 1), "rows": rows, "extra_rows": extra_rows,
+            "per_seed": per_seed}
+
+
+def merge_main(argv: list[str]) -> int:
+    """`python -m models.compare merge DIR... --out DIR`: one table from runs of the same settings that each ran
+    some seeds (seeds run in parallel processes), e.g. --seeds 0, --seeds 1, --seeds 2."""
+    p = argparse.ArgumentParser(prog="python -m models.compare merge", description=merge_main.__doc__)
+    p.add_argument("runs", nargs="+", type=Path, help="folders holding compare.json")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    try:
+        runs = [json.loads((r / "compare.json").read_text()) for r in args.runs]
+        base = {k: v for k, v in runs[0]["config"].items() if k not in ("seeds", "out", "save_heads")}
+        for r in runs[1:]:
+            if {k: v for k, v in r["config"].items() if k not in ("seeds", "out", "save_heads")} != base or \
+                    r["feature_key"] != runs[0]["feature_key"]:
+                raise ValueError("the runs differ in settings or features; only --seeds may differ")
+        per_seed = [s for r in runs for s in r["per_seed"]]
+        if len({s["seed"] for s in per_seed}) != len(per_seed):
+            raise ValueError("a seed appears in two runs")
+        cfg = CompareConfig(**{**runs[0]["config"], "seeds": [s["seed"] for s in per_seed], "out": str(args.out)})
+        set_threads(cfg.threads)
+        result = build_result(cfg, per_seed, runs[0].get("extra_rows", []), sum(r["seconds"] for r in runs))
+        result["feature_key"] = runs[0]["feature_key"]
+        result["merged_from"] = [str(r) for r in args.runs]
+    except (OSError, ValueError, KeyError) as e:
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "compare.json", result)
+    (args.out / "compare.md").write_text(format_tables(result) + "\n")
+    print(format_tables(result))
+    return 0
 
 
 def format_tables(result: dict) -> str:
@@ -444,6 +494,9 @@ def format_tables(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["merge"]:
+        return merge_main(argv[1:])
     p = argparse.ArgumentParser(prog="python -m models.compare", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_dataclass_args(p, CompareConfig, choices={"heads": tuple(HEADS)})

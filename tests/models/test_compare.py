@@ -1,5 +1,7 @@
 """models/compare.py (the one-table comparison) and models/probe.py (the corruption probe): the real fold file, the
 corruptions, and the table built end to end from a small feature set (features are what the cache holds)."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -90,3 +92,12 @@ def test_the_table_is_built_from_cached_features(small_features, tmp_path, monke
     assert set(seed["ckplus_probe"]["gru"]) == {"clean", *CORRUPTIONS}
     table = format_tables(result)
     assert table.count("\n| ") >= 2 * 7 and "ensemble" in table and (tmp_path / "out" / "compare.md").is_file()
+    # seeds run in separate processes merge into one table (here: the same run relabelled as seed 1)
+    other = json.loads((tmp_path / "out" / "compare.json").read_text())
+    other["per_seed"][0]["seed"], other["config"]["seeds"] = 1, [1]
+    (tmp_path / "s1").mkdir()
+    (tmp_path / "s1" / "compare.json").write_text(json.dumps(other))
+    assert compare.main(["merge", str(tmp_path / "out"), str(tmp_path / "s1"), "--out", str(tmp_path / "m")]) == 0
+    merged = json.loads((tmp_path / "m" / "compare.json").read_text())
+    assert merged["config"]["seeds"] == [0, 1] and all(len(r["ckplus"]) == 2 for r in merged["rows"])
+    assert compare.main(["merge", str(tmp_path / "out"), str(tmp_path / "out"), "--out", str(tmp_path / "x")]) == 1
