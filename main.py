@@ -53,6 +53,16 @@ def _study_option(name: str):
     return parse
 
 
+def _gate(text: str) -> str:
+    from app.gate import GateConfig
+
+    try:
+        GateConfig.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -119,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray", default=None, metavar="auto|local|ADDRESS",
                    help="headless folder replay on a Ray cluster: auto (the cluster this machine is part of), local "
                         "(start one here with --workers CPUs) or the head's address (docs/scale.md)")
+    p.add_argument("--gate", type=_gate, default="off", metavar="off|detector|stride:K",
+                   help="headless: on frames with no tracked face, run the face mesh only when MediaPipe's cheap "
+                        "face detector sees a face (detector) or on every K-th frame (stride:K, an entering face "
+                        "may be found up to K-1 frames late); default off (app/gate.py, docs/results.md)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--verbose", action="store_true",
                    help="headless: show the native libraries' own log lines (MediaPipe, TensorFlow Lite)")
@@ -223,7 +237,7 @@ def run_headless(args) -> int:
         return EXIT_USAGE
     config = PipelineConfig(weights=args.weights, device=args.device, attention=args.attention,
                             window_length=args.window, max_faces=args.max_faces, all_frames=args.all_frames,
-                            blendshapes=args.blendshapes)
+                            blendshapes=args.blendshapes, gate=args.gate)
     many = args.video.is_dir()
     # A folder goes through app/parallel.py (workers, Ray, resume); LSL streams from this process, so not there.
     spread = (many or args.workers > 1 or args.ray is not None) and not args.lsl and args.repeat == 1
