@@ -39,10 +39,29 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
 @pytest.fixture(scope="module")
 def wolfgang(videos, model, tmp_path_factory):
     out = tmp_path_factory.mktemp("wolfgang")
+    markers = out / "stimuli.csv"  # a stimulus log: the study files come from the same run (issue 16)
+    markers.write_text("time_s,label\n2.0,stimulus A\n9.5,stimulus B\n19.0,stimulus C\n")
     proc = run_cli("--video", videos / "WolfgangLanger_Pexels.mp4", "--export", out / "w.csv",
-                   "--export", out / "w.json", weights=model)
+                   "--export", out / "w.json", "--markers", markers, "--summary-every", "1", weights=model)
     assert proc.returncode == 0, proc.stderr
     return proc, pd.read_csv(out / "w.csv"), json.loads((out / "w.json").read_text())
+
+
+def test_wolfgang_study_files_load_and_epochs_are_the_rows_means(wolfgang):
+    """The replay with --markers and --summary-every 1 wrote events, epochs and summary files (issue 16)."""
+    proc, df, doc = wolfgang
+    wrote = {Path(line.split("wrote ", 1)[1]).name: Path(line.split("wrote ", 1)[1])
+             for line in proc.stdout.splitlines() if "wrote " in line}
+    events, epochs, summary = (pd.read_csv(wrote[f"w_{k}.csv"]) for k in ("events", "epochs", "summary"))
+    assert list(events.label) == ["stimulus A", "stimulus B", "stimulus C"]
+    assert [e["label"] for e in doc["events"]] == list(events.label)
+    probs = [f"p_{e}" for e in doc["labels"]]
+    for _, e in epochs.iterrows():  # default epoch: -1 s to +3 s around each marker
+        w = df[(df.face_id == e.face_id) & (df.time_s >= e.marker_time_s - 1) & (df.time_s < e.marker_time_s + 3)]
+        assert e.n_frames == len(w) > 0
+        assert e[probs].to_numpy(float) == pytest.approx(w[probs].mean().to_numpy(), abs=1e-12)
+    assert epochs.n_frames.tolist()[:2] == [96, 96] and epochs.coverage.tolist()[:2] == [1.0, 1.0]
+    assert len(summary) == 20 and summary.n_frames.sum() == len(df)  # 19.64 s in 1 s intervals, one face
 
 
 def test_wolfgang_one_face_id_and_a_row_per_frame(wolfgang):
