@@ -98,3 +98,23 @@ def test_ray_local_gives_the_same_rows(folder, sequential, tmp_path):
     assert {r.source.name: r.status for r in run.results} == {"corrupt.mp4": "failed", "single_face.mp4": "done"}
     assert csv_texts(out) == {"single_face.csv": csv_texts(out1)["single_face.csv"]}
     assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_the_cli_rerun_skips_the_complete_videos_and_says_so(folder, sequential):
+    """main.py on a folder whose exports are complete: nothing is recomputed (no model is loaded for it), the
+    summary says which videos were skipped, and the corrupt file is one failed line again."""
+    import subprocess
+    import sys
+
+    from app.paths import ROOT
+
+    out1, _ = sequential
+    before = {p.name: p.stat().st_mtime_ns for p in out1.glob("*.csv")}
+    proc = subprocess.run([sys.executable, "main.py", "--no-window", "--quiet", "--video", str(folder), "--export",
+                           str(out1), "--workers", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr  # the corrupt file still fails
+    lines = proc.stdout.splitlines()
+    assert "skipped (2, exports already complete): no_face.mp4, single_face.mp4" in lines
+    assert "done (0): -" in lines
+    assert [x for x in lines if x.startswith("failed (1): corrupt.mp4 (")]
+    assert {p.name: p.stat().st_mtime_ns for p in out1.glob("*.csv")} == before  # not rewritten
