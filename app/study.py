@@ -496,9 +496,13 @@ class Study:
         return m
 
     def set_baseline(self, spec: BaselineSpec | None) -> None:
+        self.set_config(StudyConfig(self.config.epoch, self.config.summary_every_s, spec))
+
+    def set_config(self, config: StudyConfig) -> None:
+        """New settings (epoch, summary interval, baseline), journalled like the markers."""
         with self._lock:
-            self.config = StudyConfig(self.config.epoch, self.config.summary_every_s, spec)
-            self._log({"op": "config", **self.config.to_json()})
+            self.config = config
+            self._log({"op": "config", **config.to_json()})
 
     def _get(self, marker_id: int) -> Marker:
         try:

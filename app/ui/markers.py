@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -78,7 +78,7 @@ class MarkerController(QObject):
 
     def set_summary_every(self, seconds: float) -> None:
         self.store.setValue(SUMMARY_SETTING, float(seconds))
-        self.study.config = StudyConfig(self.study.config.epoch, self.summary_every_s, self.study.config.baseline)
+        self.study.set_config(StudyConfig(self.study.config.epoch, self.summary_every_s, self.study.config.baseline))
 
     def set_key_names(self, text: str) -> None:
         self.key_names = parse_key_names(text)
@@ -246,6 +246,7 @@ class MarkersDock(QDockWidget):
         self.list = QListWidget()
         self.list.setSelectionMode(QListWidget.ExtendedSelection)
         self.list.itemDoubleClicked.connect(lambda item: self.rename_selected())
+        QShortcut(QKeySequence.Delete, self.list, self.delete_selected, context=Qt.WidgetShortcut)
         lay.addWidget(self.list, 1)
         row = QHBoxLayout()
         self.add_button = QPushButton("Add (M)")

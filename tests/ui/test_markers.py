@@ -41,12 +41,15 @@ def test_markers_added_in_the_window_appear_in_its_exports(make_window, videos, 
     assert w.markers_dock.list.count() == 3
     lines = w.timeline_markers.lines  # drawn on the timeline's plot at the markers' times
     assert [ln.value() for ln in lines] == [t0] * 3 and lines[0].scene() is w.timeline.plot.scene()
-    # rename and delete through the dock's list
+    # rename and delete through the dock's list (Ctrl+M shows it)
+    qtbot.keyClick(w, Qt.Key_M, Qt.ControlModifier)
+    qtbot.waitUntil(lambda: w.markers_dock.isVisible(), timeout=5000)
     w.markers_dock.list.item(1).setSelected(True)
     w.markers_dock.rename_selected("surprise stimulus")
     w.markers_dock.list.clearSelection()
     w.markers_dock.list.item(2).setSelected(True)
-    w.markers_dock.delete_selected()
+    w.markers_dock.list.setFocus()
+    qtbot.keyClick(w.markers_dock.list, Qt.Key_Delete)
     assert [m.label for m in c.study.markers] == ["rest", "surprise stimulus"]
     recorder = w.session_log.last
     journal = extension_journal_for(recorder.journal_path)
