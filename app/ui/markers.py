@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QInputDialog,
@@ -266,7 +267,8 @@ class MarkersDock(QDockWidget):
         self.key_names.editingFinished.connect(lambda: controller.set_key_names(self.key_names.text()))
         form.addRow("Keys 1-9", self.key_names)
         self.baseline_kind = QComboBox()
-        self.baseline_kind.addItems(["none", "first N seconds", "between the two selected markers"])
+        self.baseline_kind.addItems(["none", "first N seconds", "between the two selected markers",
+                                     "a separate recording..."])
         self.baseline_seconds = QDoubleSpinBox()
         self.baseline_seconds.setRange(0.5, 3600.0)
         self.baseline_seconds.setValue(10.0)
@@ -328,7 +330,7 @@ class MarkersDock(QDockWidget):
             spec = None
         elif kind == 1:
             spec = BaselineSpec("first", seconds=self.baseline_seconds.value())
-        else:
+        elif kind == 2:
             chosen = sorted((m for m in self.controller.study.markers if m.marker_id in set(self.selected_ids())),
                             key=lambda m: m.time_s)
             if len(chosen) != 2:
@@ -336,6 +338,13 @@ class MarkersDock(QDockWidget):
                 self.baseline_kind.setCurrentIndex(0)
                 return
             spec = BaselineSpec("between", start_label=chosen[0].label, end_label=chosen[1].label)
+        else:  # a session CSV/JSON of the same person at rest: one mean for every face
+            path, _ = QFileDialog.getOpenFileName(self, "Baseline recording (a FAN Live session)", "",
+                                                  "FAN Live sessions (*.csv *.json)")
+            if not path:
+                self.baseline_kind.setCurrentIndex(0)
+                return
+            spec = BaselineSpec("file", path=path)
         self.controller.set_baseline(spec)
 
     def _show_lsl(self, on: bool) -> None:

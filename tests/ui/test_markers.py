@@ -23,7 +23,8 @@ def test_key_names_fill_in_defaults():
     assert parse_key_names("rest, happy  face,,") == ("rest", "happy face", *(f"stimulus {k}" for k in range(3, 10)))
 
 
-def test_markers_added_in_the_window_appear_in_its_exports(make_window, videos, sessions, tmp_path, qtbot):
+def test_markers_added_in_the_window_appear_in_its_exports(make_window, videos, sessions, tmp_path, qtbot,
+                                                            monkeypatch):
     w = make_window(videos / "single_face.mp4")
     saved = []
     w.session_saved.connect(saved.append)
@@ -88,6 +89,13 @@ def test_markers_added_in_the_window_appear_in_its_exports(make_window, videos, 
     names = [p.name for p in exported.args[0]]
     assert names == ["out.csv", "out.json", "out_events.csv", "out_epochs.csv", "out_summary.csv"]
     assert pd.read_csv(tmp_path / "out_epochs.csv").equals(ep)
+
+    # a separate recording as the baseline (the dock's file dialog, answered here): one mean for every face
+    monkeypatch.setattr("app.ui.markers.QFileDialog.getOpenFileName", lambda *a, **k: (str(csv_path), ""))
+    w.markers_dock.baseline_kind.setCurrentIndex(3)
+    w.markers_dock.apply_baseline()
+    assert c.study.config.baseline == BaselineSpec("file", path=str(csv_path))
+    np.testing.assert_allclose(c.baseline.means[None], df[list(PROB_COLUMNS)].mean().to_numpy(), atol=1e-12)
 
 
 def test_the_lsl_toggle_streams_processed_frames(make_window, videos, qtbot):
