@@ -215,7 +215,8 @@ class BlendshapeBars(QWidget):
         p = QPainter(self)
         p.setRenderHint(QPainter.Antialiasing, True)
         fm = p.fontMetrics()
-        name_w = fm.horizontalAdvance("mouthStretchRight") + 10
+        names = [fm.horizontalAdvance(name) for name, _ in self.items] or [0]
+        name_w = min(max(names) + 10, self.width() * 0.6)
         val_w = fm.horizontalAdvance("0.00") + 8
         row_h = self.height() / self.rows
         if not self.items:
@@ -275,7 +276,7 @@ class FacePanel(QWidget):
         lay.addSpacing(6)
         lay.addWidget(self.bars)
         lay.addSpacing(8)
-        signals_caption = QLabel("RELIABILITY \u00b7 HEAD POSE \u00b7 TOP BLENDSHAPES")
+        signals_caption = QLabel("THIS FRAME'S SIGNALS")
         signals_caption.setObjectName("sectionTitle")
         lay.addWidget(signals_caption)
         self.readout = QLabel("")

@@ -104,3 +104,32 @@ def test_summary_weighs_rows_by_reliability_and_reports_coverage():
     # rows without a reliability (version 1) weigh 1: the old unweighted summary
     old = summarize_rows([_row(0, "happiness", signals=False), _row(1, "sadness", signals=False)])
     assert old["faces"][1]["shares"]["happiness"] == 0.5 and old["faces"][1]["coverage"] == 1.0
+
+
+def test_rows_from_a_frame_result_carry_the_signals_and_an_empty_frame_with_all_frames():
+    from app.capture import Frame
+    from app.faces import Face
+    from app.inference import Prediction
+    from app.pipeline import FrameResult
+    from app.session import rows_from_result
+    from app.signals import FaceSignals
+
+    frame = Frame(index=7, time_s=0.28, image=np.zeros((40, 40, 3), np.uint8))
+    face = Face(box=(1, 2, 30, 40), landmarks5=np.zeros((5, 2)), track_id=3)
+    probs = np.full(7, 0.05, np.float32)
+    probs[3] = 0.7
+    pred = Prediction(track_id=3, probs=probs, label="happiness", confidence=0.7, alpha=[0.4, 0.6], weight=[.5, .5],
+                      frame_indices=[6, 7])
+    bs = np.linspace(0, 1, 52, dtype=np.float32)
+    sig = FaceSignals(bs, yaw=3.14159, pitch=-1.0, roll=0.5, sharpness=4.0, face_px=50.0, reliability=0.87654)
+    (row,) = rows_from_result(FrameResult(frame=frame, faces=[face], predictions={3: pred}, signals={3: sig}))
+    assert row.face_id == 3 and row.alpha == pytest.approx(0.6) and row.reliability == 0.8765 and row.yaw == 3.14
+    assert row.blendshapes == pytest.approx(tuple(bs), abs=1e-4)
+    # no iris points (--no-blendshapes): the blendshapes are unknown, the rest stays
+    nan = FaceSignals(np.full(52, np.nan, np.float32), 3.0, -1.0, 0.5, 4.0, 50.0, 0.5)
+    (row,) = rows_from_result(FrameResult(frame=frame, faces=[face], predictions={3: pred}, signals={3: nan}))
+    assert row.blendshapes is None and row.csv_values()[-52:] == [""] * 52 and row.yaw == 3.0
+    empty = FrameResult(frame=frame, faces=[], predictions={})
+    assert rows_from_result(empty) == []
+    (none,) = rows_from_result(empty, all_frames=True)
+    assert not none.face_found and none.frame_index == 7 and none.face_id is None
