@@ -12,6 +12,7 @@ import torch
 
 from app.emotions import EMOTIONS
 from app.preprocess import Preprocess
+from models.faer import build_embedder
 from models.networks import ResNet18Embedder
 
 
@@ -50,7 +51,8 @@ def load_embedder(path: str | Path) -> tuple[ResNet18Embedder, Preprocess, dict]
     ck = load_checkpoint(path)
     try:
         pre = Preprocess.from_dict(json.loads(ck["preprocess"]))
-        model = ResNet18Embedder(in_chans=pre.channels, num_classes=len(EMOTIONS))
+        # the architecture options a stage-1 run used (models.faer: a CC or SE block); none for older checkpoints
+        model = build_embedder(pre.channels, len(EMOTIONS), **json.loads(ck.get("embedder_arch", "{}")))
         model.load_state_dict(ck["embedder"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:  # RuntimeError: mismatched state-dict shapes
         first = (str(e).strip().splitlines() or [""])[0][:160]

@@ -183,8 +183,12 @@ class AttentiveEmbedder(ResNet18Embedder):
         return self.from_stage(self.stem_to(x, self.after), self.after)
 
 
-def load_backbone(model: AttentiveEmbedder, state: dict) -> None:
-    """A plain ResNet18Embedder's weights into an AttentiveEmbedder: only the block's own weights may be missing."""
+def load_backbone(model: ResNet18Embedder, state: dict) -> None:
+    """Warm-start weights into an embedder: a plain ResNet18Embedder's weights also fit an AttentiveEmbedder,
+    whose block's own weights (missing there) keep their identity start. Anything else missing is an error."""
+    if not isinstance(model, AttentiveEmbedder):
+        model.load_state_dict(state)
+        return
     result = model.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not k.startswith("attn.")]
     if missing or result.unexpected_keys:

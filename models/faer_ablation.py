@@ -42,6 +42,8 @@ class AblationConfig:
     weight_decay: float = 5e-4
     center_weight: float = CENTER_LOSS_WEIGHT
     class_weight_power: float = 0.5
+    mirror_eval: bool = True       # score the mean feature of crop and mirror image, as the app does (2x the cost)
+    table_from: str = ""           # only print the tables of an earlier run's runs.jsonl (no training)
     threads: int = 1
 
 
@@ -53,30 +55,33 @@ def _variant(name: str) -> tuple[str, bool]:
 
 
 @torch.no_grad()
-def _stage_maps(model: AttentiveEmbedder, crops_u8: torch.Tensor, pre, stage: str, batch: int = 256
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frozen-part outputs of each crop and of its mirror image: (N, C, h, w) twice, eval mode."""
+def _stage_maps(model: AttentiveEmbedder, crops_u8: torch.Tensor, pre, stage: str, batch: int = 256,
+                mirror: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Frozen-part outputs of each crop and (mirror) of its mirror image: (N, C, h, w) twice, eval mode."""
     from models.loading import normalise, to_input
 
     model.eval()
-    plain, mirror = [], []
+    plain, flipped = [], []
     for i in range(0, len(crops_u8), batch):
         x = normalise(to_input(crops_u8[i:i + batch], pre), pre)
         plain.append(model.stem_to(x, stage))
-        mirror.append(model.stem_to(torch.flip(x, dims=[3]), stage))
-    return torch.cat(plain), torch.cat(mirror)
+        if mirror:
+            flipped.append(model.stem_to(torch.flip(x, dims=[3]), stage))
+    return torch.cat(plain), torch.cat(flipped) if mirror else None
 
 
 @torch.no_grad()
 def _evaluate(model: AttentiveEmbedder, maps: tuple[torch.Tensor, torch.Tensor], labels: np.ndarray,
-              stage: str) -> dict:
+              stage: str, mirror: bool = True) -> dict:
     from app.emotions import EMOTIONS
     from models.metrics import classification_report
 
     model.eval()
     preds = []
     for i in range(0, len(labels), 512):
-        f = 0.5 * (model.from_stage(maps[0][i:i + 512], stage) + model.from_stage(maps[1][i:i + 512], stage))
+        f = model.from_stage(maps[0][i:i + 512], stage)
+        if mirror:
+            f = 0.5 * (f + model.from_stage(maps[1][i:i + 512], stage))
         preds.append(model.forward_head(f).argmax(1))
     return classification_report(labels, torch.cat(preds).numpy(), EMOTIONS)
 
@@ -105,7 +110,8 @@ def run_ablation(cfg: AblationConfig) -> list[dict]:
     load_backbone(base, ck["embedder"])
     t0 = time.time()
     train_maps = _stage_maps(base, data.crops, pre, stage)
-    valid_maps = {name: (_stage_maps(base, c, pre, stage), y) for name, (c, y) in data.valid.items()}
+    valid_maps = {name: (_stage_maps(base, c, pre, stage, mirror=cfg.mirror_eval), y)
+                  for name, (c, y) in data.valid.items()}
     print(f"cached {len(data.crops)} training and {sum(len(y) for _, y in valid_maps.values())} validation maps "
           f"in {time.time() - t0:.0f} s", file=sys.stderr)
     weight = class_weights(data.labels, cfg.class_weight_power) if cfg.class_weight_power else None
@@ -117,7 +123,7 @@ def run_ablation(cfg: AblationConfig) -> list[dict]:
                                                 indent=1) + "\n")
     rows = []
     start = {"variant": "warm start", "seed": -1, "block": "none", "center_loss": False,
-             **{name: _evaluate(base, m, y, stage) for name, (m, y) in valid_maps.items()}}
+             **{name: _evaluate(base, m, y, stage, cfg.mirror_eval) for name, (m, y) in valid_maps.items()}}
     rows.append(start)
     steps = max(1, int(cfg.epochs * len(labels)) // cfg.batch_size)
     for seed in cfg.seeds:
@@ -161,7 +167,7 @@ def run_ablation(cfg: AblationConfig) -> list[dict]:
             row = {"variant": name, "seed": seed, "block": block, "center_loss": use_center, "steps": steps,
                    "train_ce": ce_sum / steps, "train_center": c_sum / steps if use_center else None,
                    "seconds": time.time() - t1,
-                   **{vname: _evaluate(model, m, y, stage) for vname, (m, y) in valid_maps.items()}}
+                   **{vname: _evaluate(model, m, y, stage, cfg.mirror_eval) for vname, (m, y) in valid_maps.items()}}
             rows.append(row)
             with open(out / "runs.jsonl", "a") as f:
                 f.write(json.dumps(row) + "\n")
@@ -185,6 +191,26 @@ def format_ablation(rows: list[dict], valid_names: list[str]) -> str:
                 vals = np.array([r[v][key] for r in group]) * 100
                 cells.append(f"{vals.mean():.2f} ± {vals.std():.2f}" if len(vals) > 1 else f"{vals.mean():.2f}")
         out.append(f"| {name} | {len(group)} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n\n" + format_gains(rows, valid_names)
+
+
+def format_gains(rows: list[dict], valid_names: list[str], base: str = "none-ce") -> str:
+    """Markdown: each variant minus the base variant of the same seed (paired), mean ± std over seeds, in points
+    of accuracy and macro-F1: how much of a gain is the block's and how much the centre loss's."""
+    by_seed = {r["seed"]: r for r in rows if r["variant"] == base}
+    out = [f"| change vs {base} (same seed) | seeds | " +
+           " | ".join(f"{v} acc | {v} macro-F1" for v in valid_names) + " |",
+           "|" + " --- |" * (2 + 2 * len(valid_names))]
+    for name in dict.fromkeys(r["variant"] for r in rows):
+        pairs = [(r, by_seed[r["seed"]]) for r in rows if r["variant"] == name and r["seed"] in by_seed]
+        if name == base or not pairs:
+            continue
+        cells = []
+        for v in valid_names:
+            for key in ("accuracy", "macro_f1"):
+                d = np.array([(a[v][key] - b[v][key]) * 100 for a, b in pairs])
+                cells.append(f"{d.mean():+.2f} ± {d.std():.2f}")
+        out.append(f"| {name} | {len(pairs)} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
@@ -195,6 +221,15 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_dataclass_args(p, AblationConfig)
     cfg = config_from_args(AblationConfig, p.parse_args(argv))
+    if cfg.table_from:
+        path = Path(cfg.table_from)
+        if not path.is_file():
+            print(f"error: no runs file {path}", file=sys.stderr)
+            return 1
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        names = [k for k in rows[0] if isinstance(rows[0][k], dict) and "accuracy" in rows[0][k]] if rows else []
+        print(format_ablation(rows, names))
+        return 0
     try:
         for v in cfg.variants:
             _variant(v)

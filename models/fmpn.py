@@ -45,6 +45,10 @@ LUMA = (0.299, 0.587, 0.114)
 MASK_WEIGHT = 0.1  # FMPN's lambda_resface
 # FMPN's mask files are numbered in CK+'s alphabetical label order; the project's CK+ order is models.loading.CK_LABELS
 FMPN_MASK_ORDER = ("anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise")
+# Where the eyes sit in FMPN's 70x70 MTCNN crops, as fractions (x, y): the centres of the two eye blobs of the mean of
+# all 70 mask files (10 folds x 7 classes), read off its row/column profiles; the mouth blob sits at (0.50, 0.77),
+# which the eye-based similarity below maps to within 1 px (64 px) of the app template's mouth.
+FMPN_EYES = ((0.28, 0.27), (0.73, 0.27))
 
 
 # ----------------------------------------------------------------------------------------------- network
@@ -107,8 +111,11 @@ class FmpnEmbedder(ResNet18Embedder):
         self.fusion = PriorFusion(in_chans)
         self.register_buffer("luma", torch.tensor(LUMA if in_chans == 3 else (1.0,)).view(1, -1, 1, 1),
                              persistent=False)
+        self.use_prior = True  # False: the classifier alone (the baseline of the same budget); never exported so
 
     def mask_and_fused(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.use_prior:
+            return x.new_zeros(x.shape[0], 1, *x.shape[2:]), x
         luma = (x * self.luma).sum(1, keepdim=True)  # (B, 1, S, S), the normalised crop's luma
         mask = self.generator(luma)
         return mask, self.fusion(x, mask * luma)
@@ -135,9 +142,30 @@ def fmpn_from_embedder(state: dict, in_chans: int, num_classes: int = 7, ngf: in
 
 
 # ----------------------------------------------------------------------------------------------- masks
-def read_fmpn_masks(folds_dir: str | Path, fold: int, size: int, labels: tuple[str, ...]) -> torch.Tensor:
-    """FMPN's pseudo masks of one fold, resized to size x size, in [0, 1]: (len(labels), S, S) in `labels` order.
-    A class without a mask file in that fold (FMPN left some out) gets the mean of the fold's other masks."""
+def warp_to_template(masks: torch.Tensor, src_eyes, dst_eyes, size: int) -> torch.Tensor:
+    """(K, H, W) masks in a crop whose eyes sit at src_eyes -> (K, size, size) in a crop whose eyes sit at dst_eyes
+    (fractions (x, y) of the width/height), by the similarity (scale, rotation, shift) that maps one eye pair onto the
+    other; outside the source crop is 0 (no motion)."""
+    (sx0, sy0), (sx1, sy1) = src_eyes
+    (dx0, dy0), (dx1, dy1) = dst_eyes
+    src = complex(sx1 - sx0, sy1 - sy0)
+    dst = complex(dx1 - dx0, dy1 - dy0)
+    a = src / dst  # destination offset -> source offset (complex number: scale and rotation)
+    # grid_sample works in [-1, 1] coordinates: u = 2x - 1; source = a * (dest - dst_eye0) + src_eye0
+    theta = torch.tensor([[a.real, -a.imag, 0.0], [a.imag, a.real, 0.0]], dtype=torch.float32)
+    shift = complex(sx0, sy0) - a * complex(dx0, dy0)  # in fractions
+    theta[0, 2] = 2 * shift.real + a.real + (-a.imag) - 1   # u_s = 2 x_s - 1 with x_s = a x_d + shift, x_d = (u_d+1)/2
+    theta[1, 2] = 2 * shift.imag + a.imag + a.real - 1
+    grid = F.affine_grid(theta[None].expand(len(masks), 2, 3), [len(masks), 1, size, size], align_corners=False)
+    return F.grid_sample(masks[:, None].float(), grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=False)[:, 0]
+
+
+def read_fmpn_masks(folds_dir: str | Path, fold: int, size: int, labels: tuple[str, ...],
+                    template=None) -> torch.Tensor:
+    """FMPN's pseudo masks of one fold in [0, 1]: (len(labels), S, S) in `labels` order. With `template` (the app's
+    alignment template, eyes first) they are moved from FMPN's crop into the app's (warp_to_template); without it
+    only resized. A class without a mask file in that fold gets the mean of the fold's other masks."""
     from PIL import Image
 
     folder = Path(folds_dir) / "masks" / str(fold)
@@ -152,7 +180,8 @@ def read_fmpn_masks(folds_dir: str | Path, fold: int, size: int, labels: tuple[s
     if not found:
         raise FileNotFoundError(f"{folder}: no mask files 0.png..6.png")
     mean = torch.stack(list(found.values())).mean(0)
-    return torch.stack([found.get(name, mean) for name in labels])
+    masks = torch.stack([found.get(name, mean) for name in labels])
+    return masks if template is None else warp_to_template(masks, FMPN_EYES, template[:2], size)
 
 
 def proxy_masks(crops_u8: torch.Tensor, labels: np.ndarray, num_classes: int, neutral: int) -> torch.Tensor:
@@ -189,6 +218,8 @@ class FmpnTrainConfig:
 
 
 def _batches(n: int, epochs: float, batch: int, g: torch.Generator):
+    if epochs <= 0:
+        return []
     steps = max(1, int(epochs * n) // batch)
     order = torch.cat([torch.randperm(n, generator=g) for _ in range(int(np.ceil(epochs)) or 1)])
     return [order[i * batch:(i + 1) * batch] for i in range(steps)]
@@ -303,8 +334,9 @@ def run_ckplus(cfg: CkConfig) -> dict:
         tr = np.array([row[n] for n in read_fold_ids(folds_dir, "train", fold)])
         te = np.array([row[n] for n in read_fold_ids(folds_dir, "test", fold)])
         model = fmpn_from_embedder(_ck_state(ck["embedder"]), pre.channels, len(CK_LABELS), cfg.ngf, cfg.n_blocks)
-        masks = read_fmpn_masks(folds_dir, fold, pre.input_size, CK_LABELS)
+        masks = read_fmpn_masks(folds_dir, fold, pre.input_size, CK_LABELS, template=pre.template)
         if cfg.no_prior:  # the classifier alone, same steps and optimiser: the baseline FMPN is measured against
+            model.use_prior = False
             model.generator.requires_grad_(False)
             model.fusion.requires_grad_(False)
             train_cfg = FmpnTrainConfig(**{**_train_fields(cfg), "gen_epochs": 0.0, "mask_weight": 0.0})
@@ -411,6 +443,25 @@ def run_frames(cfg: FramesFmpnConfig) -> dict:
         summary["card"] = str(card)
     print("  ".join(f"{k} acc {r['accuracy']:.4f} F1 {r['macro_f1']:.4f}" for k, r in reports.items()))
     return summary
+
+
+def load_fmpn(path: str | Path):
+    """(FmpnEmbedder in eval mode, Preprocess) from a `frames` run's fmpn.pt."""
+    from app.preprocess import Preprocess
+    from models.checkpoints import CheckpointError
+
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        pre = Preprocess.from_dict(json.loads(ck["preprocess"]))
+        arch = json.loads(ck["arch"])
+        model = FmpnEmbedder(in_chans=pre.channels, num_classes=ck["fmpn"]["fc.weight"].shape[0], **arch)
+        model.load_state_dict(ck["fmpn"])
+    except FileNotFoundError:
+        raise CheckpointError(f"no FMPN checkpoint at {path}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError, OSError) as e:
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise CheckpointError(f"{path} is not an FMPN checkpoint ({type(e).__name__}: {first})") from None
+    return model.eval(), pre
 
 
 def export_fmpn(model: FmpnEmbedder, pre, out_dir: Path, name: str, extra: dict | None = None) -> Path:

@@ -30,6 +30,7 @@ from app.preprocess import Preprocess
 from models.augment import degrade, random_affine, train_augment
 from models.checkpoints import load_checkpoint, load_embedder, save_checkpoint, write_json
 from models.cli import add_dataclass_args, config_from_args
+from models.faer import CenterLoss, FeaturesAndLogits, build_embedder, embedder_arch, load_backbone
 from models.heads import HEADS, head_spec, new_head, train_head
 from models.loading import (FrameData, ckplus_clip_tensors, embed_all, load_ferplus_split,
                             load_frame_data, normalise, to_input)
@@ -70,6 +71,12 @@ class FramesConfig:
     rafdb_repeat: float = 1.0          # RAF-DB images drawn per epoch, as a multiple of its train split (the mix)
     gray_prob: float = 0.2             # RGB only: share of crops turned gray (FER+ is gray; keeps both domains close)
     wild_augment: bool = True          # colour jitter, JPEG artefacts, downscale-then-upscale (far-away faces)
+    # FAER options (models.faer): a contextual channel attention block (or an SE block, for comparison) where the
+    # map is still spatial at input_size, and a centre loss on the pooled feature weighted by center_loss_weight
+    cc_attention: bool = False
+    se_attention: bool = False
+    center_loss: bool = False
+    center_loss_weight: float = 0.01
 
 
 @dataclass
@@ -201,6 +208,8 @@ def evaluate_frames(model, crops, labels, pre, device) -> dict:
 def train_frames(cfg: FramesConfig) -> Path:
     if not 0 <= cfg.swa_epochs < cfg.epochs:
         raise SystemExit(f"error: --swa-epochs must lie in [0, --epochs), got {cfg.swa_epochs}")
+    if cfg.cc_attention and cfg.se_attention:
+        raise ValueError("--cc-attention and --se-attention are alternatives at one place; choose one")
     device = resolve_device(cfg.device)
     set_threads(cfg.threads)
     dd = DistInfo(device)
@@ -222,8 +231,12 @@ def train_frames(cfg: FramesConfig) -> Path:
     crops, target = data.crops, data.target
     weight = class_weights(data.labels, cfg.class_weight_power) if cfg.class_weight_power else None
 
-    model = ResNet18Embedder(in_chans=pre.channels, num_classes=K, drop_rate=0.2).to(device)
-    net = torch.nn.parallel.DistributedDataParallel(model) if dd.enabled else model
+    block = "cc" if cfg.cc_attention else "se" if cfg.se_attention else "none"
+    model = build_embedder(pre.channels, K, block, input_size=pre.input_size, drop_rate=0.2).to(device)
+    core = FeaturesAndLogits(model)  # (logits, pooled features): the centre loss needs both
+    net = torch.nn.parallel.DistributedDataParallel(core) if dd.enabled else core
+    center = CenterLoss(K, model.embed_dim).to(device) if cfg.center_loss else None
+    labels_t = torch.from_numpy(data.labels)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -239,7 +252,7 @@ def train_frames(cfg: FramesConfig) -> Path:
         init = load_checkpoint(cfg.init)
         init_pre = json.loads(init["preprocess"])
         # convolutions are size-agnostic (global pooling), and a gray first convolution converts exactly to RGB
-        model.load_state_dict(convert_first_conv(init["embedder"], pre.channels))
+        load_backbone(model, convert_first_conv(init["embedder"], pre.channels))  # a new block starts as identity
         if dd.main:
             print(f"initialised from {cfg.init} (epoch {int(init['epoch']) + 1}, trained on "
                   f"{init_pre['input_size']} px {init_pre['color']})", file=sys.stderr)
@@ -247,6 +260,8 @@ def train_frames(cfg: FramesConfig) -> Path:
         ck = load_checkpoint(out / "last.pt")
         model.load_state_dict(ck["embedder"])
         opt.load_state_dict(ck["optimizer"])
+        if center is not None and "center" in ck:
+            center.load_state_dict(ck["center"])
         start_epoch, best, step = int(ck["epoch"]) + 1, float(ck["best"]), int(ck["step"])
         if "swa" in ck:
             swa_state, swa_count = ck["swa"], int(ck["swa_count"])
@@ -255,7 +270,8 @@ def train_frames(cfg: FramesConfig) -> Path:
     use_amp = cfg.amp and device.type == "cuda"
     hardware = hardware_string(device)
     meta = {"config": json.dumps(asdict(cfg)), "preprocess": json.dumps(pre.to_dict()),
-            "hardware": hardware, "detection_rates": json.dumps(data.detection),
+            "embedder_arch": json.dumps(embedder_arch(model)), "hardware": hardware,
+            "detection_rates": json.dumps(data.detection),
             "detection_rate_train": float(np.mean([v for k, v in data.detection.items() if k.endswith("_train")])),
             "detection_rate_valid": float(np.mean([v for k, v in data.detection.items()
                                                     if not k.endswith("_train")]))}
@@ -277,8 +293,10 @@ def train_frames(cfg: FramesConfig) -> Path:
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, warmup, cfg.lr, floor)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                logits = net(x)
+                logits, feats = net(x)
             loss = soft_cross_entropy(logits, y, weight)
+            if center is not None:  # each rank moves its own copy of the centres (close: they see similar batches)
+                loss = loss + cfg.center_loss_weight * center(feats.float(), labels_t[idx].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -301,6 +319,8 @@ def train_frames(cfg: FramesConfig) -> Path:
                                                   "metrics": json.dumps(report)})
             last = {"embedder": state, "optimizer": opt.state_dict(), "epoch": epoch, "best": best, "step": step,
                     **meta}
+            if center is not None:
+                last["center"] = {k: v.detach().cpu() for k, v in center.state_dict().items()}
             if epoch >= swa_start and cfg.swa_epochs:
                 swa_count += 1
                 swa_state = running_mean(swa_state, state, swa_count)
@@ -329,7 +349,7 @@ def format_valid(report: dict) -> str:
 def finish_swa(swa_state: dict, count: int, data: FrameData, pre: Preprocess, device, out: Path,
                meta: dict, epochs: int) -> None:
     """Averaged weights -> fresh BN statistics -> validation scores -> swa.pt (use it as --embedder like best.pt)."""
-    model = ResNet18Embedder(in_chans=pre.channels, num_classes=K).to(device)
+    model = build_embedder(pre.channels, K, **json.loads(meta.get("embedder_arch", "{}"))).to(device)
     model.load_state_dict(swa_state)
     recompute_batchnorm(model, data.crops, pre, device)
     report = evaluate_valid_sets(model, data, pre, device)
@@ -537,6 +557,7 @@ def train_clips(cfg: ClipsConfig) -> Path:
     write_json(out / "results.json", results)
     save_checkpoint(out / "model.pt", {"embedder": {k: v.cpu() for k, v in model.state_dict().items()},
                                        "heads": heads, "preprocess": ck["preprocess"],
+                                       "embedder_arch": ck.get("embedder_arch", "{}"),
                                        "config": json.dumps(asdict(cfg)), "results": json.dumps(results),
                                        "embedder_checkpoint": str(cfg.embedder), "hardware": ck.get("hardware", ""),
                                        "frames_config": ck.get("config", "{}"),

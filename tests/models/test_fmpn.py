@@ -8,8 +8,9 @@ import torch
 
 from app.emotions import EMOTIONS
 from app.preprocess import Preprocess
-from models.fmpn import (FMPN_MASK_ORDER, FmpnEmbedder, FmpnTrainConfig, MaskGenerator, export_fmpn,
-                         fmpn_from_embedder, proxy_masks, read_fmpn_masks, read_fold_ids, train_fmpn)
+from models.fmpn import (FMPN_EYES, FMPN_MASK_ORDER, FmpnEmbedder, FmpnTrainConfig, MaskGenerator, export_fmpn,
+                         fmpn_from_embedder, proxy_masks, read_fmpn_masks, read_fold_ids, train_fmpn,
+                         warp_to_template)
 from models.loading import CK_LABELS
 from models.networks import ResNet18Embedder
 
@@ -39,6 +40,7 @@ def test_a_fresh_prior_leaves_the_warm_started_classifier_unchanged():
         fmpn_from_embedder({"fc.weight": torch.zeros(7, 512)}, in_chans=3)
 
 
+@pytest.mark.data
 def test_fmpn_ck_masks_are_read_in_the_project_label_order(shared_data):
     folds = shared_data / "ckplus48" / "folds" / "fmpn"
     masks = read_fmpn_masks(folds, 3, 32, CK_LABELS)
@@ -50,6 +52,24 @@ def test_fmpn_ck_masks_are_read_in_the_project_label_order(shared_data):
     test_ids = read_fold_ids(folds, "test", 3)
     assert test_ids and all(n.endswith(".png") for n in test_ids)
     assert not set(test_ids) & set(read_fold_ids(folds, "train", 3))
+
+
+def test_warp_moves_fmpn_eye_points_onto_the_app_template():
+    src, size = FMPN_EYES, 64
+    dst = Preprocess(input_size=size).template[:2]
+    mask = torch.zeros(1, 70, 70)
+    for x, y in src:  # a bright 3x3 dot on each of FMPN's eye points
+        cx, cy = int(x * 70), int(y * 70)
+        mask[0, cy - 1:cy + 2, cx - 1:cx + 2] = 1.0
+    out = warp_to_template(mask, src, dst, size)[0]
+    for x, y in dst:  # each dot lands within a pixel of the template's eye
+        cx, cy = x * size - 0.5, y * size - 0.5
+        ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+        near = ((xs - cx) ** 2 + (ys - cy) ** 2) < 4 ** 2
+        w = out * near
+        assert w.sum() > 0.5
+        assert abs(float((w * xs).sum() / w.sum()) - cx) < 1.0 and abs(float((w * ys).sum() / w.sum()) - cy) < 1.0
+    assert out[:4].sum() == 0  # above FMPN's crop: no motion
 
 
 def test_proxy_masks_mark_where_a_class_differs_from_neutral():
@@ -69,13 +89,13 @@ def test_two_stage_training_lowers_the_mask_and_class_losses():
     torch.manual_seed(0)
     pre = Preprocess(input_size=32, color="rgb")
     g = torch.Generator().manual_seed(0)
-    crops = torch.randint(0, 256, (16, 32, 32, 3), generator=g, dtype=torch.uint8)
-    labels = torch.arange(16) % 2
+    crops = torch.randint(0, 256, (8, 32, 32, 3), generator=g, dtype=torch.uint8)
+    labels = torch.arange(8) % 2
     masks = torch.stack([torch.zeros(32, 32), torch.ones(32, 32)]) * 0.8 + 0.1
     model = FmpnEmbedder(in_chans=3, num_classes=2, ngf=4, n_blocks=1)
-    cfg = FmpnTrainConfig(gen_epochs=8, epochs=8, batch_size=16, lr=1e-3, gen_lr=1e-3, gen_pretrain_lr=1e-2)
+    cfg = FmpnTrainConfig(gen_epochs=4, epochs=4, batch_size=8, lr=1e-3, gen_lr=1e-3, gen_pretrain_lr=1e-2)
     curves = train_fmpn(model, crops, labels, masks, pre, cfg)
-    assert len(curves["generator_mse"]) == 8 and len(curves["joint_ce"]) == 8
+    assert len(curves["generator_mse"]) == 4 and len(curves["joint_ce"]) == 4
     assert curves["generator_mse"][-1] < curves["generator_mse"][0]
     assert curves["joint_ce"][-1] < curves["joint_ce"][0]
     assert not model.training  # left in eval mode
