@@ -156,3 +156,31 @@ def test_stage1_trainer_takes_cc_attention_and_center_loss(shared_data, cache_di
     last = torch.load(tmp_path / "last.pt", weights_only=True)
     assert bool(last["center"]["initialised"].any()) and last["center"]["centers"].abs().sum() > 0
     assert main(["frames", "--cc-attention", "--se-attention", "--out", str(tmp_path / "x")]) == 1  # one block
+
+
+def _run(variant, seed, fer, raf):
+    return {"variant": variant, "seed": seed, "block": variant.split("-")[0],
+            "ferplus_valid": {"accuracy": fer, "macro_f1": fer - 0.1},
+            "rafdb_val": {"accuracy": raf, "macro_f1": raf - 0.1}}
+
+
+def test_ablation_tables_pair_each_variant_with_the_baseline_of_its_seed(tmp_path, monkeypatch):
+    import json
+
+    import models.faer as faer
+    from models.faer_ablation import format_ablation
+
+    rows = [_run("none-ce", 0, 0.80, 0.70), _run("none-ce", 1, 0.82, 0.72),
+            _run("cc-center", 0, 0.81, 0.70), _run("cc-center", 1, 0.85, 0.72)]
+    table = format_ablation(rows, ["ferplus_valid", "rafdb_val"])
+    assert "| none-ce | 2 | 81.00 ± 1.00 |" in table
+    assert "| cc-center | 2 | +2.00 ± 1.00 | +2.00 ± 1.00 | +0.00 ± 0.00 |" in table  # paired: +1 and +3 points
+    runs = tmp_path / "runs.jsonl"
+    runs.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    monkeypatch.setattr(faer, "ABLATION_RUNS", str(runs))
+    got = {r["option"]: r for r in faer.compare_rows(None)}
+    assert set(got) == {"faer-none-ce", "faer-cc-center"}
+    assert got["faer-cc-center"]["ferplus_valid"] == pytest.approx([81.0, 85.0])
+    assert got["faer-cc-center"]["parameters"] > got["faer-none-ce"]["parameters"]
+    monkeypatch.setattr(faer, "ABLATION_RUNS", str(tmp_path / "missing.jsonl"))
+    assert "not measured" in faer.compare_rows(None)[0]["paper"]
