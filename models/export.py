@@ -303,7 +303,9 @@ def load_checkpoint(path: Path) -> tuple[ResNet18Embedder, dict[str, FanHead], P
         pre = Preprocess.from_dict(_json_field(ck["preprocess"]))
     except (KeyError, TypeError, ValueError) as e:
         raise ModelError(f"{path} has no usable preprocess metadata ({type(e).__name__}: {e})") from None
-    embedder = ResNet18Embedder(in_chans=pre.channels, num_classes=len(EMOTIONS))
+    from models.faer import build_embedder  # a plain ResNet18, or FAER's CC / SE variant (ck["embedder_arch"])
+
+    embedder = build_embedder(pre.channels, len(EMOTIONS), **(_json_field(ck.get("embedder_arch"), {}) or {}))
     embedder.load_state_dict(ck["embedder"])
     heads = {}
     for att, state in ck["heads"].items():
