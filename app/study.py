@@ -335,8 +335,8 @@ class StudyTables:
     """Epochs and interval summaries of one session, accumulated from its rows in one streaming pass.
 
     Coverage is the share of the window's frames in which that face had a row: its row count over the number of
-    frames expected in the window (the window clipped to the recorded span, divided by the session's frame period,
-    the most common step between consecutive frame times), capped at 1."""
+    frames expected in the window (the slots of the session's frame grid in the window clipped to the recorded span;
+    the grid's period is the most common step between consecutive frame times), capped at 1."""
 
     def __init__(self, markers: Iterable[Marker], config: StudyConfig):
         self.markers = sorted(markers, key=lambda m: (m.time_s, m.marker_id))
@@ -344,7 +344,8 @@ class StudyTables:
         self.config = config
         self._epochs: list[dict[int, _Acc]] = [{} for _ in self.markers]
         self._intervals: dict[int, dict[int, _Acc]] = {}
-        self._steps: Counter = Counter()
+        self._steps: Counter = Counter()              # frame steps, binned at 0.1 ms -> how many
+        self._step_sums: dict[int, float] = {}        # bin -> the sum of its steps (the period is their mean)
         self._last_t: float | None = None
         self.first_t = math.inf
         self.last_t = -math.inf
@@ -352,7 +353,10 @@ class StudyTables:
     def add(self, row: TimelineRow) -> None:
         t = row.time_s
         if self._last_t is not None and t > self._last_t:
-            self._steps[round((t - self._last_t) / _STEP_RESOLUTION_S)] += 1
+            step = t - self._last_t
+            k = round(step / _STEP_RESOLUTION_S)
+            self._steps[k] += 1
+            self._step_sums[k] = self._step_sums.get(k, 0.0) + step
         if self._last_t is None or t != self._last_t:
             self._last_t = t
         self.first_t = min(self.first_t, t)
@@ -373,8 +377,8 @@ class StudyTables:
     def frame_period_s(self) -> float | None:
         if not self._steps:
             return None
-        step = max(self._steps.items(), key=lambda kv: (kv[1], -kv[0]))[0]  # the most common step (ties: shorter)
-        return step * _STEP_RESOLUTION_S
+        k = max(self._steps.items(), key=lambda kv: (kv[1], -kv[0]))[0]  # the most common step (ties: shorter)
+        return self._step_sums[k] / self._steps[k]
 
     def _coverage(self, n: int, start: float, end: float) -> float:
         period = self.frame_period_s
@@ -382,8 +386,13 @@ class StudyTables:
             return 0.0
         if period is None:  # a single frame time in the whole session
             return 1.0 if n and start <= self.first_t < end else 0.0
+        # frames expected: the slots last_t - k * period (the frame grid, anchored at the newest frame: a first
+        # frame off the grid does not shift it) in [start, end) within the recorded span
         lo, hi = max(start, self.first_t), min(end, self.last_t + period)
-        expected = round((hi - lo) / period) if hi > lo else 0
+        if hi <= lo:
+            return 0.0
+        eps = 1e-6
+        expected = math.ceil((hi - self.last_t) / period - eps) - math.ceil((lo - self.last_t) / period - eps)
         return 0.0 if expected <= 0 else min(1.0, n / expected)
 
     @staticmethod

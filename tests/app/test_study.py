@@ -115,7 +115,8 @@ def test_epoch_means_recomputed_from_the_per_frame_rows(tmp_path):
 
 
 def test_interval_summary_and_coverage(tmp_path):
-    rows = [r for r in make_rows(100) if not (r.face_id == 2 and 50 <= r.frame_index < 75)]  # face 2 gone 2-3 s
+    # face 2 gone for 2-3 s, and for 10 of the 25 frames of [3, 4)
+    rows = [r for r in make_rows(100) if not (r.face_id == 2 and (50 <= r.frame_index < 75 or r.frame_index >= 90))]
     out = record(tmp_path, Study(StudyConfig(summary_every_s=1.0)), rows)
     df = pd.read_csv(out)
     sm = pd.read_csv(sidecar_path(out, "summary"))
@@ -124,7 +125,9 @@ def test_interval_summary_and_coverage(tmp_path):
     assert set(sm[sm.start_s == 2.0].face_id) == {1}  # face 2 absent in [2, 3): no row for it
     for _, s in sm.iterrows():
         w = df[(df.face_id == s.face_id) & (df.time_s >= s.start_s) & (df.time_s < s.end_s)]
-        assert s.n_frames == len(w) == 25 and s.coverage == 1.0
+        partial = s.face_id == 2 and s.start_s == 3.0
+        assert s.n_frames == len(w) == (15 if partial else 25)
+        assert s.coverage == (0.6 if partial else 1.0)
         np.testing.assert_allclose(s[P].to_numpy(float), w[P].mean().to_numpy(), rtol=1e-12, atol=1e-15)
 
 
