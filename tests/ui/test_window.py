@@ -49,6 +49,10 @@ def test_replay_updates_the_views_exports_and_closes_cleanly(make_window, videos
     assert len(cells) <= w.pipeline_info.window_length
     assert all(0 <= c.alpha <= 1 and 0 <= c.weight_height <= 1 and c.crop is not None for c in cells)
     assert max(c.weight_height for c in cells) == pytest.approx(1.0)
+    # the face's signals (issue 15): the reliability + pose line and the five strongest blendshapes of this face
+    sig = w.live.last_signals[face.track_id]
+    assert f"reliability <b>{sig.reliability:.2f}</b>" in w.face_panel.readout.text()
+    assert w.face_panel.blendshapes.items == sig.top_blendshapes(5) and len(w.face_panel.blendshapes.items) == 5
     frames_then = w.video.frames_shown
     qtbot.waitUntil(lambda: w.video.frames_shown > frames_then + 3 and w.timeline.points_shown > 3,
                     timeout=TIMEOUT_MS)
