@@ -5,11 +5,11 @@
 Stages (median ms per frame): decode, detect+align (MediaPipe face mesh, tracker, similarity warp), embed (ResNet18,
 all faces of a frame in one batch), head (FAN over the window), signals (per face: the blendshape network on the
 mesh landmarks, head pose by PnP, sharpness and the reliability score; 'signals per face' divides by the faces),
-export (recorder append). End-to-end fps is frames
-divided by the wall time of the sequential loop (decode + process + export), the same loop the headless replay
-runs except that the replay also decodes ahead on a second thread ('whole replay fps' times main.py --no-window's
-path from start, model loading included, so it is lower on short clips). Decode-only fps on
-the same file is the ceiling for reference. Speed is shown here, never asserted in a timed test.
+export (recorder append). End-to-end fps is frames divided by the wall time of the sequential loop (decode +
+process + export), the same work the headless replay does, except that the replay also decodes ahead on a second
+thread and runs the face mesh of the next frames on a third, beside the models (app/overlap.py; 'without the
+overlap' is the replay before that). 'Replay fps' times main.py --no-window's path from start, model loading
+included, so it is lower on short clips. Decode-only fps on the same file is the ceiling for reference. Speed is shown here, never asserted in a timed test.
 
 Beside them, from the same run: decode + face mesh fps (the pipeline's own MediaPipe face mesh on every frame, no
 model: the issue-17 goal is a replay at least this fast), the start-up (model and MediaPipe graph loading), and the
@@ -103,13 +103,14 @@ def run_once(video: Path, pipeline, export_dir: Path) -> dict:
             "signals_per_face_ms": statistics.median(per_face) if per_face else 0.0}
 
 
-def replay_fps(video: Path, config, keep: Path | None = None) -> float:
-    """The whole headless replay path (main.py --no-window), model loading included. `keep`: the CSV goes there."""
+def replay_fps(video: Path, config, keep: Path | None = None, overlap: bool = True) -> float:
+    """The whole headless replay path (main.py --no-window), model loading included. `keep`: the CSV goes there.
+    `overlap` False: the face mesh and the models one after the other (the replay before app/overlap.py)."""
     from app.replay import replay
 
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
-        r = replay(video, [keep or Path(d) / "replay.csv"], config, progress=False)
+        r = replay(video, [keep or Path(d) / "replay.csv"], config, progress=False, overlap=overlap)
         return r[0].frames / (time.perf_counter() - t0)
 
 
@@ -202,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
                         n_mesh, t_mesh = decode_mesh(args.video, pipeline)
                         extra = {"decode_mesh_fps": round(n_mesh / t_mesh, 1),
                                  "embed_batches": embed_batches(args.video, pipeline)}
+                if name == "off":
+                    seq_csv = Path(d) / "replay_sequential.csv"
+                    extra["replay_sequential_fps"] = replay_fps(args.video, cfg, seq_csv, overlap=False)
+                    extra["sequential_csv"] = seq_csv.read_text()
                 csv = Path(d) / f"replay_{len(per)}.csv"
                 per[name] = {"startup_s": round(startup, 2), "runs": runs, "replay_fps": replay_fps(args.video, cfg, csv),
                              "csv": csv.read_text(), **extra}
@@ -217,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
               "mean_ms": {k: round(v, 3) for k, v in best["mean_ms"].items()},
               "end_to_end_fps": round(best["fps"], 1), "replay_fps": round(base["replay_fps"], 1),
               "decode_only_fps": round(n_dec / t_dec, 1), "decode_mesh_fps": base["decode_mesh_fps"],
+              "replay_sequential_fps": round(base["replay_sequential_fps"], 1),
+              "overlap_rows_identical": base["sequential_csv"] == base["csv"],
               "startup_s": base["startup_s"], "faces_per_frame": round(best["faces_per_frame"], 2),
               "signals_per_face_ms": round(best["signals_per_face_ms"], 3),
               "passes_fps": [round(r["fps"], 1) for r in base["runs"]], "embed_batches": base["embed_batches"]}
@@ -239,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
           f"   start-up (model + MediaPipe graph): {result['startup_s']:.2f} s")
     print(f"replay fps (whole path, start-up included): {result['replay_fps']:.1f}   decode + mesh fps: "
           f"{result['decode_mesh_fps']:.1f}   decode-only fps: {result['decode_only_fps']:.1f}")
+    print(f"replay fps without the overlap of mesh and models (before app/overlap.py): "
+          f"{result['replay_sequential_fps']:.1f}; rows "
+          f"{'identical' if result['overlap_rows_identical'] else 'DIFFER'} to the overlapped replay's")
     eb = result["embed_batches"]
     if eb:
         print("embedder ms per face by batch: " + ", ".join(

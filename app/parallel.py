@@ -220,8 +220,9 @@ def analyze_one(video: Path, targets: list[Path], config: PipelineConfig, thread
     """The per-video task: one video into its exports on this process's pipeline. A bad video or export is a
     failed result; a model that does not load raises ModelError."""
     try:
+        # the face mesh beside the models (app/overlap.py) only where the worker has more than one core
         return replay_file(video, targets, _pipeline(config, threads), progress=False, on_frames=on_frames,
-                           **(options or {}))
+                           overlap=threads >= 2, **(options or {}))
     except (CaptureError, ExportError) as e:
         return _failed(video, targets, e)
 

@@ -52,6 +52,15 @@ class FrameResult:
     signals: dict[int, FaceSignals] = field(default_factory=dict)  # track id -> blendshapes, pose, reliability
 
 
+@dataclass
+class Detection:
+    """Stage 1's output for one frame: its faces (track ids, aligned crops), the tracks that ended, and its ms."""
+    frame: Frame
+    faces: list[Face]
+    ended: list[int]
+    ms: float
+
+
 class Pipeline:
     """Detector + tracker + recogniser for one stream. Not thread-safe: one per worker thread."""
 
@@ -83,13 +92,22 @@ class Pipeline:
         return self.recognizer.providers
 
     def process(self, frame: Frame) -> FrameResult:
+        return self.recognize(self.detect(frame))
+
+    def detect(self, frame: Frame) -> Detection:
+        """Stage 1 (face gate, face mesh, tracker, alignment). Its state (detector, tracker) is not stage 2's, so a
+        replay may run stage 1 of the next frame on another thread while stage 2 runs (app/overlap.py)."""
         t0 = time.perf_counter()
         gated = not self.gate.allows(frame.image, tracking=bool(self.tracker.active_ids))
         tracked = self.tracker.update([] if gated else self.detector.detect(frame.image))
-        faces, ended = tracked.faces, tracked.ended
         pre = self.card.preprocess
-        for face in faces:
+        for face in tracked.faces:
             face.crop = align_face(frame.image, face.landmarks5, pre)
+        return Detection(frame, tracked.faces, tracked.ended, (time.perf_counter() - t0) * 1e3)
+
+    def recognize(self, detection: Detection) -> FrameResult:
+        """Stage 2 (embedder, head, signals) of a frame whose stage 1 is done, frames in order."""
+        frame, faces, ended = detection.frame, detection.faces, detection.ended
         t1 = time.perf_counter()
         if ended:
             self.recognizer.drop(ended)
@@ -107,8 +125,8 @@ class Pipeline:
             if pred is not None and face.mesh is not None:
                 signals[face.track_id] = self.signals.finish(self.signals.measure(face, shape), pred)
         t3 = time.perf_counter()
-        timings = {"detect_align": (t1 - t0) * 1e3, **model_ms, "signals": (t3 - t2) * 1e3,
-                   "total": (t3 - t0) * 1e3}
+        timings = {"detect_align": detection.ms, **model_ms, "signals": (t3 - t2) * 1e3,
+                   "total": detection.ms + (t3 - t1) * 1e3}
         return FrameResult(frame=frame, faces=faces, predictions=preds, ended=ended, timings=timings,
                            signals=signals)
 

@@ -13,6 +13,7 @@ raises. Qt-free.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from tqdm import tqdm
 
 from app import __version__
 from app.capture import CaptureError, PrefetchReader, RepeatedSource, iter_video_files, open_source
+from app.overlap import DetectAhead
 from app.pipeline import Pipeline, PipelineConfig
 from app.session import ExportError, SessionMetadata, SessionRecorder, check_export_targets
 from app.study import Marker, Study, StudyConfig
@@ -72,10 +74,12 @@ def session_metadata(source: str, pipeline: Pipeline) -> SessionMetadata:
 def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: bool = True, repeat: int = 1,
                 on_pass: Callable[[int, int], None] | None = None, study: StudyConfig | None = None,
                 markers: tuple[Marker, ...] = (), lsl=None,
-                on_frames: Callable[[int], None] | None = None) -> ReplayResult:
+                on_frames: Callable[[int], None] | None = None, overlap: bool = True) -> ReplayResult:
     """One file into its exports. `on_frames(n)` is told every few frames how many more were processed (an
-    overall progress bar of a parallel folder replay). `repeat` plays it that many times as one session (a soak
-    test), calling on_pass(passes done, frames so far) after each. `study` (with `markers`) adds the study files (app/study.py);
+    overall progress bar of a parallel folder replay). `overlap` (default) runs the face mesh of the next frames on
+    a thread of its own beside the models (app/overlap.py; the same rows, ~1.3-1.4x the frame rate on 2 cores).
+    `repeat` plays it that many times as one session (a soak test), calling on_pass(passes done, frames so far)
+    after each. `study` (with `markers`) adds the study files (app/study.py);
     `lsl` (an app.lsl.LslStreams) streams each frame's rows, and each marker when the replay reaches its time.
     Raises CaptureError (cannot open) or ExportError (one line: what was written and what was not)."""
     source = open_source(video)  # CaptureError here: missing, empty, not a video
@@ -94,9 +98,11 @@ def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: 
         try:
             bar = tqdm(total=source.frame_count or None, unit="frame", desc=video.name, disable=not progress,
                        leave=False, dynamic_ncols=True)
-            with PrefetchReader(source) as reader, bar:
-                for frame in reader:
-                    result = pipeline.process(frame)
+            with PrefetchReader(source) as reader, bar, \
+                    (DetectAhead(pipeline, reader) if overlap else contextlib.nullcontext(reader)) as stream:
+                for item in stream:
+                    result = pipeline.recognize(item) if overlap else pipeline.process(item)
+                    frame = result.frame
                     try:
                         rows = recorder.add_result(result)
                     except ExportError:
@@ -153,7 +159,7 @@ def check_inputs(video: Path, export: list[Path]) -> list[Path]:
 def replay(video: Path, export: list[Path], config: PipelineConfig, progress: bool = True,
            on_result: Callable[[ReplayResult], None] | None = None, repeat: int = 1,
            on_pass: Callable[[int, int], None] | None = None, study: StudyConfig | None = None,
-           markers: tuple[Marker, ...] = (), lsl=None) -> list[ReplayResult]:
+           markers: tuple[Marker, ...] = (), lsl=None, overlap: bool = True) -> list[ReplayResult]:
     """Replay one file or every video in a folder; on_result(result) after each. A single file raises CaptureError /
     ModelError / ExportError (one line); in a folder a video that fails is a failed result and the replay goes on
     (a model that does not load still raises: nothing could be done)."""
@@ -166,7 +172,7 @@ def replay(video: Path, export: list[Path], config: PipelineConfig, progress: bo
             targets = export_targets(f, export, many)
             try:
                 result = replay_file(f, targets, pipeline, progress, repeat=repeat, on_pass=on_pass, study=study,
-                                     markers=markers, lsl=lsl)
+                                     markers=markers, lsl=lsl, overlap=overlap)
             except (CaptureError, ExportError) as e:
                 if not many:
                     raise
