@@ -123,8 +123,8 @@ def test_json_round_trip(tmp_path):
     with SessionRecorder([out], meta) as rec:
         rec.add_many(rows)
     doc = json.loads(out.read_text())
-    assert list(doc) == ["schema", "version", "metadata", "labels", "rows", "summary"]
-    assert doc["schema"] == "fan-live-session" and doc["version"] == 1
+    assert list(doc) == ["schema", "version", "metadata", "labels", "blendshapes", "rows", "summary"]
+    assert doc["schema"] == "fan-live-session" and doc["version"] == 2
     assert doc["labels"] == list(EMOTIONS)
     assert doc["metadata"] == meta.to_dict() and doc["metadata"]["extra"] == {"camera_fps": 30.0}
     assert set(doc["summary"]["faces"]) == {"1", "2"} and doc["summary"]["n_rows"] == len(rows)
@@ -139,9 +139,9 @@ def test_json_from_a_newer_app_is_refused(tmp_path):
     with SessionRecorder([out], make_metadata()) as rec:
         rec.add_many(make_rows(3))
     doc = json.loads(out.read_text())
-    doc["version"] = 2
+    doc["version"] = 3
     out.write_text(json.dumps(doc))
-    with pytest.raises(ExportError, match="version 2"):
+    with pytest.raises(ExportError, match="version 3"):
         read_session(out)
 
 
@@ -420,7 +420,7 @@ def test_zero_rows_says_no_face_found(tmp_path):
     with SessionRecorder([tmp_path / "e.csv", tmp_path / "e.json"], make_metadata()) as rec:
         rec.add_many([])
     s = rec.summary()
-    assert s == {"n_rows": 0, "n_faces": 0, "faces": {}, "message": "no face found"}
+    assert s == {"n_rows": 0, "n_faces": 0, "n_frames": 0, "faces": {}, "message": "no face found"}
     assert format_summary(s) == "no face found"
     df = pd.read_csv(tmp_path / "e.csv")
     assert len(df) == 0 and list(df.columns) == list(CSV_COLUMNS)
