@@ -108,8 +108,10 @@ class DetectorConfig:
     # Video mode lets MediaPipe track landmarks between frames (faster, steadier); still mode detects every call.
     video: bool = True
     # The 10 iris points (468-477) the blendshape network reads; they cost MediaPipe's iris refinement (measured in
-    # docs/results.md, "Blendshapes, head pose and reliability").
-    refine_landmarks: bool = True
+    # docs/results.md, "Blendshapes, head pose and reliability"). Left out of repr: models.facecache keys its caches
+    # on repr(DetectorConfig) and pins this False (the crops the models were trained on), so its existing caches
+    # stay valid.
+    refine_landmarks: bool = field(default=True, repr=False)
 
 
 class FaceMeshDetector:
