@@ -33,12 +33,23 @@ from PySide6.QtWidgets import (
 )
 
 from app.session import rows_from_result
-from app.study import Baseline, BaselineSpec, Marker, Study, StudyConfig, StudyError, compute_baseline
+from app.study import (
+    Baseline,
+    BaselineSpec,
+    EpochWindow,
+    Marker,
+    Study,
+    StudyConfig,
+    StudyError,
+    compute_baseline,
+    parse_epoch,
+)
 
 MARKER_KEY_LABEL = "marker"                      # M
 DEFAULT_KEY_NAMES = tuple(f"stimulus {k}" for k in range(1, 10))   # 1-9 until the user names them
 KEY_NAMES_SETTING = "study/key_names"            # "name1, name2, ..." in the window's QSettings
 SUMMARY_SETTING = "study/summary_every_s"        # 0: no interval summary in the exports
+EPOCH_SETTING = "study/epoch"                    # "PRE,POST" seconds around each marker
 BASELINE_REFRESH_MS = 2000
 CORRECTED_Y_RANGE = (-1.05, 1.08)
 RAW_Y_RANGE = (-0.1, 1.08)
@@ -79,14 +90,32 @@ class MarkerController(QObject):
 
     def set_summary_every(self, seconds: float) -> None:
         self.store.setValue(SUMMARY_SETTING, float(seconds))
-        self.study.set_config(StudyConfig(self.study.config.epoch, self.summary_every_s, self.study.config.baseline))
+        self.study.set_config(StudyConfig(self.epoch, self.summary_every_s, self.study.config.baseline))
+
+    @property
+    def epoch(self) -> EpochWindow:
+        try:
+            return parse_epoch(str(self.store.value(EPOCH_SETTING, "1,3")))
+        except StudyError:
+            return EpochWindow()
+
+    def set_epoch(self, text: str) -> bool:
+        """'PRE,POST' (e.g. '1,3'); False (and error_occurred) when it is not one."""
+        try:
+            epoch = parse_epoch(text)
+        except StudyError as e:
+            self.error_occurred.emit(str(e))
+            return False
+        self.store.setValue(EPOCH_SETTING, f"{epoch.pre_s:g},{epoch.post_s:g}")
+        self.study.set_config(StudyConfig(epoch, self.study.config.summary_every_s, self.study.config.baseline))
+        return True
 
     def set_key_names(self, text: str) -> None:
         self.key_names = parse_key_names(text)
         self.store.setValue(KEY_NAMES_SETTING, ", ".join(self.key_names))
 
     def _config(self, baseline: BaselineSpec | None = None) -> StudyConfig:
-        return StudyConfig(summary_every_s=self.summary_every_s, baseline=baseline)
+        return StudyConfig(epoch=self.epoch, summary_every_s=self.summary_every_s, baseline=baseline)
 
     # -- recordings
 
@@ -266,6 +295,10 @@ class MarkersDock(QDockWidget):
         self.key_names.setToolTip("Names of the markers keys 1-9 add, comma-separated")
         self.key_names.editingFinished.connect(lambda: controller.set_key_names(self.key_names.text()))
         form.addRow("Keys 1-9", self.key_names)
+        self.epoch = QLineEdit(f"{controller.epoch.pre_s:g},{controller.epoch.post_s:g}")
+        self.epoch.setToolTip("Epochs: seconds before and after each marker, PRE,POST (1,3: -1 s to +3 s)")
+        self.epoch.editingFinished.connect(lambda: controller.set_epoch(self.epoch.text()))
+        form.addRow("Epoch", self.epoch)
         self.baseline_kind = QComboBox()
         self.baseline_kind.addItems(["none", "first N seconds", "between the two selected markers",
                                      "a separate recording..."])

@@ -65,15 +65,17 @@ def test_markers_added_in_the_window_appear_in_its_exports(make_window, videos, 
     np.testing.assert_allclose(c.view_probs(fid, raw), raw - np.asarray(c.baseline.means[fid], np.float32))
 
     c.set_summary_every(0.5)
+    assert not c.set_epoch("soon")  # one error line, the setting stays
+    assert c.set_epoch("0.5,2") and c.study.config.epoch.post_s == 2.0
     qtbot.keyClick(w, Qt.Key_Space)  # play to the end: the session is saved with its markers
     qtbot.waitUntil(lambda: bool(saved), timeout=TIMEOUT_MS)
     csv_path = saved[0][0]
     events = pd.read_csv(sidecar_path(csv_path, "events"))
     assert list(events.label) == ["rest", "surprise stimulus"] and list(events.time_s) == [t0, t0]
-    df = pd.read_csv(csv_path)
+    df = pd.read_csv(csv_path, float_precision="round_trip")  # exact times at the epoch edges
     ep = pd.read_csv(sidecar_path(csv_path, "epochs"))
     e = ep.iloc[0]
-    win = df[(df.face_id == e.face_id) & (df.time_s >= t0 - 1) & (df.time_s < t0 + 3)]
+    win = df[(df.face_id == e.face_id) & (df.time_s >= t0 - 0.5) & (df.time_s < t0 + 2)]
     assert e.n_frames == len(win) > 0
     np.testing.assert_allclose(e[list(PROB_COLUMNS)].to_numpy(float), win[list(PROB_COLUMNS)].mean().to_numpy(),
                                rtol=1e-9)
