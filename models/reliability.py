@@ -142,7 +142,7 @@ def degrade_image(image: np.ndarray, seed: int) -> np.ndarray:
     return cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, q])[1], cv2.IMREAD_COLOR)
 
 
-def _image_features(images, labels, card, progress: bool = True, degrade: bool = False) -> dict:
+def _image_features(images, labels, card, progress: bool = True, degrade: bool = False, refine: bool = True) -> dict:
     """Each image through the app's path -> features (N, F), probs (N, 7), labels (N,), found (N,) bool.
     degrade: each image degraded first (degrade_image, seeded by its position)."""
     from tqdm import tqdm
@@ -157,7 +157,7 @@ def _image_features(images, labels, card, progress: bool = True, degrade: bool =
     head = FanHeadRunner(card, card.default_attention, "cpu")
     pose = PoseEstimator()
     feats, probs, found = [], [], []
-    with FaceMeshDetector(DetectorConfig(video=False, max_faces=1, refine_landmarks=True)) as det:
+    with FaceMeshDetector(DetectorConfig(video=False, max_faces=1, refine_landmarks=refine)) as det:
         for n, path in enumerate(tqdm(images, disable=not progress, desc="faces", mininterval=5)):
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)   # gray files come as 3 equal channels, as a camera's
             if degrade:
