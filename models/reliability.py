@@ -253,6 +253,34 @@ def degraded_clips(videos: list[Path], weights: Path, step: int = 2) -> dict:
     return {"features": np.array(feats), "right": np.array(right), "kinds": np.array(kinds)}
 
 
+def refine_check(data: Path, card, cache: Path) -> list[str]:
+    """The same held-out images through the app's path with MediaPipe's iris refinement off, against the refined
+    features of labelled_sets (cached): faces found, accuracy on faces both runs found, label agreement."""
+    from models.datasets import read_ferplus, read_rafdb, rafdb_split
+
+    fer = [s for s in read_ferplus(data / "ferplus", ["FER2013Valid"])["FER2013Valid"] if s.label is not None]
+    raf_all = read_rafdb(data / "rafdb")
+    raf = [raf_all[i] for i in rafdb_split(raf_all)[1]]
+    refined = labelled_sets(data, card, cache)
+    lines = []
+    for name, samples in (("ferplus_valid", fer), ("rafdb_val", raf)):
+        path = cache / f"reliability_{card.name}_{name}_norefine.npz"
+        if path.is_file():
+            d = dict(np.load(path))
+        else:
+            d = _image_features([s.path for s in samples], [s.label for s in samples], card, refine=False)
+            np.savez_compressed(path, **d)
+        r = refined[name]
+        both = d["found"] & r["found"]
+
+        def acc(x):
+            return float((x["probs"][both].argmax(1) == x["labels"][both]).mean())
+        same = float((r["probs"][both].argmax(1) == d["probs"][both].argmax(1)).mean())
+        lines.append(f"{name}: found refine {r['found'].mean():.4f} no-refine {d['found'].mean():.4f}; accuracy on "
+                     f"faces both found ({both.sum()}): refine {acc(r):.4f} no-refine {acc(d):.4f}; same label {same:.4f}")
+    return lines
+
+
 # ------------------------------------------------------------------------------------------------ fit
 
 def _halves(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -272,12 +300,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("weights/reliability.json"))
     p.add_argument("--limit", type=int, default=0, help="every k-th image, at most N per set (quick checks)")
     p.add_argument("--no-clips", action="store_true", help="skip the degraded-clip validation")
+    p.add_argument("--refine-check", action="store_true",
+                   help="only compare faces found and accuracy with MediaPipe's iris refinement on and off")
     args = p.parse_args(argv)
     data = args.data or paths.data_root()
     weights = args.weights or find_default_model()
     card = load_card(weights, verify_hashes=False)
     from models.facecache import default_cache_dir
 
+    if args.refine_check:
+        print("\n".join(refine_check(data, card, default_cache_dir())))
+        return 0
     sets = labelled_sets(data, card, default_cache_dir(), args.limit)
     fit_x, fit_p, fit_l = [], [], []
     test = {}
