@@ -279,6 +279,16 @@ def train_fmpn(model: FmpnEmbedder, crops_u8: torch.Tensor, labels: torch.Tensor
 
 
 @torch.no_grad()
+def fusion_share(model: FmpnEmbedder, crops_u8: torch.Tensor, pre) -> float:
+    """How much the prior changes what the classifier sees: mean |fused - crop| / mean |crop| (0 = no effect)."""
+    from models.loading import normalise, to_input
+
+    model.eval()
+    x = normalise(to_input(crops_u8, pre), pre)
+    return float((model.mask_and_fused(x)[1] - x).abs().mean() / x.abs().mean().clamp_min(1e-8))
+
+
+@torch.no_grad()
 def predict(model: FmpnEmbedder, crops_u8: torch.Tensor, pre, batch: int = 256) -> np.ndarray:
     """Argmax class per crop, eval mode (mirror-averaged features, as the exported graph computes them)."""
     from models.loading import normalise, to_input
@@ -299,6 +309,8 @@ class CkConfig(FmpnTrainConfig):
     folds: list[int] = field(default_factory=lambda: list(range(10)))
     folds_dir: str = ""            # default: <data>/ckplus48/folds/fmpn
     no_prior: bool = False         # the same budget without generator/fusion/mask loss: the plain classifier
+    zero_fusion: bool = True       # False: the fusion's last conv starts at torch's default init, so the prior
+                                   # changes the classifier's input from the first step (closer to FMPN's own fusion)
     data: str = ""
     cache_dir: str = ""
     threads: int = 1
@@ -335,6 +347,8 @@ def run_ckplus(cfg: CkConfig) -> dict:
         te = np.array([row[n] for n in read_fold_ids(folds_dir, "test", fold)])
         model = fmpn_from_embedder(_ck_state(ck["embedder"]), pre.channels, len(CK_LABELS), cfg.ngf, cfg.n_blocks)
         masks = read_fmpn_masks(folds_dir, fold, pre.input_size, CK_LABELS, template=pre.template)
+        if not cfg.zero_fusion:
+            model.fusion.mix[-1].reset_parameters()
         if cfg.no_prior:  # the classifier alone, same steps and optimiser: the baseline FMPN is measured against
             model.use_prior = False
             model.generator.requires_grad_(False)
@@ -346,15 +360,16 @@ def run_ckplus(cfg: CkConfig) -> dict:
         curves = train_fmpn(model, crops[tr], labels_all[tr], masks, pre, train_cfg)
         pred = predict(model, crops[te], pre)
         acc = float((pred == labels_all[te].numpy()).mean())
+        prior_share = fusion_share(model, crops[te], pre)
         r = {"fold": fold, "n_train": len(tr), "n_test": len(te), "accuracy": acc, "seconds": time.time() - t0,
              "correct": int((pred == labels_all[te].numpy()).sum()),
              "final_ce": float(np.mean(curves["joint_ce"][-5:])),
-             "final_mse": float(np.mean(curves["joint_mse"][-5:])),
+             "final_mse": float(np.mean(curves["joint_mse"][-5:])), "prior_share": prior_share,
              "generator_mse": [curves["generator_mse"][0], curves["generator_mse"][-1]]
              if curves["generator_mse"] else None}
         results.append(r)
         with open(out / "folds.jsonl", "a") as f:
-            f.write(json.dumps({**r, "no_prior": cfg.no_prior}) + "\n")
+            f.write(json.dumps({**r, "no_prior": cfg.no_prior, "zero_fusion": cfg.zero_fusion}) + "\n")
         print(f"[fold {fold}] {r['correct']}/{len(te)} = {acc:.4f} ({r['seconds']:.0f} s)", file=sys.stderr)
     summary = {"config": asdict(cfg), "folds": results,
                "mean_fold_accuracy": float(np.mean([r["accuracy"] for r in results])),
