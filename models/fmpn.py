@@ -308,7 +308,7 @@ class CkConfig(FmpnTrainConfig):
     out: str = "runs/fmpn/ckplus"
     folds: list[int] = field(default_factory=lambda: list(range(10)))
     folds_dir: str = ""            # default: <data>/ckplus48/folds/fmpn
-    no_prior: bool = False         # the same budget without generator/fusion/mask loss: the plain classifier
+    prior: bool = True             # --no-prior: the same budget without generator/fusion/mask loss (the baseline)
     zero_fusion: bool = True       # False: the fusion's last conv starts at torch's default init, so the prior
                                    # changes the classifier's input from the first step (closer to FMPN's own fusion)
     data: str = ""
@@ -349,7 +349,7 @@ def run_ckplus(cfg: CkConfig) -> dict:
         masks = read_fmpn_masks(folds_dir, fold, pre.input_size, CK_LABELS, template=pre.template)
         if not cfg.zero_fusion:
             model.fusion.mix[-1].reset_parameters()
-        if cfg.no_prior:  # the classifier alone, same steps and optimiser: the baseline FMPN is measured against
+        if not cfg.prior:  # the classifier alone, same steps and optimiser: the baseline FMPN is measured against
             model.use_prior = False
             model.generator.requires_grad_(False)
             model.fusion.requires_grad_(False)
@@ -369,7 +369,7 @@ def run_ckplus(cfg: CkConfig) -> dict:
              if curves["generator_mse"] else None}
         results.append(r)
         with open(out / "folds.jsonl", "a") as f:
-            f.write(json.dumps({**r, "no_prior": cfg.no_prior, "zero_fusion": cfg.zero_fusion}) + "\n")
+            f.write(json.dumps({**r, "prior": cfg.prior, "zero_fusion": cfg.zero_fusion}) + "\n")
         print(f"[fold {fold}] {r['correct']}/{len(te)} = {acc:.4f} ({r['seconds']:.0f} s)", file=sys.stderr)
     summary = {"config": asdict(cfg), "folds": results,
                "mean_fold_accuracy": float(np.mean([r["accuracy"] for r in results])),
