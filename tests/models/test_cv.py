@@ -41,6 +41,7 @@ def test_ckplus_cv_one_fold(tiny_run, shared_data, cache_dir, tmp_path):
         clip_errors([result, other])
 
 
+@pytest.mark.slow  # ~100-200 s each on 2 cores: whole-CK+ embedding passes; CI runs test_ckplus_cv_one_fold
 def test_ckplus_cv_feature_cache_is_reused_and_keyed(tiny_run, shared_data, cache_dir, tmp_path):
     cfg = CVConfig(embedder=str(tiny_run / "best.pt"), data=str(shared_data), cache_dir=str(cache_dir),
                    out=str(tmp_path / "cv"), folds=10, finetune_epochs=0, head_steps=10, head_seeds=2,
@@ -59,6 +60,7 @@ def test_ckplus_cv_feature_cache_is_reused_and_keyed(tiny_run, shared_data, cach
     assert third["results"]["score_fusion"]["per_fold"]
 
 
+@pytest.mark.slow  # ~100-200 s each on 2 cores: whole-CK+ embedding passes; CI runs test_ckplus_cv_one_fold
 def test_ckplus_cv_ensemble_of_finetunes(tiny_run, shared_data, cache_dir, tmp_path):
     """--finetune-seeds 0,1: one fine-tuned network per seed and fold; the members are cached separately and the
     ensemble differs from either member alone in its probabilities, not in its shape."""
@@ -80,6 +82,7 @@ def test_ckplus_cv_ensemble_of_finetunes(tiny_run, shared_data, cache_dir, tmp_p
             parse_seeds(bad)
 
 
+@pytest.mark.slow  # ~100-200 s each on 2 cores: whole-CK+ embedding passes; CI runs test_ckplus_cv_one_fold
 def test_ckplus_cv_joint_finetuning(tiny_run, shared_data, cache_dir, tmp_path):
     """--joint: each FAN head is fine-tuned end to end with its own copy of the embedder on clips, so its features
     differ from the frame fine-tuning's (which score fusion keeps using)."""
