@@ -27,6 +27,9 @@ def add_dataclass_args(p: argparse.ArgumentParser, cls, skip: tuple[str, ...] = 
         default = _default(f)
         extra = {"choices": choices[f.name]} if f.name in choices else {}
         if isinstance(default, bool):
+            if f.name.startswith("no_"):  # --no-x would be both this field and the negation of a field x
+                raise ValueError(f"{cls.__name__}.{f.name}: name a bool field positively (e.g. "
+                                 f"{f.name[3:]}=True): argparse reads --{f.name.replace('_', '-')} as its negation")
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
         elif isinstance(default, list):
             item = type(default[0]) if default else str
