@@ -23,7 +23,6 @@ import bisect
 import contextlib
 import math
 import os
-import queue
 import sys
 import threading
 import time
@@ -33,6 +32,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from app.ahead import ReadAhead
 
 VIDEO_SUFFIXES: tuple[str, ...] = (
     ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".3gp", ".gif")
@@ -746,15 +747,7 @@ class LatestFrameGrabber:
         self.stop()
 
 
-_END = object()
-
-
-class _Failure:
-    def __init__(self, error: BaseException):
-        self.error = error
-
-
-class PrefetchReader:
+class PrefetchReader(ReadAhead[Frame]):
     """Decodes a file source ahead on its own thread into a bounded queue (`maxsize` frames), so decoding overlaps
     processing. Iterating yields every frame in order, then stops; an exception in the thread re-raises in the
     consumer. `close()` (or leaving the `with`) stops the thread even when the consumer stopped early. The source
@@ -763,71 +756,5 @@ class PrefetchReader:
     def __init__(self, source: FrameSource, maxsize: int = 8):
         if source.is_live:
             raise ValueError(f"{source.name} is live: use LatestFrameGrabber, which never queues stale frames")
-        if maxsize < 1:
-            raise ValueError("maxsize must be >= 1")
         self.source = source
-        self._queue: queue.Queue = queue.Queue(maxsize)
-        self._stop = threading.Event()
-        self._done = False
-        self._thread = threading.Thread(target=self._run, name=f"prefetch {source.name}", daemon=True)
-        self._thread.start()
-
-    def _put(self, item) -> bool:
-        # put with a timeout, so close() is noticed even while the queue is full and the consumer has gone
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                frame = self.source.read()
-                if frame is None:
-                    break
-                if not self._put(frame):
-                    return
-            self._put(_END)
-        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer's thread
-            self._put(_Failure(e))
-
-    def __iter__(self) -> Iterator[Frame]:
-        return self
-
-    def __next__(self) -> Frame:
-        if self._done:
-            raise StopIteration
-        while True:
-            try:
-                item = self._queue.get(timeout=0.1)
-                break
-            except queue.Empty:
-                if not self._thread.is_alive() and self._queue.empty():  # closed underneath us
-                    self._done = True
-                    raise StopIteration from None
-        if item is _END:
-            self._done = True
-            raise StopIteration
-        if isinstance(item, _Failure):
-            self._done = True
-            raise item.error
-        return item
-
-    def close(self, timeout: float = 2.0) -> None:
-        self._stop.set()
-        self._done = True
-        # Drain so a producer blocked in put() wakes up; it then sees the stop flag.
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self._queue.get_nowait()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        super().__init__(iter(source.read, None), maxsize, name=f"prefetch {source.name}")

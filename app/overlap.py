@@ -13,84 +13,14 @@ in the thread re-raises in the caller's; leaving the `with` stops the thread, al
 """
 from __future__ import annotations
 
-import contextlib
-import queue
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
+from app.ahead import ReadAhead
 from app.pipeline import Detection, Pipeline
 
-_END = object()
 
+class DetectAhead(ReadAhead[Detection]):
+    close_timeout = 5.0
 
-class _Failure:
-    def __init__(self, error: BaseException):
-        self.error = error
-
-
-class DetectAhead:
     def __init__(self, pipeline: Pipeline, frames: Iterable, maxsize: int = 4):
-        if maxsize < 1:
-            raise ValueError("maxsize must be >= 1")
-        self._pipeline = pipeline
-        self._frames = frames
-        self._queue: queue.Queue = queue.Queue(maxsize)
-        self._stop = threading.Event()
-        self._done = False
-        self._thread = threading.Thread(target=self._run, name="detect ahead", daemon=True)
-        self._thread.start()
-
-    def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self) -> None:
-        try:
-            for frame in self._frames:
-                if self._stop.is_set() or not self._put(self._pipeline.detect(frame)):
-                    return
-            self._put(_END)
-        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer's thread
-            self._put(_Failure(e))
-
-    def __iter__(self) -> Iterator[Detection]:
-        return self
-
-    def __next__(self) -> Detection:
-        if self._done:
-            raise StopIteration
-        while True:
-            try:
-                item = self._queue.get(timeout=0.1)
-                break
-            except queue.Empty:
-                if not self._thread.is_alive() and self._queue.empty():
-                    self._done = True
-                    raise StopIteration from None
-        if item is _END:
-            self._done = True
-            raise StopIteration
-        if isinstance(item, _Failure):
-            self._done = True
-            raise item.error
-        return item
-
-    def close(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._done = True
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self._queue.get_nowait()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-
-    def __enter__(self) -> DetectAhead:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().__init__((pipeline.detect(frame) for frame in frames), maxsize, name="detect ahead")
