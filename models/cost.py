@@ -32,9 +32,15 @@ def embed_cost(size: int, color: str, flip_average: bool, runs: int, threads: in
     name = f"cost_{size}_{color}_{'flip' if flip_average else 'noflip'}"
     card_path = export_model(embedder, heads, tmp, name, pre, window_length=16,
                              extra={"random_init": True, "training": "none: random weights, cost only"})
-    runner = Embedder(load_card(card_path), "cpu", threads=threads or None)
-    rng = np.random.default_rng(0)
-    crop = rng.integers(0, 256, (size, size, 3) if color == "rgb" else (size, size), dtype=np.uint8)
+    return median_embed_ms(Embedder(load_card(card_path), "cpu", threads=threads or None), runs)
+
+
+def median_embed_ms(runner, runs: int) -> float:
+    """Median ms of runner.embed([one seeded random face]) over `runs` calls after 10 warm-up calls (`runner`: an
+    app.inference.Embedder; the crop's size and colour follow its card)."""
+    pre = runner.preprocess
+    shape = (pre.input_size, pre.input_size, 3) if pre.channels == 3 else (pre.input_size, pre.input_size)
+    crop = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     for _ in range(10):
         runner.embed([crop])
     times = []

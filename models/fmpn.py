@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -504,22 +503,13 @@ def embed_ms(model: ResNet18Embedder, pre, runs: int, threads: int, tmp: Path, n
     """Median ms per aligned face through the app's own Embedder (ONNX Runtime, CPU), as models.cost measures."""
     from app.card import load_card
     from app.inference import Embedder
+    from models.cost import median_embed_ms
     from models.export import export_model
     from models.networks import FanHead
 
     card = export_model(model.eval(), {"self": FanHead("self").eval()}, tmp, name, pre, window_length=16,
                         default_attention="self", extra={"random_init": True, "training": "none: cost only"})
-    runner = Embedder(load_card(card), "cpu", threads=threads or None)
-    crop = np.random.default_rng(0).integers(0, 256, (pre.input_size, pre.input_size, pre.channels), np.uint8)
-    crop = crop[..., 0] if pre.channels == 1 else crop
-    for _ in range(10):
-        runner.embed([crop])
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        runner.embed([crop])
-        times.append(1000 * (time.perf_counter() - t0))
-    return statistics.median(times)
+    return median_embed_ms(Embedder(load_card(card), "cpu", threads=threads or None), runs)
 
 
 def cost_table(runs: int, threads: int, size: int = 64, color: str = "rgb") -> list[dict]:
