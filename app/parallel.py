@@ -49,7 +49,7 @@ from app.card import ModelError
 from app.paths import ROOT
 from app.pipeline import Pipeline, PipelineConfig
 from app.replay import ReplayResult, check_inputs, export_targets, replay_file
-from app.session import ExportError, journal_in_use, journal_path_for
+from app.session import ExportError, _atomic_write, journal_in_use, journal_path_for
 
 MANIFEST_NAME = ".fanlive-manifest.json"
 MANIFEST_VERSION = 1
@@ -97,19 +97,9 @@ def _read_manifest(folder: Path) -> dict:
 
 
 def _write_manifest(folder: Path, videos: dict) -> None:
-    """Atomic: a temp file beside it, then os.replace (a killed driver leaves the old manifest or the new one)."""
-    path = folder / MANIFEST_NAME
-    fd, tmp = tempfile.mkstemp(prefix=f".{MANIFEST_NAME}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"version": MANIFEST_VERSION, "videos": videos}, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Atomic (session._atomic_write): a killed driver leaves the old manifest or the new one."""
+    _atomic_write(folder / MANIFEST_NAME,
+                  lambda f: json.dump({"version": MANIFEST_VERSION, "videos": videos}, f, indent=1, sort_keys=True))
 
 
 def _entry_key(targets: list[Path]) -> str:
@@ -403,20 +393,6 @@ def _ray_task(video: str, names: list[str], config: PipelineConfig,
     return result, files
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def ray_init(address: str, num_cpus: int | None = None):
     """Connect to a Ray cluster: "auto" (the one this machine belongs to), "local" (start one here, `num_cpus`
     CPUs), or an address ("ray://head:10001", "head:6379"). Worker processes import this project from the same path
@@ -468,7 +444,7 @@ def _run_ray(todo, config: PipelineConfig, address: str, workers: int, bar, fini
                 for name, data in sorted(files.items(), key=lambda kv: kv[0] not in {t.name for t in targets}):
                     dest = targets[0].parent / name if name not in {t.name for t in targets} else \
                         next(t for t in targets if t.name == name)
-                    _write_atomic(dest, data)
+                    _atomic_write(dest, lambda f, data=data: f.write(data), binary=True)
                     written.append(dest)
                 result.source, result.exports = video, written
                 bar.update(result.frames)
