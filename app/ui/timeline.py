@@ -104,16 +104,13 @@ class TimelineView(QWidget):
         if rel_times is None or reliability is None or not len(rel_times) or len(times) < 2:
             self.shade.clear()
             return
-        n = 400
         t0, t1 = float(times[0]), float(times[-1])
         if t1 <= t0:
             self.shade.clear()
             return
-        grid = np.linspace(t0, t1, n)
-        idx = np.clip(np.searchsorted(rel_times, grid, side="right") - 1, 0, len(rel_times) - 1)
-        dim = shade_alpha(np.asarray(reliability, np.float32)[idx])
+        dim = shade_alpha(np.asarray(reliability, np.float32)[_step_index(t0, t1, rel_times)])
         self.dimmed_share = float((dim > 0).mean())
-        rgba = np.empty((1, n, 4), np.ubyte)
+        rgba = np.empty((1, len(dim), 4), np.ubyte)
         rgba[0, :, :3] = self._shade_rgb
         rgba[0, :, 3] = dim
         self.shade.setImage(rgba, autoLevels=False)
@@ -121,14 +118,11 @@ class TimelineView(QWidget):
 
     def _show_band(self, times: np.ndarray, probs: np.ndarray) -> None:
         # resample the top label onto a regular grid of the visible span, so one image row draws the whole band
-        n = 400
         t0, t1 = float(times[0]), float(times[-1])
         if t1 <= t0:
             self.band.clear()
             return
-        grid = np.linspace(t0, t1, n)
-        idx = np.clip(np.searchsorted(times, grid, side="right") - 1, 0, len(times) - 1)
-        top = probs.argmax(1)[idx]
+        top = probs.argmax(1)[_step_index(t0, t1, times)]
         rgba = self._lut[top][None, :, :]  # (1, n, 4)
         self.band.setImage(rgba, autoLevels=False)
         self.band.setRect(t0, -0.09, t1 - t0, 0.06)
@@ -140,3 +134,10 @@ class TimelineView(QWidget):
         self.shade.clear()
         self.dimmed_share = 0.0
         self.points_shown = 0
+
+
+def _step_index(t0: float, t1: float, sample_times: np.ndarray, n: int = 400) -> np.ndarray:
+    """For n evenly spaced times over [t0, t1], the index of the last sample at or before each (a step function
+    resampled onto a regular grid, so one image row draws a whole band)."""
+    grid = np.linspace(t0, t1, n)
+    return np.clip(np.searchsorted(sample_times, grid, side="right") - 1, 0, len(sample_times) - 1)
