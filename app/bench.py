@@ -3,13 +3,18 @@
     python -m app.bench --video ../shared/data/videos/single_face.mp4 [--device cpu|cuda|auto] [--repeat 3]
 
 Stages (median ms per frame): decode, detect+align (MediaPipe face mesh, tracker, similarity warp), embed (ResNet18,
-all faces of a frame in one batch), head (FAN over the window), signals (per face: the blendshape network on the
-mesh landmarks, head pose by PnP, sharpness and the reliability score; 'signals per face' divides by the faces),
-export (recorder append). End-to-end fps is frames divided by the wall time of the sequential loop (decode +
-process + export), the same work the headless replay does, except that the replay also decodes ahead on a second
-thread and runs the face mesh of the next frames on a third, beside the models (app/overlap.py; 'without the
-overlap' is the replay before that). 'Replay fps' times main.py --no-window's path from start, model loading
-included, so it is lower on short clips. Decode-only fps on the same file is the ceiling for reference. Speed is shown here, never asserted in a timed test.
+all faces of a frame in one batch; the card's int8 graph on the CPU, `--precision fp32` for the float one), head
+(FAN over the window), signals (their compute per frame: the blendshape network, head pose and sharpness, which run
+on a helper thread beside the embedder, + the reliability score; 'signals per face' divides by the faces),
+signals+wait (what the frame waited for them after the models), export (recorder append).
+
+End-to-end fps, two loops over the same frames (model warm, best of --repeat passes): 'sequential' decodes,
+processes and exports one frame after the other; 'overlapped' is the headless replay's own loop, with decoding and
+the face mesh of the next frames on their own threads beside the models (app/overlap.py). What the signals add per
+face is measured, not summed from the stages: an A/B of the same loops with and without the signals (and without
+the iris refinement of the face mesh they need), passes interleaved. 'Replay fps' times main.py --no-window's path
+from start, model loading included, so it is lower on short clips; decode-only fps is the ceiling for reference.
+Speed is shown here, never asserted in a timed test.
 
 Beside them, from the same run: decode + face mesh fps (the pipeline's own MediaPipe face mesh on every frame, no
 model: the issue-17 goal is a replay at least this fast), the start-up (model and MediaPipe graph loading), and the
@@ -20,6 +25,8 @@ the rows are identical (mean ms per frame is shown too: on a clip with long empt
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import platform
@@ -65,31 +72,44 @@ def decode_only(video: Path) -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
-def run_once(video: Path, pipeline, export_dir: Path) -> dict:
-    from app.capture import open_source
+STAGES = ("decode", "detect_align", "embed", "head", "signals", "signals_wait", "export")
+
+
+def run_once(video: Path, pipeline, export_dir: Path, overlap: bool = False) -> dict:
+    """One timed pass over the file: decode, process, export each frame. `overlap`: the replay's loop instead, with
+    the decoding and the face mesh of the next frames on their own threads (app/overlap.py); its decode stage is
+    then the wait for the next frame's stage 1 (detect_align is still stage 1's own time, on its thread)."""
+    from app.capture import PrefetchReader, open_source
+    from app.overlap import DetectAhead
     from app.replay import session_metadata
     from app.session import SessionRecorder
 
     pipeline.reset()
-    stages = {k: [] for k in ("decode", "detect_align", "embed", "head", "signals", "export")}
+    stages = {k: [] for k in STAGES}
     per_face = []  # signals ms / faces, frames with a face
     faces = []
     with open_source(video) as src, SessionRecorder([export_dir / "bench.csv"],
-                                                    session_metadata(str(video), pipeline)) as rec:
+                                                    session_metadata(str(video), pipeline)) as rec, \
+            contextlib.ExitStack() as stack:
+        if overlap:
+            items = iter(stack.enter_context(DetectAhead(pipeline, stack.enter_context(PrefetchReader(src)))))
+            step = functools.partial(pipeline.recognize, beside=False)  # as app/replay.py runs it
+        else:
+            items, step = iter(src.read, None), pipeline.process
         t_start = time.perf_counter()
         while True:
             t0 = time.perf_counter()
-            frame = src.read()
+            item = next(items, None)
             t1 = time.perf_counter()
-            if frame is None:
+            if item is None:
                 break
-            result = pipeline.process(frame)
+            result = step(item)
             t2 = time.perf_counter()
             rec.add_result(result)
             t3 = time.perf_counter()
             stages["decode"].append((t1 - t0) * 1e3)
             stages["export"].append((t3 - t2) * 1e3)
-            for k in ("detect_align", "embed", "head", "signals"):
+            for k in ("detect_align", "embed", "head", "signals", "signals_wait"):
                 stages[k].append(result.timings.get(k, 0.0))
             if result.signals:
                 per_face.append(result.timings.get("signals", 0.0) / len(result.signals))
@@ -101,6 +121,33 @@ def run_once(video: Path, pipeline, export_dir: Path) -> dict:
             "mean_ms": {k: statistics.fmean(v) if v else 0.0 for k, v in stages.items()},
             "faces_per_frame": sum(faces) / n if n else 0.0,
             "signals_per_face_ms": statistics.median(per_face) if per_face else 0.0}
+
+
+def signals_cost(video: Path, config, repeat: int, export_dir: Path) -> dict:
+    """What the signals add, A/B on the same file: the pipeline with its signals (blendshapes, pose, reliability and
+    the iris refinement of the face mesh they need) against the same pipeline without any (PipelineConfig.signals
+    False), both loops, passes interleaved. Added ms per face = the difference of the median wall time per pass,
+    divided by the faces."""
+    from dataclasses import replace
+
+    from app.pipeline import Pipeline
+
+    out = {}
+    with Pipeline(config) as on, Pipeline(replace(config, signals=False)) as off:
+        for overlap in (False, True):
+            key = "overlapped" if overlap else "sequential"
+            walls = {"on": [], "off": []}
+            faces = 0
+            for _ in range(max(1, repeat)):
+                for name, pipe in (("off", off), ("on", on)):
+                    r = run_once(video, pipe, export_dir, overlap=overlap)
+                    walls[name].append(r["wall_s"])
+                    faces = r["faces_per_frame"] * r["frames"]
+            on_s, off_s = statistics.median(walls["on"]), statistics.median(walls["off"])
+            out[key] = {"wall_s_on": round(on_s, 3), "wall_s_off": round(off_s, 3),
+                        "added_ms_per_face": round((on_s - off_s) * 1e3 / faces, 3) if faces else None,
+                        "fps_on": round(r["frames"] / on_s, 1), "fps_off": round(r["frames"] / off_s, 1)}
+    return out
 
 
 def replay_fps(video: Path, config, keep: Path | None = None, overlap: bool = True) -> float:
@@ -162,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--video", type=Path, required=True)
     p.add_argument("--weights", type=Path, default=None)
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+    p.add_argument("--precision", choices=["auto", "fp32", "int8"], default="auto",
+                   help="the embedder graph (auto: int8 on the CPU when the card has it, as the app runs)")
     p.add_argument("--repeat", type=int, default=3, help="full passes over the file; the best pass is reported")
     p.add_argument("--json", type=Path, default=None, help="also write the result as JSON here")
     p.add_argument("--gate", default=None, metavar="detector|stride:K",
@@ -183,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-    config = PipelineConfig(weights=args.weights, device=args.device)
+    config = PipelineConfig(weights=args.weights, device=args.device, precision=args.precision)
     variants = {"off": config}
     if args.gate is not None and gate.mode != "off":
         variants[args.gate] = replace(config, gate=args.gate)
@@ -198,12 +247,16 @@ def main(argv: list[str] | None = None) -> int:
                     run_once(args.video, pipeline, Path(d))  # warm-up: sessions, MediaPipe graph, caches
                     runs = [run_once(args.video, pipeline, Path(d)) for _ in range(max(1, args.repeat))]
                     providers, card = pipeline.providers, pipeline.card
+                    precision = pipeline.recognizer.embedder.precision
                     extra = {}
                     if name == "off":
+                        overlapped = [run_once(args.video, pipeline, Path(d), overlap=True)
+                                      for _ in range(max(1, args.repeat))]
                         n_mesh, t_mesh = decode_mesh(args.video, pipeline)
-                        extra = {"decode_mesh_fps": round(n_mesh / t_mesh, 1),
+                        extra = {"decode_mesh_fps": round(n_mesh / t_mesh, 1), "overlapped_runs": overlapped,
                                  "embed_batches": embed_batches(args.video, pipeline)}
                 if name == "off":
+                    extra["signals_cost"] = signals_cost(args.video, cfg, args.repeat, Path(d))
                     seq_csv = Path(d) / "replay_sequential.csv"
                     extra["replay_sequential_fps"] = replay_fps(args.video, cfg, seq_csv, overlap=False)
                     extra["sequential_csv"] = seq_csv.read_text()
@@ -215,12 +268,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     base = per["off"]
     best = max(base["runs"], key=lambda r: r["fps"])
+    best_ov = max(base["overlapped_runs"], key=lambda r: r["fps"])
     result = {"video": str(args.video), "frames": best["frames"], "model": card.name,
               "input": f"{card.preprocess.input_size}x{card.preprocess.input_size} {card.preprocess.color}",
-              "window": card.window_length, "providers": providers, "hardware": hardware(),
+              "window": card.window_length, "providers": providers, "embedder_precision": precision,
+              "hardware": hardware(),
               "median_ms": {k: round(v, 3) for k, v in best["median_ms"].items()},
               "mean_ms": {k: round(v, 3) for k, v in best["mean_ms"].items()},
-              "end_to_end_fps": round(best["fps"], 1), "replay_fps": round(base["replay_fps"], 1),
+              "end_to_end_fps": round(best["fps"], 1), "end_to_end_fps_overlapped": round(best_ov["fps"], 1),
+              "median_ms_overlapped": {k: round(v, 3) for k, v in best_ov["median_ms"].items()},
+              "signals_cost": base["signals_cost"], "replay_fps": round(base["replay_fps"], 1),
               "decode_only_fps": round(n_dec / t_dec, 1), "decode_mesh_fps": base["decode_mesh_fps"],
               "replay_sequential_fps": round(base["replay_sequential_fps"], 1),
               "overlap_rows_identical": base["sequential_csv"] == base["csv"],
@@ -231,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"FAN Live benchmark: {args.video.name}, {result['frames']} frames, model {card.name} ({result['input']}, "
           f"window {card.window_length})")
     print(f"hardware: {hw['cpu']} x{hw['cores']}" + (f", GPU {hw['gpu']}" if "gpu" in hw else "") +
-          f"; onnxruntime {hw['onnxruntime']}; providers {', '.join(providers)}")
+          f"; onnxruntime {hw['onnxruntime']}; providers {', '.join(providers)}; {precision} embedder")
     names = list(per)
     head = "".join(f"{'median ms' + ('' if n == 'off' else ' ' + n):>{max(12, len(n) + 11)}}" for n in names)
     head += "".join(f"{'mean ms' + ('' if n == 'off' else ' ' + n):>{max(10, len(n) + 9)}}" for n in names)
@@ -241,9 +298,15 @@ def main(argv: list[str] | None = None) -> int:
         line = "".join(f"{best_of[n]['median_ms'][k]:>{max(12, len(n) + 11)}.2f}" for n in names)
         line += "".join(f"{best_of[n]['mean_ms'][k]:>{max(10, len(n) + 9)}.2f}" for n in names)
         print(f"{k.replace('_', '+'):<16}{line}")
-    print(f"signals per face: {result['signals_per_face_ms']:.2f} ms (blendshapes + pose + reliability)")
-    print(f"end-to-end fps (sequential): {result['end_to_end_fps']:.1f}   faces/frame: {result['faces_per_frame']:.2f}"
-          f"   start-up (model + MediaPipe graph): {result['startup_s']:.2f} s")
+    print(f"signals per face: {result['signals_per_face_ms']:.2f} ms of compute (blendshapes + pose + sharpness on a "
+          f"helper thread beside the embedder, + reliability); signals+wait is what the frame waited for them")
+    sc = result["signals_cost"]
+    print("signals added per face, A/B against no signals and no iris refinement (wall, median of passes): " +
+          ", ".join(f"{k} {v['added_ms_per_face']:+.2f} ms ({v['fps_off']:.1f} -> {v['fps_on']:.1f} fps)"
+                    for k, v in sc.items()))
+    print(f"end-to-end fps: sequential {result['end_to_end_fps']:.1f}, overlapped (the replay's loop: decode and "
+          f"face mesh ahead on their own threads) {result['end_to_end_fps_overlapped']:.1f}   faces/frame: "
+          f"{result['faces_per_frame']:.2f}   start-up (model + MediaPipe graph): {result['startup_s']:.2f} s")
     print(f"replay fps (whole path, start-up included): {result['replay_fps']:.1f}   decode + mesh fps: "
           f"{result['decode_mesh_fps']:.1f}   decode-only fps: {result['decode_only_fps']:.1f}")
     print(f"replay fps without the overlap of mesh and models (before app/overlap.py): "

@@ -165,15 +165,42 @@ def _color_name(channels: int | None) -> str:
     return {1: "gray", 3: "rgb"}.get(channels, f"{channels}-channel")
 
 
-class Embedder:
-    """The embedder graph: aligned uint8 crops -> (N, embed_dim) float32 features, one batched run per call."""
+PRECISIONS = ("auto", "fp32", "int8")
 
-    def __init__(self, card: ModelCard, device: str = "auto", threads: int | None = None):
+
+class Embedder:
+    """The embedder graph: aligned uint8 crops -> (N, embed_dim) float32 features, one batched run per call.
+
+    precision: "fp32" the float graph; "int8" the card's quantized graph (models.quantize), on the CPU; "auto" (the
+    default) the int8 graph when the embedder runs on the CPU and the card has one, else the float graph (on CUDA the
+    int8 graph's quantize/dequantize nodes would cost more than they save). `precision` says what runs."""
+
+    def __init__(self, card: ModelCard, device: str = "auto", threads: int | None = None, precision: str = "auto"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision == "int8" and card.embedder_int8_file is None:
+            raise ModelError(f"model {card.name!r} has no int8 embedder (make one with python -m models.quantize)")
         self.card = card
         self.preprocess = card.preprocess
-        self.session, self.fallback_reason = open_session(card.embedder_file, device, threads or DEFAULT_THREADS)
+        threads = threads or DEFAULT_THREADS
+        int8 = card.embedder_int8_file
+        cpu_only = select_providers(device)[0] == CPU or _cuda_failure is not None
+        if precision == "int8" or (precision == "auto" and int8 is not None and cpu_only):
+            if device == "cuda":
+                raise ModelError("the int8 embedder runs on the CPU only: use --precision fp32 (or auto) with CUDA")
+            self.session, self.fallback_reason = open_session(int8, "cpu", threads)
+            self.fallback_reason = _cuda_failure if device == "auto" else None
+            self.precision, path = "int8", int8
+        else:
+            self.session, self.fallback_reason = open_session(card.embedder_file, device, threads)
+            self.precision, path = "fp32", card.embedder_file
+            if precision == "auto" and int8 is not None and CUDA not in self.session.get_providers():
+                # CUDA was listed but did not start: the CPU runs this model, so give it the int8 graph
+                self.session, _ = open_session(int8, "cpu", threads)
+                self.precision, path = "int8", int8
+        self.file = path
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        name = card.embedder_file.name
+        name = path.name
         if len(inputs) != 1 or len(inputs[0].shape) != 4 or len(outputs) != 1 or len(outputs[0].shape) != 2:
             raise ModelError(f"{name} is not an embedder graph (expected crops (B, C, S, S) -> features (B, D))")
         _, c, h, w = (_dim(v) for v in inputs[0].shape)
@@ -317,7 +344,8 @@ class Recognizer:
     head per track every `stride` frames of that track (the last prediction is reused in between)."""
 
     def __init__(self, card_path: str | Path, device: str = "auto", attention: str | None = None,
-                 window_length: int | None = None, stride: int | None = None, threads: int | None = None):
+                 window_length: int | None = None, stride: int | None = None, threads: int | None = None,
+                 precision: str = "auto"):
         self.card = load_card(card_path)
         # the head by name (app.heads: fan/relation, self, fusion, gru, gru-causal, transformer, ensemble); ModelError
         # when the model has no such head. The head is ~0.03-0.3 ms on one CPU thread; on a GPU its copies and
@@ -328,7 +356,7 @@ class Recognizer:
         self.stride = int(stride or self.card.window_stride)
         if self.window_length < 1 or self.stride < 1:
             raise ValueError("window length and stride must be >= 1")
-        self.embedder = Embedder(self.card, device, threads)
+        self.embedder = Embedder(self.card, device, threads, precision)
         self.windows: dict[int, FeatureWindow] = {}
         self._last: dict[int, Prediction] = {}
         self._pushed: dict[int, int] = {}  # frames pushed to a track's window since its head last ran

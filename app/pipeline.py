@@ -1,13 +1,22 @@
 """One frame through the whole recognition path: detect -> track -> align -> embed -> FAN head -> signals.
 
-`Pipeline.process(frame)` is the plain, synchronous core that the headless CLI, the benchmark and the Qt workers
-all call; it owns no thread. Timings of each stage travel with the result so every front end can show them. Each
-face with a prediction also gets its signals (app.signals: 52 blendshapes, head pose, reliability). Turning a result
-into export rows is the recorder's job (app.session.SessionRecorder.add_result), not the result's.
+`Pipeline.process(frame)` is the synchronous core that the headless CLI, the benchmark and the Qt workers all call:
+a frame goes in, its result comes out. Timings of each stage travel with the result so every front end can show them.
+Each face with a prediction also gets its signals (app.signals: 52 blendshapes, head pose, reliability). Turning a
+result into export rows is the recorder's job (app.session.SessionRecorder.add_result), not the result's.
+
+The face-only part of the signals (blendshape network, pose, sharpness: ~1.3 ms of CPU a face) needs only the mesh
+and the crop. In `process(frame)` (one frame after the other: the window, the sequential loop) it runs on one helper
+thread while the embedder runs on the caller's (both in ONNX Runtime / OpenCV, which release Python's lock), and
+only the reliability, which needs the prediction, is computed after. The replay's overlapped loop (app/overlap.py)
+calls `recognize(detection, beside=False)`: there the face mesh of the next frames already keeps the second core
+busy, and a third thread only slows it (A/B on 2 cores in docs/results.md, issue 15). Either way the results are
+the same. `close()` stops the helper thread.
 """
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +34,7 @@ from app.tracking import FaceTracker
 class PipelineConfig:
     weights: Path | None = None          # any of the model's .onnx/.json files; None = the shipped default
     device: str = "auto"                 # auto | cuda | cpu
+    precision: str = "auto"              # the embedder graph: auto (int8 on the CPU when the card has one) | fp32 | int8
     attention: str | None = None         # relation | self; None = the card's default
     window_length: int | None = None     # None = the card's
     stride: int | None = None            # run the head every `stride` frames; None = the card's
@@ -38,6 +48,9 @@ class PipelineConfig:
     # The blendshape network reads MediaPipe's iris points, whose refinement costs ~30% of the face mesh's time
     # (docs/results.md); False skips both (bs_* columns empty; pose and reliability stay).
     blendshapes: bool = True
+    # False: no signals at all (no blendshapes, pose or reliability; signal columns empty), the emotion path only.
+    # The benchmark's A/B of what the signals add per face; rows without reliability weigh 1 in summaries.
+    signals: bool = True
     threads: int | None = None           # ONNX Runtime intra-op threads of the embedder; None = min(2, cores)
     gate: str = "off"                    # app.gate: off | detector | stride:K (the mesh on frames with no track)
 
@@ -48,7 +61,9 @@ class FrameResult:
     faces: list[Face]                                   # this frame's faces, with track ids and aligned crops
     predictions: dict[int, Prediction]                  # track id -> prediction for this frame
     ended: list[int] = field(default_factory=list)      # tracks that ended on this frame
-    timings: dict[str, float] = field(default_factory=dict)  # ms: detect_align, embed, head, signals, total
+    # ms: detect_align, embed, head, signals (their CPU time: blendshapes, pose, sharpness, + reliability), signals_wait
+    # (waiting for the helper thread after the models, + reliability; with beside=False, 0 + reliability), total
+    timings: dict[str, float] = field(default_factory=dict)
     signals: dict[int, FaceSignals] = field(default_factory=dict)  # track id -> blendshapes, pose, reliability
 
 
@@ -61,6 +76,12 @@ class Detection:
     ms: float
 
 
+def _done(value) -> Future:
+    f: Future = Future()
+    f.set_result(value)
+    return f
+
+
 class Pipeline:
     """Detector + tracker + recogniser for one stream. Not thread-safe: one per worker thread."""
 
@@ -70,18 +91,19 @@ class Pipeline:
         weights = Path(config.weights) if config.weights else find_default_model()
         self.recognizer = Recognizer(weights, device=config.device, attention=config.attention,
                                      window_length=config.window_length, stride=config.stride,
-                                     threads=config.threads)
+                                     threads=config.threads, precision=config.precision)
         self._video = video
         self.detector = self._make_detector()
         self.tracker = FaceTracker(max_missed=config.max_missed)
         self.gate = FaceGate(GateConfig.parse(config.gate))
-        self.signals = signals or SignalExtractor()
+        self.signals = (signals or SignalExtractor()) if config.signals else None
+        self._beside: ThreadPoolExecutor | None = None  # the signals' helper thread, started on first use
 
     def _make_detector(self) -> FaceMeshDetector:
         c = self.config
         return FaceMeshDetector(DetectorConfig(max_faces=c.max_faces, min_detection_confidence=c.min_detection_confidence,
                                                min_face_px=c.min_face_px, video=self._video,
-                                               refine_landmarks=c.blendshapes))
+                                               refine_landmarks=c.blendshapes and c.signals))
 
     @property
     def card(self) -> ModelCard:
@@ -105,12 +127,22 @@ class Pipeline:
             face.crop = align_face(frame.image, face.landmarks5, pre)
         return Detection(frame, tracked.faces, tracked.ended, (time.perf_counter() - t0) * 1e3)
 
-    def recognize(self, detection: Detection) -> FrameResult:
-        """Stage 2 (embedder, head, signals) of a frame whose stage 1 is done, frames in order."""
+    def recognize(self, detection: Detection, beside: bool = True) -> FrameResult:
+        """Stage 2 (embedder, head, signals) of a frame whose stage 1 is done, frames in order. `beside`: the
+        signals' face-only part on the helper thread while the embedder runs (else on the caller's, before it)."""
         frame, faces, ended = detection.frame, detection.faces, detection.ended
         t1 = time.perf_counter()
         if ended:
             self.recognizer.drop(ended)
+        pending = None
+        with_mesh = [f for f in faces if f.mesh is not None and f.crop is not None]
+        if self.signals is not None and with_mesh:
+            if not beside:
+                pending = _done(self._measure(with_mesh, frame.image.shape[:2]))
+            else:
+                if self._beside is None:
+                    self._beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="signals")
+                pending = self._beside.submit(self._measure, with_mesh, frame.image.shape[:2])
         if faces:
             step = self.recognizer.step(frame.index, faces)
             preds = {p.track_id: p for p in step.predictions}
@@ -118,17 +150,23 @@ class Pipeline:
         else:  # nothing to embed
             preds, model_ms = {}, {"embed": 0.0, "head": 0.0}
         t2 = time.perf_counter()
-        signals = {}
-        shape = frame.image.shape[:2]
-        for face in faces:
-            pred = preds.get(face.track_id)
-            if pred is not None and face.mesh is not None:
-                signals[face.track_id] = self.signals.finish(self.signals.measure(face, shape), pred)
+        measured, measure_ms = pending.result() if pending is not None else ({}, 0.0)
+        t_ready = time.perf_counter()
+        signals = {tid: self.signals.finish(m, preds[tid]) for tid, m in measured.items() if tid in preds}
         t3 = time.perf_counter()
-        timings = {"detect_align": detection.ms, **model_ms, "signals": (t3 - t2) * 1e3,
-                   "total": detection.ms + (t3 - t1) * 1e3}
+        ran = pending is not None
+        timings = {"detect_align": detection.ms, **model_ms,
+                   "signals": measure_ms + (t3 - t_ready) * 1e3 if ran else 0.0,
+                   "signals_wait": (t3 - t2) * 1e3 if ran else 0.0, "total": detection.ms + (t3 - t1) * 1e3}
         return FrameResult(frame=frame, faces=faces, predictions=preds, ended=ended, timings=timings,
                            signals=signals)
+
+    def _measure(self, faces: list[Face], shape: tuple[int, int]) -> tuple[dict, float]:
+        """The signals' face-only part for each face -> ({track id: Measured}, ms of CPU time of the thread that ran
+        it: its own cost, which wall time on a shared core would overstate)."""
+        t0 = time.thread_time()
+        out = {face.track_id: self.signals.measure(face, shape) for face in faces}
+        return out, (time.thread_time() - t0) * 1e3
 
     def reset(self) -> None:
         """Forget all tracks and windows (after a seek or a new source); MediaPipe's own tracking state too."""
@@ -141,6 +179,9 @@ class Pipeline:
     def close(self) -> None:
         self.detector.close()
         self.gate.close()
+        if self._beside is not None:
+            self._beside.shutdown(wait=True)
+            self._beside = None
 
     def __enter__(self):
         return self

@@ -66,6 +66,7 @@ def export_targets(video: Path, export: list[Path], many: bool) -> list[Path]:
 def session_metadata(source: str, pipeline: Pipeline) -> SessionMetadata:
     card = pipeline.card
     return SessionMetadata(source=source, model=card.name, providers=list(pipeline.providers),
+                           precision=pipeline.recognizer.embedder.precision,
                            attention=pipeline.recognizer.attention, window_length=pipeline.recognizer.window_length,
                            started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                            app_version=__version__)
@@ -101,7 +102,8 @@ def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: 
             with PrefetchReader(source) as reader, bar, \
                     (DetectAhead(pipeline, reader) if overlap else contextlib.nullcontext(reader)) as stream:
                 for item in stream:
-                    result = pipeline.recognize(item) if overlap else pipeline.process(item)
+                    # overlapped: the signals on this thread (the mesh thread has the other core; app/pipeline.py)
+                    result = pipeline.recognize(item, beside=False) if overlap else pipeline.process(item)
                     frame = result.frame
                     try:
                         rows = recorder.add_result(result)

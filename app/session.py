@@ -260,6 +260,7 @@ class SessionMetadata:
     started_at: str                 # ISO 8601, UTC, e.g. 2024-05-01T12:00:00+00:00
     app_version: str
     extra: dict = field(default_factory=dict)  # free-form: anything a front end wants to keep with the session
+    precision: str = ""             # the embedder graph that ran: fp32 | int8 ("" in sessions before it was recorded)
 
     def __post_init__(self) -> None:
         self.providers = [str(p) for p in self.providers]

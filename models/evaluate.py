@@ -38,13 +38,14 @@ def as_warped(crops: np.ndarray) -> list[np.ndarray]:
     return [c[:, :, 0] if c.shape[-1] == 1 else np.ascontiguousarray(c[:, :, ::-1]) for c in crops]
 
 
-def predict_images(paths_or_arrays, card, device: str, attention: str | None, progress: bool = True):
+def predict_images(paths_or_arrays, card, device: str, attention: str | None, progress: bool = True,
+                   precision: str = "auto"):
     """Aligned through the card's preprocessing -> (probs (N, 7), detected (N,))."""
     from app.inference import Embedder, FanHeadRunner
     from models.facecache import align_images
 
     aligned = align_images(paths_or_arrays, card.preprocess, progress=progress)
-    embedder = Embedder(card, device)
+    embedder = Embedder(card, device, precision=precision)
     head = FanHeadRunner(card, attention or card.default_attention, device)
     crops = as_warped(aligned.crops)
     probs = []
@@ -54,7 +55,8 @@ def predict_images(paths_or_arrays, card, device: str, attention: str | None, pr
     return np.array(probs), aligned.detected
 
 
-def predict_clips(clips, card, device: str, attention: str | None, progress: bool = True):
+def predict_clips(clips, card, device: str, attention: str | None, progress: bool = True,
+                  precision: str = "auto"):
     """Each clip's frames (a frame folder or a video) through the same path -> (probs (N, 7), detected frames)."""
     from tqdm import tqdm
 
@@ -62,7 +64,7 @@ def predict_clips(clips, card, device: str, attention: str | None, progress: boo
     from app.inference import Embedder, FanHeadRunner
     from models.facecache import align_images
 
-    embedder = Embedder(card, device)
+    embedder = Embedder(card, device, precision=precision)
     head = FanHeadRunner(card, attention or card.default_attention, device)
     probs, detected = [], []
     for clip in tqdm(clips, desc="clips", disable=not progress):
@@ -171,12 +173,12 @@ def suite_sets(data: Path, pre, cache_dir: Path, progress: bool = True, limit: i
 
 
 def run_suite(card, data: Path, cache_dir: Path, device: str, attention: str | None, progress: bool = True,
-              limit: int = 0) -> dict:
+              limit: int = 0, precision: str = "auto") -> dict:
     """Each domain's report (+ detection_rate) through the card's embedder and FAN head, each image a window of
     one frame, exactly as predict_images scores images."""
     from app.inference import Embedder, FanHeadRunner
 
-    embedder = Embedder(card, device)
+    embedder = Embedder(card, device, precision=precision)
     head = FanHeadRunner(card, attention or card.default_attention, device)
     reports = {}
     for name, aligned in suite_sets(data, card.preprocess, cache_dir, progress, limit).items():
@@ -187,6 +189,7 @@ def run_suite(card, data: Path, cache_dir: Path, device: str, attention: str | N
             probs.extend(head.run(f[None])[0] for f in feats)
         rep = classification_report(aligned.labels, np.array(probs).argmax(1), EMOTIONS)
         rep["detection_rate"] = float(aligned.detected.mean())
+        rep["embedder_precision"] = embedder.precision
         reports[name] = rep
     return reports
 
@@ -215,6 +218,8 @@ def suite_main(argv: list[str]) -> int:
     p.add_argument("--cache-dir", type=Path, default=ROOT / "cache")
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     p.add_argument("--attention", choices=["relation", "self"], default=None)
+    p.add_argument("--precision", choices=["auto", "fp32", "int8"], default="auto",
+                   help="the embedder graph: auto = what the app runs (int8 on the CPU when the card has it)")
     p.add_argument("--json", type=Path, default=None, help="also write every report (confusion matrices too)")
     p.add_argument("--plot", type=Path, default=None, help="a folder for one confusion-matrix PNG per domain")
     p.add_argument("--limit", type=int, default=0, help="every k-th image, at most N per domain (quick checks)")
@@ -227,12 +232,14 @@ def suite_main(argv: list[str]) -> int:
 
         card = load_card(args.weights)
         reports = run_suite(card, args.data or data_root(), args.cache_dir, args.device, args.attention,
-                            not args.quiet, args.limit)
+                            not args.quiet, args.limit, args.precision)
     except (ModelError, DatasetError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    precision = next(iter(reports.values()), {}).get("embedder_precision", args.precision)
     print(f"{card.name} ({args.attention or card.default_attention} head, {card.preprocess.input_size} px "
-          f"{card.preprocess.color}), each image a window of one frame:")
+          f"{card.preprocess.color}, {precision} embedder), each image a "
+          f"window of one frame:")
     print(format_suite(reports))
     if args.json:
         tmp = args.json.with_suffix(".tmp")

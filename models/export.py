@@ -37,7 +37,8 @@ import numpy as np
 import onnx
 import torch
 
-from app.card import ATTENTION_TYPES, HEAD_TYPES, ModelError, file_sha256, load_card, write_card
+from app.card import (ATTENTION_TYPES, HEAD_TYPES, ModelError, card_files, content_files, file_sha256, load_card,
+                      role_of, write_card)
 from app.emotions import EMOTIONS
 from app.preprocess import Preprocess
 from models.heads import HeadExportWrapper, build_head, head_spec, init_from_frame_classifier, parameter_count
@@ -344,7 +345,7 @@ def add_heads(card_path: Path, heads: dict[str, torch.nn.Module], fields: dict |
         export_head(att, head, card.path.parent / new_files[att])
     head_files = {**content["files"]["heads"], **new_files}
     content["files"]["heads"] = head_files
-    files = [content["files"]["embedder"], *head_files.values()]
+    files = content_files(content)
     content["sha256"] = {f: file_sha256(card.path.parent / f) for f in files}
     content["head_parameters"] = {**content.get("head_parameters", {}),
                                   **{att: parameter_count(h) for att, h in heads.items()}}
@@ -356,8 +357,7 @@ def add_heads(card_path: Path, heads: dict[str, torch.nn.Module], fields: dict |
         content[key] = {**content[key], **value} if isinstance(value, dict) and isinstance(content.get(key), dict) \
             else value
     for f in files:
-        role = "embedder" if f == content["files"]["embedder"] else "head"
-        write_card(card.path.parent / Path(f).with_suffix(".json"), {**content, "role": role})
+        write_card(card.path.parent / Path(f).with_suffix(".json"), {**content, "role": role_of(content, f)})
     return card.path.parent / Path(content["files"]["embedder"]).with_suffix(".json")
 
 
@@ -367,7 +367,7 @@ def update_cards(card_path: Path, fields: dict) -> list[Path]:
     from app.card import load_card
 
     card = load_card(card_path)
-    paths = [card.embedder_file, *card.head_files.values()]
+    paths = card_files(card)
     written = []
     for onnx_path in paths:
         cpath = onnx_path.with_suffix(".json")

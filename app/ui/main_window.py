@@ -679,7 +679,7 @@ class MainWindow(QMainWindow):
         self.attention.set_head(info.attention)  # what the strip's bars mean for this head (app.heads.STRIP)
         self.settings_dock.model_info.setText(
             f"Loaded <b>{info.model}</b><br>{info.card_path}<br>attention: {info.attention}, window "
-            f"{info.window_length} frames<br>providers: {', '.join(info.providers)}")
+            f"{info.window_length} frames<br>providers: {', '.join(info.providers)} ({info.precision} embedder)")
         if info.random_init:
             self.model_banner.show_message(
                 f"The model '{info.model}' has random weights (a test fixture): its labels mean nothing. "
@@ -803,7 +803,8 @@ class MainWindow(QMainWindow):
         if self.pipeline_info:
             short = [p.replace("ExecutionProvider", "") for p in self.pipeline_info.providers]
             fallback = " (CUDA unavailable)" if self.pipeline_info.fallback_reason else ""
-            s["provider"].setText(f"provider {short[0]}{fallback}" if short else "provider ?")
+            s["provider"].setText(f"provider {short[0]} {self.pipeline_info.precision}{fallback}" if short
+                                  else "provider ?")
             s["provider"].setToolTip(", ".join(self.pipeline_info.providers) + (
                 f"\nCUDA not used: {self.pipeline_info.fallback_reason}" if self.pipeline_info.fallback_reason
                 else ""))

@@ -314,6 +314,7 @@ class PipelineInfo:
     window_length: int
     random_init: bool
     fallback_reason: str | None  # why CUDA is not used although it was asked for (None otherwise)
+    precision: str  # the embedder graph that runs: fp32 | int8 (app.inference.Embedder)
     pipeline: Pipeline  # for session metadata only (reads immutable attributes); only the worker calls process()
 
 
@@ -411,7 +412,8 @@ class PipelineWorker(QThread):
             attention=pipeline.recognizer.attention, attention_types=card.attention_types,
             default_attention=card.default_attention, window_length=pipeline.recognizer.window_length,
             random_init=bool(card.extra.get("random_init")),
-            fallback_reason=getattr(pipeline.recognizer, "fallback_reason", None), pipeline=pipeline))
+            fallback_reason=getattr(pipeline.recognizer, "fallback_reason", None),
+            precision=pipeline.recognizer.embedder.precision, pipeline=pipeline))
 
 
 class TaskWorker(QThread):
