@@ -184,6 +184,12 @@ def _image_features(images, labels, card, progress: bool = True, degrade: bool =
             "found": np.array(found)}
 
 
+def _precision_tag(card) -> str:
+    """The features come from the embedder the CPU runs (app.inference.Embedder, precision auto): the int8 graph when
+    the card has one, so its caches are kept apart from the float graph's."""
+    return "_int8" if card.embedder_int8_file is not None else ""
+
+
 def labelled_sets(data: Path, card, cache: Path, limit: int = 0, progress: bool = True) -> dict[str, dict]:
     from models.datasets import read_ferplus, read_rafdb, rafdb_split
 
@@ -196,7 +202,7 @@ def labelled_sets(data: Path, card, cache: Path, limit: int = 0, progress: bool 
                                    ("ferplus_valid_degraded", fer, True), ("rafdb_val_degraded", raf, True)):
         if limit:
             samples = samples[::max(1, len(samples) // limit)][:limit]
-        path = cache / f"reliability_{card.name}_{name}{f'_first{limit}' if limit else ''}.npz"
+        path = cache / f"reliability_{card.name}{_precision_tag(card)}_{name}{f'_first{limit}' if limit else ''}.npz"
         if path.is_file():
             out[name] = dict(np.load(path))
             continue
@@ -264,7 +270,7 @@ def refine_check(data: Path, card, cache: Path) -> list[str]:
     refined = labelled_sets(data, card, cache)
     lines = []
     for name, samples in (("ferplus_valid", fer), ("rafdb_val", raf)):
-        path = cache / f"reliability_{card.name}_{name}_norefine.npz"
+        path = cache / f"reliability_{card.name}{_precision_tag(card)}_{name}_norefine.npz"
         if path.is_file():
             d = dict(np.load(path))
         else:
@@ -370,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
                        "ece_after": ece(temperature_scale(probs, t).max(1), right)}
     best = results[chosen]
     doc = {
-        "format": "fanlive-reliability", "version": 1, "model": card.name, "features": list(FEATURES),
+        "format": "fanlive-reliability", "version": 1, "model": card.name,
+        "embedder_precision": "int8" if _precision_tag(card) else "fp32", "features": list(FEATURES),
         "mean": [float(v) for v in mean], "std": [float(v) for v in std],
         "weights": [float(v) for v in best["weights"]], "bias": float(best["bias"]), "variant": chosen,
         "target": "the model's top label is right (FER+ majority label / RAF-DB label)",
