@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
 from app import __version__
 from app.capture import VIDEO_SUFFIXES, list_cameras
 from app.emotions import EMOTIONS
-from app.pipeline import FrameResult
+from app.pipeline import FrameResult, PipelineConfig
 from app.ui import theme
 from app.ui.display import attention_cells
 from app.ui.face_panel import AttentionStrip, FacePanel
@@ -206,7 +206,7 @@ class MainWindow(QMainWindow):
         self.recording.notice.connect(lambda text, key: self.notice_banner.show_message(text, key=key or None))
         self.recording.error_occurred.connect(self._on_error_occurred)
 
-        self.pipeline_worker = PipelineWorker(self.settings.pipeline_config(), self.handoff, self.session_log)
+        self.pipeline_worker = PipelineWorker(self._pipeline_config(self.settings), self.handoff, self.session_log)
         self.pipeline_worker.frame_processed.connect(self._on_frame_processed)
         self.pipeline_worker.pipeline_loaded.connect(self._on_pipeline_loaded)
         self.pipeline_worker.pipeline_failed.connect(self._on_pipeline_failed)
@@ -717,7 +717,7 @@ class MainWindow(QMainWindow):
         self.live.smoothing = s.smoothing
         s.save(self.store)
         self.statusBar().showMessage("Loading the model...")
-        self.pipeline_worker.configure(s.pipeline_config())
+        self.pipeline_worker.configure(self._pipeline_config(s))
 
     def _on_smoothing_toggled(self, on: bool) -> None:
         self.settings = replace(self.settings, smoothing=on)
@@ -745,6 +745,10 @@ class MainWindow(QMainWindow):
 
     def start_recording(self) -> None:
         self.recording.start(self.source_info, self.pipeline_info)
+
+    def _pipeline_config(self, settings: UiSettings) -> PipelineConfig:
+        """The stored settings' pipeline, with what only the command line chooses (--no-blendshapes)."""
+        return replace(settings.pipeline_config(), blendshapes=self.options.blendshapes)
 
     def _stop_recording(self, wait: bool = False) -> None:
         self._record_when_ready = False

@@ -16,10 +16,12 @@ class WindowOptions:
     export: tuple[Path, ...] = field(default_factory=tuple)  # files the session exports to when the window closes
     weights: Path | None = None          # a model's .onnx/.json; None = the stored setting or the shipped model
     device: str = "auto"                 # auto | cuda | cpu ("auto" = the stored setting)
+    precision: str = "auto"              # the embedder graph: auto | fp32 | int8 ("auto" = the stored setting)
     attention: str | None = None         # relation | self; None = the stored setting
     window: int | None = None            # FAN window length; None = the stored setting
     max_faces: int = 4                   # 4 = the stored setting
     lsl: bool = False                    # stream to Lab Streaming Layer from the start (app/ui/markers.py)
+    blendshapes: bool = True             # False (--no-blendshapes): no blendshapes nor the iris refinement they need
 
     def __post_init__(self):
         object.__setattr__(self, "video", Path(self.video) if self.video is not None else None)
@@ -31,6 +33,7 @@ class WindowOptions:
         """The window's share of main.py's parsed command line (any object with those attributes)."""
         return cls(video=getattr(args, "video", None), camera=getattr(args, "camera", None),
                    export=tuple(getattr(args, "export", None) or ()), weights=getattr(args, "weights", None),
-                   device=getattr(args, "device", "auto") or "auto", attention=getattr(args, "attention", None),
+                   device=getattr(args, "device", "auto") or "auto",
+                   precision=getattr(args, "precision", "auto") or "auto", attention=getattr(args, "attention", None),
                    window=getattr(args, "window", None), max_faces=getattr(args, "max_faces", 4) or 4,
-                   lsl=bool(getattr(args, "lsl", False)))
+                   lsl=bool(getattr(args, "lsl", False)), blendshapes=bool(getattr(args, "blendshapes", True)))

@@ -34,3 +34,21 @@ def test_bad_stored_values_fall_back_to_defaults(tmp_path):
     (tmp_path / "s.ini").write_text("[pipeline]\nmax_faces=lots\ndevice=tpu\nsmoothing=false\n")
     s = UiSettings.load(QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
     assert s.max_faces == 4 and s.device == "auto" and s.smoothing is False
+
+
+def test_precision_and_blendshapes_reach_the_window_pipeline(tmp_path):
+    """--precision is a stored setting the command line overrides (the dock offers it too); --no-blendshapes is a
+    window option that the pipeline config carries."""
+    from PySide6.QtCore import QSettings
+
+    from app.ui.options import WindowOptions
+    from app.ui.settings import UiSettings
+
+    (tmp_path / "s.ini").write_text("[pipeline]\nprecision=fp16\n")
+    stored = UiSettings.load(QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
+    assert stored.precision == "auto"  # an unknown stored value falls back
+    opts = WindowOptions.from_args(Namespace(precision="fp32", blendshapes=False, device="auto", max_faces=4))
+    assert (opts.precision, opts.blendshapes) == ("fp32", False)
+    s = stored.with_args(opts)
+    assert s.precision == "fp32" and s.pipeline_config().precision == "fp32"
+    assert stored.with_args(WindowOptions()).precision == "auto"

@@ -501,3 +501,16 @@ def test_sigterm_closes_the_window_like_its_close_button(videos, random_weights,
     assert len(rows) >= 20 and read_session(json_path)[1] == rows  # ready() waited for a header + 20 rows
     headless = headless_rows(video, random_weights, tmp_path)
     assert rows == (headless if to_end else headless[: len(rows)])
+
+
+@pytest.mark.data
+def test_no_blendshapes_and_precision_reach_the_window_pipeline(make_window, videos, qtbot):
+    """--no-blendshapes and --precision given to main.py without --no-window: the window's pipeline has no iris
+    refinement and no bs_* values, and the session's metadata names the embedder graph that ran."""
+    w = make_window(videos / "single_face.mp4", blendshapes=False, precision="fp32")
+    qtbot.waitUntil(lambda: w.pipeline_info is not None and len(w.session_log.rows()) > 3, timeout=TIMEOUT_MS)
+    assert w.pipeline_info.precision == "fp32" and w.session_log.last.metadata.precision == "fp32"
+    assert not w.pipeline_info.pipeline.detector.config.refine_landmarks
+    row = [r for r in w.session_log.rows() if r.face_found][-1]
+    assert row.blendshapes is None or all(v != v for v in row.blendshapes)  # empty bs_* (NaN when measured)
+    assert row.reliability is not None and row.yaw is not None  # pose and reliability stay
