@@ -1,5 +1,6 @@
 """models.quantize: the int8 embedder is listed in the card, chosen on the CPU, and reads like the float graph."""
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -15,6 +16,18 @@ from models.quantize import add_int8, main as quantize_main
 
 def _cosine(a, b):
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """One random-init RGB model exported for the module; tests that change it take a copy (random_model)."""
+    return export_random_model(tmp_path_factory.mktemp("random_rgb"), color="rgb")
+
+
+@pytest.fixture
+def random_model(exported, tmp_path):
+    folder = shutil.copytree(exported.parent, tmp_path / "model")
+    return folder / exported.name
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +69,8 @@ def test_shipped_int8_embedder_reads_like_fp32(video_crops):
     assert np.abs(pa - pb).max() < 0.25
 
 
-def test_int8_is_refused_where_it_cannot_run(tmp_path):
-    card = load_card(export_random_model(tmp_path, color="rgb"))
+def test_int8_is_refused_where_it_cannot_run(exported):
+    card = load_card(exported)
     with pytest.raises(ModelError, match="no int8 embedder"):
         Embedder(card, "cpu", precision="int8")
     assert Embedder(card, "cpu").precision == "fp32"  # auto without an int8 graph: the float one
@@ -65,8 +78,8 @@ def test_int8_is_refused_where_it_cannot_run(tmp_path):
         Embedder(card, "cpu", precision="fp16")
 
 
-def test_add_int8_lists_the_graph_in_every_card(tmp_path, video_crops):
-    card_path = export_random_model(tmp_path, color="rgb")
+def test_add_int8_lists_the_graph_in_every_card(random_model, video_crops):
+    card_path = random_model
     out = add_int8(card_path, video_crops[:16], video_crops[16:24])
     card = load_card(card_path)
     assert card.embedder_int8_file == out and out.name.endswith("_embedder_int8.onnx")
@@ -88,8 +101,8 @@ def test_add_int8_lists_the_graph_in_every_card(tmp_path, video_crops):
         load_card(card_path)
 
 
-def test_cli_quantizes_from_training_crops(tmp_path, shared_data, capsys):
-    card_path = export_random_model(tmp_path / "model", color="rgb")
+def test_cli_quantizes_from_training_crops(random_model, tmp_path, shared_data, capsys):
+    card_path = random_model
     rc = quantize_main(["--weights", str(card_path), "--data", str(shared_data), "--cache-dir", str(tmp_path / "cache"),
                         "--calibration", "8", "--limit", "12", "--quiet"])
     assert rc == 0
