@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
+import math
 import json
 import os
 import platform
@@ -93,7 +93,7 @@ def run_once(video: Path, pipeline, export_dir: Path, overlap: bool = False) -> 
             contextlib.ExitStack() as stack:
         if overlap:
             items = iter(stack.enter_context(DetectAhead(pipeline, stack.enter_context(PrefetchReader(src)))))
-            step = functools.partial(pipeline.recognize, beside=False)  # as app/replay.py runs it
+            step = pipeline.recognize
         else:
             items, step = iter(src.read, None), pipeline.process
         t_start = time.perf_counter()
@@ -126,25 +126,31 @@ def run_once(video: Path, pipeline, export_dir: Path, overlap: bool = False) -> 
 def signals_cost(video: Path, config, repeat: int, export_dir: Path) -> dict:
     """What the signals add, A/B on the same file: the pipeline with its signals (blendshapes, pose, reliability and
     the iris refinement of the face mesh they need) against the same pipeline without any (PipelineConfig.signals
-    False), both loops, passes interleaved. Added ms per face = the difference of the median wall time per pass,
-    divided by the faces."""
+    False), both loops, passes interleaved: at least `repeat`, and enough to cover ~600 frames (the difference is
+    a few percent of a pass: short clips need more passes). Added ms per face = the difference of the median wall
+    time per pass, divided by the faces."""
     from dataclasses import replace
 
     from app.pipeline import Pipeline
 
+    from app.capture import open_source
+
+    with open_source(video) as src:
+        frames = src.frame_count or 0
     out = {}
     with Pipeline(config) as on, Pipeline(replace(config, signals=False)) as off:
         for overlap in (False, True):
             key = "overlapped" if overlap else "sequential"
             walls = {"on": [], "off": []}
             faces = 0
-            for _ in range(max(1, repeat)):
+            passes = max(1, repeat, math.ceil(600 / max(1, frames)))
+            for _ in range(passes):
                 for name, pipe in (("off", off), ("on", on)):
                     r = run_once(video, pipe, export_dir, overlap=overlap)
                     walls[name].append(r["wall_s"])
                     faces = r["faces_per_frame"] * r["frames"]
             on_s, off_s = statistics.median(walls["on"]), statistics.median(walls["off"])
-            out[key] = {"wall_s_on": round(on_s, 3), "wall_s_off": round(off_s, 3),
+            out[key] = {"passes": passes, "wall_s_on": round(on_s, 3), "wall_s_off": round(off_s, 3),
                         "added_ms_per_face": round((on_s - off_s) * 1e3 / faces, 3) if faces else None,
                         "fps_on": round(r["frames"] / on_s, 1), "fps_off": round(r["frames"] / off_s, 1)}
     return out

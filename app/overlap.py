@@ -3,7 +3,7 @@ runs on its own thread while stage 2 (embedder, head, signals) runs on the calle
 
     with DetectAhead(pipeline, frames) as detections:
         for d in detections:
-            result = pipeline.recognize(d, beside=False)   # the signals on this thread: the mesh has the other core
+            result = pipeline.recognize(d)
 
 Both stages keep their own state (the detector and tracker are stage 1's, the recogniser is stage 2's) and each
 sees the frames in order, so the results are the sequential `pipeline.process(frame)`'s, frame for frame; the native

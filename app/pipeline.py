@@ -6,12 +6,11 @@ Each face with a prediction also gets its signals (app.signals: 52 blendshapes, 
 result into export rows is the recorder's job (app.session.SessionRecorder.add_result), not the result's.
 
 The face-only part of the signals (blendshape network, pose, sharpness: ~1.3 ms of CPU a face) needs only the mesh
-and the crop. In `process(frame)` (one frame after the other: the window, the sequential loop) it runs on one helper
-thread while the embedder runs on the caller's (both in ONNX Runtime / OpenCV, which release Python's lock), and
-only the reliability, which needs the prediction, is computed after. The replay's overlapped loop (app/overlap.py)
-calls `recognize(detection, beside=False)`: there the face mesh of the next frames already keeps the second core
-busy, and a third thread only slows it (A/B on 2 cores in docs/results.md, issue 15). Either way the results are
-the same. `close()` stops the helper thread.
+and the crop, so it runs on one helper thread while the embedder runs on the caller's (both in ONNX Runtime /
+OpenCV, which release Python's lock); only the reliability, which needs the prediction, is computed after. On these
+2 cores that halves what the signals add to a frame in the one-frame-after-the-other loop (the window's), and in the
+replay's overlapped loop it is no worse than computing them inline (A/B in docs/results.md, issue 15). The results
+are the same either way (`recognize(detection, beside=False)` computes them inline). `close()` stops the thread.
 """
 from __future__ import annotations
 

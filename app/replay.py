@@ -102,8 +102,7 @@ def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: 
             with PrefetchReader(source) as reader, bar, \
                     (DetectAhead(pipeline, reader) if overlap else contextlib.nullcontext(reader)) as stream:
                 for item in stream:
-                    # overlapped: the signals on this thread (the mesh thread has the other core; app/pipeline.py)
-                    result = pipeline.recognize(item, beside=False) if overlap else pipeline.process(item)
+                    result = pipeline.recognize(item) if overlap else pipeline.process(item)
                     frame = result.frame
                     try:
                         rows = recorder.add_result(result)
