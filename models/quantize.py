@@ -128,12 +128,15 @@ def add_int8(card_path: Path, crops: list[np.ndarray], check: list[np.ndarray], 
                                "calibration": source or {"n": len(crops)},
                                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                                "command": "python -m models.quantize " + " ".join(sys.argv[1:])}
-    for f in content_files(content):  # the int8 card first exists here, so the record below can load the model
-        write_card(card.path.parent / Path(f).with_suffix(".json"), {**content, "role": role_of(content, f)})
-    if check:
-        content["quantization"]["agreement"] = agreement(load_card(card_path), check)
+
+    def write_all() -> None:
         for f in content_files(content):
             write_card(card.path.parent / Path(f).with_suffix(".json"), {**content, "role": role_of(content, f)})
+
+    write_all()  # the int8 card exists from here, so the agreement below can load the model with it
+    if check:
+        content["quantization"]["agreement"] = agreement(load_card(card_path), check)
+        write_all()
     return out
 
 
