@@ -59,9 +59,9 @@ def embedder_from_onnx(embedder_onnx: Path, head_onnx: Path | None, pre: Preproc
         if w is None or b is None or tuple(w.shape) != tuple(conv.weight.shape):
             raise WarmStartError(f"{embedder_onnx}: no fused weights for {name} of shape {tuple(conv.weight.shape)}")
         with torch.no_grad():
-            conv.weight.copy_(torch.from_numpy(w))
+            conv.weight.copy_(torch.from_numpy(w.copy()))  # ONNX initialisers are read-only views
             bn.weight.fill_(1.0)
-            bn.bias.copy_(torch.from_numpy(b))
+            bn.bias.copy_(torch.from_numpy(b.copy()))
             bn.running_mean.zero_()
             bn.running_var.fill_(1.0 - bn.eps)  # (x - 0) / sqrt(1) * 1 + b: exactly the fused conv
         bns[name] = (conv, bn)

@@ -29,3 +29,20 @@ def astronaut_bgr() -> np.ndarray:
     """A real, public-domain face photo shipped inside scikit-image (512x512)."""
     from skimage import data
     return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+@pytest.fixture(scope="session")
+def random_gray_model(tmp_path_factory) -> Path:
+    """One seeded random-init model (64 px gray, relation and self heads, window 16) exported once for the whole run
+    (an export takes ~10 s). FOR TESTS ONLY, and READ-ONLY: a test that changes a file copies the folder first."""
+    from models.export import export_random_model
+
+    return export_random_model(tmp_path_factory.mktemp("random_gray"))
+
+
+@pytest.fixture(scope="session")
+def random_rgb_model(tmp_path_factory) -> Path:
+    """The same for 64 px RGB (the shipped model's input). READ-ONLY, as above."""
+    from models.export import export_random_model
+
+    return export_random_model(tmp_path_factory.mktemp("random_rgb"), color="rgb")

@@ -22,14 +22,13 @@ from app.inference import (
     select_providers,
 )
 from app.paths import ROOT
-from models.export import export_random_model
 
 CPU = ["CPUExecutionProvider"]
 
 
 @pytest.fixture(scope="module")
-def card_path(tmp_path_factory):
-    return export_random_model(tmp_path_factory.mktemp("model"))
+def card_path(random_gray_model):
+    return random_gray_model
 
 
 @pytest.fixture

@@ -13,10 +13,8 @@ pytestmark = pytest.mark.data
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    from models.export import export_random_model
-
-    return export_random_model(tmp_path_factory.mktemp("weights"))
+def model(random_gray_model):
+    return random_gray_model
 
 
 @pytest.fixture(scope="module")

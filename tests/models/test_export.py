@@ -11,12 +11,12 @@ import torch
 
 from app.card import ModelError, file_sha256, load_card
 from app.emotions import EMOTIONS
-from models.export import export_model, export_random_model, main, random_model, verify_parity
+from models.export import export_model, main, random_model, verify_parity
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    card_path = export_random_model(tmp_path_factory.mktemp("model"))
+def exported(random_gray_model):
+    card_path = random_gray_model
     embedder, heads, pre = random_model()  # the same seeded weights export_random_model wrote
     return card_path, embedder, heads, pre
 

@@ -10,7 +10,7 @@ from app.card import ModelError, file_sha256, load_card
 from app.faces import DetectorConfig, FaceMeshDetector
 from app.inference import Embedder, FanHeadRunner, find_default_model
 from app.preprocess import align_face
-from models.export import export_random_model, update_cards
+from models.export import update_cards
 from models.quantize import add_int8, main as quantize_main
 
 
@@ -19,9 +19,9 @@ def _cosine(a, b):
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """One random-init RGB model exported for the module; tests that change it take a copy (random_model)."""
-    return export_random_model(tmp_path_factory.mktemp("random_rgb"), color="rgb")
+def exported(random_rgb_model):
+    """The run's random-init RGB model; tests that change it take a copy (random_model)."""
+    return random_rgb_model
 
 
 @pytest.fixture

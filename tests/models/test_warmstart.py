@@ -6,13 +6,12 @@ import torch
 from app.card import load_card
 from app.inference import Embedder
 from app.preprocess import to_network_input
-from models.export import export_random_model
 from models.warmstart import WarmStartError, embedder_from_onnx
 
 
 @pytest.mark.parametrize("color", ["gray", "rgb"])
-def test_rebuilt_embedder_equals_the_onnx_graph(tmp_path, color):
-    card = load_card(export_random_model(tmp_path, input_size=64, color=color))
+def test_rebuilt_embedder_equals_the_onnx_graph(request, color):
+    card = load_card(request.getfixturevalue(f"random_{color}_model"))
     rng = np.random.default_rng(0)
     shape = (64, 64, 3) if color == "rgb" else (64, 64)
     calib = [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(64)]
@@ -34,7 +33,7 @@ def test_rebuilt_embedder_equals_the_onnx_graph(tmp_path, color):
     assert ((train_out - eval_out).abs().mean() / eval_out.abs().mean()) < 0.05
 
 
-def test_a_head_graph_is_not_an_embedder(tmp_path):
-    card = load_card(export_random_model(tmp_path))
+def test_a_head_graph_is_not_an_embedder(random_gray_model):
+    card = load_card(random_gray_model)
     with pytest.raises(WarmStartError, match="no fused weights"):
         embedder_from_onnx(card.head_files["self"], None, card.preprocess, torch.zeros(2, 1, 64, 64))

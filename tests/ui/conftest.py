@@ -13,10 +13,8 @@ from app.ui.sessions import SESSIONS_ENV
 
 
 @pytest.fixture(scope="session")
-def random_weights(tmp_path_factory) -> Path:
-    from models.export import export_random_model
-
-    return export_random_model(tmp_path_factory.mktemp("random_model"))
+def random_weights(random_gray_model) -> Path:
+    return random_gray_model
 
 
 @pytest.fixture
