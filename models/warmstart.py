@@ -39,7 +39,8 @@ def _initializers(path: Path) -> dict[str, np.ndarray]:
         model = onnx.load(str(path))
     except Exception as e:  # noqa: BLE001 - truncated or foreign file: one line
         raise WarmStartError(f"cannot read ONNX graph {path} ({type(e).__name__})") from None
-    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    # writable copies: to_array gives read-only views of the protobuf's bytes, which torch.from_numpy warns about
+    return {t.name: numpy_helper.to_array(t).copy() for t in model.graph.initializer}
 
 
 def embedder_from_onnx(embedder_onnx: Path, head_onnx: Path | None, pre: Preprocess,
@@ -59,9 +60,9 @@ def embedder_from_onnx(embedder_onnx: Path, head_onnx: Path | None, pre: Preproc
         if w is None or b is None or tuple(w.shape) != tuple(conv.weight.shape):
             raise WarmStartError(f"{embedder_onnx}: no fused weights for {name} of shape {tuple(conv.weight.shape)}")
         with torch.no_grad():
-            conv.weight.copy_(torch.from_numpy(w.copy()))  # ONNX initialisers are read-only views
+            conv.weight.copy_(torch.from_numpy(w))
             bn.weight.fill_(1.0)
-            bn.bias.copy_(torch.from_numpy(b.copy()))
+            bn.bias.copy_(torch.from_numpy(b))
             bn.running_mean.zero_()
             bn.running_var.fill_(1.0 - bn.eps)  # (x - 0) / sqrt(1) * 1 + b: exactly the fused conv
         bns[name] = (conv, bn)
