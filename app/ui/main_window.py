@@ -306,6 +306,9 @@ class MainWindow(QMainWindow):
                          ("recording", "Recording state")):
             label = QLabel("")
             label.setToolTip(tip)
+            # a label may shrink below its text (then it is cut) rather than make the window wider than a small
+            # screen (a long file name as the source)
+            label.setMinimumWidth(24)
             sb.addPermanentWidget(label)
             self.status_labels[key] = label
 
@@ -807,9 +810,9 @@ class MainWindow(QMainWindow):
         if self.pipeline_info:
             short = [p.replace("ExecutionProvider", "") for p in self.pipeline_info.providers]
             fallback = " (CUDA unavailable)" if self.pipeline_info.fallback_reason else ""
-            s["provider"].setText(f"provider {short[0]} {self.pipeline_info.precision}{fallback}" if short
-                                  else "provider ?")
-            s["provider"].setToolTip(", ".join(self.pipeline_info.providers) + (
+            s["provider"].setText(f"provider {short[0]}{fallback}" if short else "provider ?")
+            s["provider"].setToolTip(", ".join(self.pipeline_info.providers) +
+                                     f"; {self.pipeline_info.precision} embedder" + (
                 f"\nCUDA not used: {self.pipeline_info.fallback_reason}" if self.pipeline_info.fallback_reason
                 else ""))
         else:
