@@ -88,9 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-window", action="store_true", help="headless replay of --video as fast as possible")
     p.add_argument("--weights", type=Path, default=None,
                    help="model: any .onnx or .json card of it (default: the shipped model in weights/)")
+    from app.card import PRECISIONS
+
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
                    help="where the networks run (auto: CUDA when available, else CPU)")
-    p.add_argument("--precision", choices=["auto", "fp32", "int8"], default="auto",
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="the embedder graph: auto runs the model card's int8 graph (models.quantize, ~2x faster) "
                         "when the embedder runs on the CPU and fp32 on CUDA; fp32 or int8 force one")
     from app.heads import HEAD_CHOICES

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import json
+import math
 import os
 import platform
 import statistics
@@ -131,9 +131,8 @@ def signals_cost(video: Path, config, repeat: int, export_dir: Path) -> dict:
     time per pass, divided by the faces."""
     from dataclasses import replace
 
-    from app.pipeline import Pipeline
-
     from app.capture import open_source
+    from app.pipeline import Pipeline
 
     with open_source(video) as src:
         frames = src.frame_count or 0
@@ -215,12 +214,14 @@ def embed_batches(video: Path, pipeline, sizes=(1, 2, 4, 8), max_crops: int = 64
 
 
 def main(argv: list[str] | None = None) -> int:
+    from app.card import PRECISIONS
+
     p = argparse.ArgumentParser(prog="python -m app.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--video", type=Path, required=True)
     p.add_argument("--weights", type=Path, default=None)
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
-    p.add_argument("--precision", choices=["auto", "fp32", "int8"], default="auto",
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="the embedder graph (auto: int8 on the CPU when the card has it, as the app runs)")
     p.add_argument("--repeat", type=int, default=3, help="full passes over the file; the best pass is reported")
     p.add_argument("--json", type=Path, default=None, help="also write the result as JSON here")

@@ -25,6 +25,8 @@ ATTENTION_TYPES = ("relation", "self")  # the FAN heads (models.networks.FanHead
 # every head a card may list (models.heads.HEADS registers the same names): FAN's two, score fusion, the ABAW2021 GRU
 # (bidirectional centre-frame, and causal newest-frame) and transformer heads
 HEAD_TYPES = ATTENTION_TYPES + ("fusion", "gru", "gru-causal", "transformer")
+# which embedder graph runs (app.inference.Embedder): auto = int8 on the CPU when the card lists one, else fp32
+PRECISIONS = ("auto", "fp32", "int8")
 
 
 class ModelError(Exception):
@@ -137,6 +139,14 @@ def content_files(content: dict) -> list[str]:
 def role_of(content: dict, file_name: str) -> str:
     files = content["files"]
     return {files["embedder"]: "embedder", files.get("embedder_int8"): "embedder_int8"}.get(file_name, "head")
+
+
+def write_model_cards(folder: Path, content: dict) -> Path:
+    """One card per ONNX file of the model (content_files), the same content but for "role", each written
+    atomically. Returns the embedder's card."""
+    for f in content_files(content):
+        write_card(folder / Path(f).with_suffix(".json"), {**content, "role": role_of(content, f)})
+    return folder / Path(content["files"]["embedder"]).with_suffix(".json")
 
 
 def write_card(path: Path, content: dict) -> None:

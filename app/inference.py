@@ -33,7 +33,7 @@ import numpy as np
 import onnxruntime as ort
 
 from app import paths
-from app.card import CARD_FORMAT, ModelCard, ModelError, load_card
+from app.card import CARD_FORMAT, PRECISIONS, ModelCard, ModelError, load_card
 from app.emotions import EMOTIONS
 from app.heads import HeadRunner
 from app.preprocess import to_network_input
@@ -165,9 +165,6 @@ def _color_name(channels: int | None) -> str:
     return {1: "gray", 3: "rgb"}.get(channels, f"{channels}-channel")
 
 
-PRECISIONS = ("auto", "fp32", "int8")
-
-
 class Embedder:
     """The embedder graph: aligned uint8 crops -> (N, embed_dim) float32 features, one batched run per call.
 
@@ -184,23 +181,22 @@ class Embedder:
         self.preprocess = card.preprocess
         threads = threads or DEFAULT_THREADS
         int8 = card.embedder_int8_file
-        cpu_only = select_providers(device)[0] == CPU or _cuda_failure is not None
-        if precision == "int8" or (precision == "auto" and int8 is not None and cpu_only):
+        if precision == "auto" and int8 is not None and select_providers(device)[0] != CPU and _cuda_failure is None:
+            # whether CUDA starts here is learnt once per process on the model's smallest graph, so that a machine
+            # without it does not load the float embedder only to drop it for the int8 one
+            open_session(card.head_file(), device, 1)
+        on_cpu = select_providers(device)[0] == CPU or _cuda_failure is not None
+        if precision == "int8" or (precision == "auto" and int8 is not None and on_cpu):
             if device == "cuda":
                 raise ModelError("the int8 embedder runs on the CPU only: use --precision fp32 (or auto) with CUDA")
-            self.session, self.fallback_reason = open_session(int8, "cpu", threads)
+            self.session, _ = open_session(int8, "cpu", threads)
             self.fallback_reason = _cuda_failure if device == "auto" else None
-            self.precision, path = "int8", int8
+            self.precision, self.file = "int8", int8
         else:
             self.session, self.fallback_reason = open_session(card.embedder_file, device, threads)
-            self.precision, path = "fp32", card.embedder_file
-            if precision == "auto" and int8 is not None and CUDA not in self.session.get_providers():
-                # CUDA was listed but did not start: the CPU runs this model, so give it the int8 graph
-                self.session, _ = open_session(int8, "cpu", threads)
-                self.precision, path = "int8", int8
-        self.file = path
+            self.precision, self.file = "fp32", card.embedder_file
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        name = path.name
+        name = self.file.name
         if len(inputs) != 1 or len(inputs[0].shape) != 4 or len(outputs) != 1 or len(outputs[0].shape) != 2:
             raise ModelError(f"{name} is not an embedder graph (expected crops (B, C, S, S) -> features (B, D))")
         _, c, h, w = (_dim(v) for v in inputs[0].shape)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.card import ModelError, load_card
+from app.card import PRECISIONS, ModelError, load_card
 from app.emotions import EMOTIONS
 from models.metrics import classification_report
 
@@ -218,7 +218,7 @@ def suite_main(argv: list[str]) -> int:
     p.add_argument("--cache-dir", type=Path, default=ROOT / "cache")
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     p.add_argument("--attention", choices=["relation", "self"], default=None)
-    p.add_argument("--precision", choices=["auto", "fp32", "int8"], default="auto",
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="the embedder graph: auto = what the app runs (int8 on the CPU when the card has it)")
     p.add_argument("--json", type=Path, default=None, help="also write every report (confusion matrices too)")
     p.add_argument("--plot", type=Path, default=None, help="a folder for one confusion-matrix PNG per domain")

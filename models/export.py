@@ -38,7 +38,7 @@ import onnx
 import torch
 
 from app.card import (ATTENTION_TYPES, HEAD_TYPES, ModelError, card_files, content_files, file_sha256, load_card,
-                      role_of, write_card)
+                      write_card, write_model_cards)
 from app.emotions import EMOTIONS
 from app.preprocess import Preprocess
 from models.heads import HeadExportWrapper, build_head, head_spec, init_from_frame_classifier, parameter_count
@@ -184,10 +184,7 @@ def export_model(embedder: ResNet18Embedder, heads: dict[str, torch.nn.Module], 
         "head_parameters": {att: parameter_count(head) for att, head in heads.items()},
         **extra,
     }
-    for f in files:
-        role = "embedder" if f == embedder_file else "head"
-        write_card(out_dir / Path(f).with_suffix(".json"), {**content, "role": role})
-    return out_dir / Path(embedder_file).with_suffix(".json")
+    return write_model_cards(out_dir, content)
 
 
 def verify_parity(embedder: ResNet18Embedder, heads: dict[str, torch.nn.Module], card_path: Path,
@@ -356,9 +353,7 @@ def add_heads(card_path: Path, heads: dict[str, torch.nn.Module], fields: dict |
             raise ValueError(f"fields may not override {key!r}")
         content[key] = {**content[key], **value} if isinstance(value, dict) and isinstance(content.get(key), dict) \
             else value
-    for f in files:
-        write_card(card.path.parent / Path(f).with_suffix(".json"), {**content, "role": role_of(content, f)})
-    return card.path.parent / Path(content["files"]["embedder"]).with_suffix(".json")
+    return write_model_cards(card.path.parent, content)
 
 
 def update_cards(card_path: Path, fields: dict) -> list[Path]:

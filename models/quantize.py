@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.card import ModelError, content_files, file_sha256, load_card, role_of, write_card
+from app.card import ModelError, content_files, file_sha256, load_card, write_model_cards
 from app.paths import ROOT
 
 METHODS = ("minmax", "percentile", "entropy")
@@ -128,15 +128,10 @@ def add_int8(card_path: Path, crops: list[np.ndarray], check: list[np.ndarray], 
                                "calibration": source or {"n": len(crops)},
                                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                                "command": "python -m models.quantize " + " ".join(sys.argv[1:])}
-
-    def write_all() -> None:
-        for f in content_files(content):
-            write_card(card.path.parent / Path(f).with_suffix(".json"), {**content, "role": role_of(content, f)})
-
-    write_all()  # the int8 card exists from here, so the agreement below can load the model with it
+    write_model_cards(card.path.parent, content)  # from here the model loads with its int8 graph
     if check:
         content["quantization"]["agreement"] = agreement(load_card(card_path), check)
-        write_all()
+        write_model_cards(card.path.parent, content)
     return out
 
 

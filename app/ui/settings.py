@@ -27,11 +27,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.heads import display_name, head_choices
+from app.card import PRECISIONS
 from app.pipeline import PipelineConfig
 from app.ui import theme
 
 DEVICES = ("auto", "cuda", "cpu")
-PRECISIONS = ("auto", "fp32", "int8")  # app.inference.PRECISIONS (kept Qt-side so the dock needs no ONNX Runtime)
 
 
 @dataclass(frozen=True)
