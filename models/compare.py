@@ -143,6 +143,7 @@ def compute_features(cfg: CompareConfig) -> dict:
     model, pre, _ = load_embedder(cfg.embedder)
     cpu = torch.device("cpu")
     data = load_frame_data(FramesConfig(data=cfg.data, cache_dir=cfg.cache_dir, datasets=["ferplus", "rafdb"],
+                                        valid_datasets=["ferplus", "rafdb"],
                                         limit_train=cfg.limit_train, limit_valid=cfg.limit_valid), pre)
     tr_feats, _ = synthetic_clip_features(model, data.crops, pre, cpu, cfg.train_variants, 0)
     valid = {}

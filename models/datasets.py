@@ -185,7 +185,8 @@ def read_image_folder(root) -> list[Sample]:
 # ------------------------------------------------------------------------------------------------- CSV index
 
 def read_index_csv(csv_path) -> list[Sample]:
-    """CSV with a header: `path,label` and optional `subject`, `sequence`, `frame`; paths relative to the CSV.
+    """CSV with a header: `path,label` and optional `subject` (or `performer`), `sequence`, `frame`; paths relative
+    to the CSV.
     Labels outside the 7 classes (e.g. contempt) or empty are kept with label None and reported."""
     csv_path = Path(csv_path)
     if not csv_path.is_file():
@@ -212,7 +213,7 @@ def read_index_csv(csv_path) -> list[Sample]:
             if not path.is_file():
                 missing.append(rel)
             samples.append(Sample(path, emotion_index(name) if name else None,
-                                  subject=(row.get("subject") or "").strip() or None,
+                                  subject=(row.get("subject") or row.get("performer") or "").strip() or None,
                                   sequence=(row.get("sequence") or "").strip() or None,
                                   frame=frame_no, source_label=name))
     if missing:
@@ -349,6 +350,65 @@ def rafdb_split(samples: list[Sample], fraction: float = RAFDB_VAL_FRACTION, see
     return stratified_split(labels, fraction, seed)
 
 
+# ------------------------------------------------------------------------------------- SFEW and the posed set
+
+SFEW_VAL_FRACTION = 0.2  # SFEW's own validation split is kept outside the project: hold out 20% of its train split
+SFEW_SPLIT_SEED = 0
+TAIWANESE_VAL_PERFORMERS = 6  # posed set: these many performers (of 29) held out whole, never trained on
+TAIWANESE_SPLIT_SEED = 0
+
+
+def _dataset_root(root, name: str) -> Path:
+    root = Path(root)
+    return root / name if (root / name).is_dir() else root
+
+
+def read_sfew(root) -> list[Sample]:
+    """SFEW 2.0 train: `train/<emotion>/*.png` under `root` (or `root/sfew`); `sfew_split` holds out val."""
+    root = _dataset_root(root, "sfew")
+    if not (root / "train").is_dir():
+        raise DatasetError(f"{root}: no SFEW train/ class folders")
+    samples = read_image_folder(root / "train")
+    log.info("%s: %d SFEW images, %s", root, len(samples), class_counts(samples))
+    return samples
+
+
+def sfew_split(samples: list[Sample], fraction: float = SFEW_VAL_FRACTION, seed: int = SFEW_SPLIT_SEED
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The project's fixed SFEW train/val split (stratified by class): indices into read_sfew's list."""
+    labels = np.array([-1 if s.label is None else s.label for s in samples])
+    return stratified_split(labels, fraction, seed)
+
+
+def read_taiwanese(root) -> list[Sample]:
+    """The posed Taiwanese database: `labels.csv` (path,label,performer,...) under `root` (or `root/taiwanese`);
+    the performer is each sample's subject."""
+    root = _dataset_root(root, "taiwanese")
+    samples = read_index_csv(root / "labels.csv")
+    if any(s.subject is None for s in samples):
+        raise DatasetError(f"{root / 'labels.csv'}: every row needs a performer")
+    log.info("%s: %d posed images of %d performers, %s", root, len(samples),
+             len({s.subject for s in samples}), class_counts(samples))
+    return samples
+
+
+def subject_split(samples, n_held: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train index, held-out index): n_held subjects, chosen by a seeded permutation of the sorted subject ids,
+    held out whole (a subject never spans both sides); both index arrays sorted."""
+    subjects = sorted({s.subject for s in samples})
+    if not 0 < n_held < len(subjects):
+        raise DatasetError(f"cannot hold out {n_held} of {len(subjects)} subjects")
+    held = set(np.random.default_rng(seed).permutation(subjects)[:n_held].tolist())
+    mask = np.array([s.subject in held for s in samples])
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def taiwanese_split(samples: list[Sample], n_held: int = TAIWANESE_VAL_PERFORMERS, seed: int = TAIWANESE_SPLIT_SEED
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The project's fixed posed split: 6 performers held out for validation."""
+    return subject_split(samples, n_held, seed)
+
+
 # ------------------------------------------------------------------------------------------ folds and counts
 
 def subject_folds(items, k: int = 10, seed: int = 0) -> np.ndarray:
@@ -403,6 +463,11 @@ __all__ = [
     "ferplus_majority",
     "rafdb_split",
     "read_ckplus",
+    "read_sfew",
+    "read_taiwanese",
+    "sfew_split",
+    "subject_split",
+    "taiwanese_split",
     "read_clip_folders",
     "read_ferplus",
     "read_image_folder",

@@ -6,9 +6,10 @@
     python -m models.evaluate --weights weights/<name>.onnx --data DIR --format clips    (<label>/<clip>/frames)
     python -m models.evaluate suite --weights weights/<name>.onnx [--json out.json] [--plot DIR]
 
-`suite` scores the three labelled domains the project has, each through the same path: FER+ Valid (48 px gray,
-web images), the project's RAF-DB val split (in-the-wild colour, models.datasets.rafdb_split) and CK+48 single
-frames (posed, lab; contempt left out), and prints one table: accuracy, macro-F1, UAR, recall per class and the
+`suite` scores the five labelled domains the project has, each through the same path: FER+ Valid (48 px gray,
+web images), the project's fixed held-out splits of RAF-DB (in-the-wild colour), SFEW (film stills) and the posed
+Taiwanese set (6 performers never trained on; models.datasets), and CK+48 single frames (posed, lab; contempt left
+out; never trained on), and prints one table: accuracy, macro-F1, UAR, recall per class and the
 face-detection rate. Landmarks come from the training crop cache when it holds them (the same MediaPipe detector
 and settings), so a re-run costs only the network.
 
@@ -149,26 +150,22 @@ def load_items(args):
     return "images", [s.path for s in samples], np.array([s.label for s in samples])
 
 
-SUITE = {"ferplus_valid": "FER+ Valid", "rafdb_val": "RAF-DB val", "ckplus_frames": "CK+48 frames"}
+def suite_titles() -> dict[str, str]:
+    """Report key -> table name of every suite domain: each training domain's held-out part, then CK+48 frames."""
+    from models.loading import DOMAINS
+
+    return {**{d.valid_name: d.title for d in DOMAINS.values()}, "ckplus_frames": "CK+48 frames"}
 
 
 def suite_sets(data: Path, pre, cache_dir: Path, progress: bool = True, limit: int = 0) -> dict:
-    """Each domain's aligned, labelled crops in the given preprocessing, from the training crop caches (the same
-    names, so a training run's cache serves here and back): FER+ Valid, the RAF-DB val split, CK+48 frames.
-    limit > 0 keeps every k-th image of each (quick checks and tests; the caches of such subsets are separate)."""
-    from models.datasets import read_ckplus
-    from models.facecache import cached_aligned_set
-    from models.loading import load_ferplus_split, load_rafdb_splits
+    """Each domain's aligned, labelled held-out crops in the given preprocessing, from the training crop caches (the
+    same names, so a training run's cache serves here and back): FER+ Valid, the fixed RAF-DB, SFEW and posed
+    (held-out performers) splits, and CK+48 frames (never trained on). limit > 0 keeps every k-th image of each
+    (quick checks and tests; the caches of such subsets are separate)."""
+    from models.loading import DOMAINS, load_ckplus_frames, load_valid
 
-    ck = read_ckplus(data / "ckplus48" if (data / "ckplus48").is_dir() else data)
-    ck_name = "ckplus"
-    if limit:
-        ck = [c for c in ck if c.label is not None]
-        ck, ck_name = ck[::max(1, len(ck) // limit)][:limit], f"ckplus_first{limit}"
-    _, raf_val = load_rafdb_splits(data, pre, cache_dir, limit, progress)
-    sets = {"ferplus_valid": load_ferplus_split(data, "FER2013Valid", pre, cache_dir, limit, progress),
-            "rafdb_val": raf_val,
-            "ckplus_frames": cached_aligned_set(ck, pre, cache_dir, ck_name, progress=progress)}
+    sets = {d.valid_name: load_valid(name, data, pre, cache_dir, limit, progress) for name, d in DOMAINS.items()}
+    sets["ckplus_frames"] = load_ckplus_frames(data, pre, cache_dir, limit, progress)
     return {k: v.select(v.labels >= 0) for k, v in sets.items()}  # contempt, FER+ ambiguous: outside the 7
 
 
@@ -201,9 +198,10 @@ def format_suite(reports: dict) -> str:
     head = ("| domain | n | accuracy | macro-F1 | UAR | " + " | ".join(f"{short[e]} rec" for e in EMOTIONS) +
             " | face found |")
     rows = [head, "|" + " --- |" * (6 + len(EMOTIONS))]
+    titles = suite_titles()
     for name, r in reports.items():
         rec = [f"{r['per_class_recall'][e]:.2f}" if e in r["per_class_recall"] else "-" for e in EMOTIONS]
-        rows.append(f"| {SUITE.get(name, name)} | {r['n']} | {100 * r['accuracy']:.2f}% | {r['macro_f1']:.3f} | {r['uar']:.3f} | " +
+        rows.append(f"| {titles.get(name, name)} | {r['n']} | {100 * r['accuracy']:.2f}% | {r['macro_f1']:.3f} | {r['uar']:.3f} | " +
                     " | ".join(rec) + f" | {100 * r['detection_rate']:.1f}% |")
     return "\n".join(rows)
 
@@ -212,7 +210,8 @@ def suite_main(argv: list[str]) -> int:
     from app.paths import ROOT, data_root
 
     p = argparse.ArgumentParser(prog="python -m models.evaluate suite",
-                                description="FER+ Valid, RAF-DB val and CK+48 frames through the app's path")
+                                description="every domain's held-out images (FER+ Valid, RAF-DB val, SFEW val, held-out posed "
+                                            "performers) and CK+48 frames through the app's path")
     p.add_argument("--weights", type=Path, required=True, help="any .onnx or .json card of the model")
     p.add_argument("--data", type=Path, default=None, help="shared data root (default: $FANLIVE_DATA or ../shared/data)")
     p.add_argument("--cache-dir", type=Path, default=ROOT / "cache")

@@ -394,8 +394,9 @@ def dataset_splits(data: Path, dataset: str) -> dict[str, list]:
         return {f"ferplus_{short.get(k, k.lower())}": v for k, v in splits.items()}
     if dataset == "ckplus":
         return {"ckplus": datasets.read_ckplus(data / "ckplus48" if (data / "ckplus48").is_dir() else data)}
-    if dataset == "rafdb":  # one cache for all of RAF-DB train; the val split is taken from it by index
-        return {"rafdb_train": datasets.read_rafdb(data)}
+    from models.loading import DOMAINS
+    if dataset in DOMAINS:  # one cache for the whole folder; the val split is taken from it by index
+        return {DOMAINS[dataset].cache_name: DOMAINS[dataset].read(data)}
     raise SystemExit(f"unknown dataset {dataset!r}")
 
 
@@ -403,7 +404,7 @@ def main(argv=None) -> int:
     from app.paths import data_root
     p = argparse.ArgumentParser(description="Build aligned-crop caches for training (the live app's alignment).")
     p.add_argument("--data", type=Path, default=None, help="shared data root (default: $FANLIVE_DATA or ../shared/data)")
-    p.add_argument("--dataset", choices=("ferplus", "ckplus", "rafdb"), required=True)
+    p.add_argument("--dataset", choices=("ferplus", "ckplus", "rafdb", "sfew", "taiwanese"), required=True)
     p.add_argument("--input-size", type=int, default=Preprocess().input_size)
     p.add_argument("--color", choices=("gray", "rgb"), default=Preprocess().color)
     p.add_argument("--cache-dir", type=Path, default=None, help="default: $FANLIVE_CACHE or cache/ in the checkout")

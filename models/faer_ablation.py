@@ -104,7 +104,8 @@ def run_ablation(cfg: AblationConfig) -> list[dict]:
     sizes = feature_map_sizes(pre.input_size, pre.channels)
     print(f"map sizes at {pre.input_size} px: {sizes}; block after {stage}", file=sys.stderr)
     frames_cfg = FramesConfig(data=cfg.data or str(data_root()), cache_dir=cfg.cache_dir or str(ROOT / "cache"),
-                              input_size=pre.input_size, color=pre.color, limit_train=cfg.limit_train)
+                              input_size=pre.input_size, color=pre.color, limit_train=cfg.limit_train,
+                              datasets=["ferplus", "rafdb"], valid_datasets=["ferplus", "rafdb"])
     data = load_frame_data(frames_cfg, pre, progress=False)
     base = AttentiveEmbedder(in_chans=pre.channels, num_classes=len(EMOTIONS), block="none", after=stage)
     load_backbone(base, ck["embedder"])

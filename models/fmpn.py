@@ -430,7 +430,7 @@ def run_frames(cfg: FramesFmpnConfig) -> dict:
     pre = Preprocess.from_dict(json.loads(ck["preprocess"]))
     fc = FramesConfig(data=cfg.data or str(data_root()), cache_dir=cfg.cache_dir or str(ROOT / "cache"),
                       input_size=pre.input_size, color=pre.color, limit_train=cfg.limit_train,
-                      limit_valid=cfg.limit_valid)
+                      limit_valid=cfg.limit_valid, datasets=["ferplus", "rafdb"], valid_datasets=["ferplus", "rafdb"])
     data = load_frame_data(fc, pre, progress=False)
     labels = torch.from_numpy(data.labels)
     masks = proxy_masks(data.crops, data.labels, len(EMOTIONS), EMOTIONS.index("neutral"))

@@ -3,14 +3,15 @@ imports only models.datasets and models.facecache).
 
 - to_input / normalise: uint8 crops -> the network's float input (augment between the two).
 - embed_all: features and frame logits of a crop set, eval mode.
-- load_ferplus_split / load_rafdb_splits / load_frame_data: the aligned FER+ and RAF-DB sets (cached by facecache).
+- DOMAINS, load_domain, load_frame_data: the aligned FER+, RAF-DB, SFEW and posed sets with their fixed
+  validation splits (cached by facecache).
 - load_ckplus / clip_index / ckplus_clip_tensors: CK+48 crops and its 327 three-frame clips (CK+'s 7 classes).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 import numpy as np
 import torch
@@ -71,31 +72,78 @@ def load_ferplus_split(data: str | Path, split: str, pre: Preprocess, cache_dir:
     return cached_aligned_set(samples, pre, Path(cache_dir), name, progress=progress, workers=2 if not limit else 1)
 
 
-def load_rafdb_splits(data: str | Path, pre: Preprocess, cache_dir: str | Path, limit: int = 0,
+@dataclass(frozen=True)
+class Domain:
+    """A training/validation domain: how to read it and how its held-out part is chosen. FER+ has its own Valid
+    folder (split None); the others are one folder whose fixed split (by class or by performer) gives val."""
+
+    valid_name: str                    # the held-out set's key in reports and metrics
+    title: str                         # its name in tables
+    cache_name: str                    # facecache name of the whole set (FER+: its train split)
+    read: Callable[[Path], list]       # data root -> datasets.Samples
+    split: Callable[[list], tuple[np.ndarray, np.ndarray]] | None
+
+
+def _domains() -> dict[str, Domain]:
+    from models import datasets as d
+
+    return {
+        "ferplus": Domain("ferplus_valid", "FER+ Valid", "ferplus_train", None, None),
+        "rafdb": Domain("rafdb_val", "RAF-DB val", "rafdb_train", d.read_rafdb, d.rafdb_split),
+        "sfew": Domain("sfew_val", "SFEW val (20% of train)", "sfew_train", d.read_sfew, d.sfew_split),
+        "taiwanese": Domain("taiwanese_val", "posed, 6 held-out performers", "taiwanese", d.read_taiwanese,
+                            d.taiwanese_split),
+    }
+
+
+DOMAINS: dict[str, Domain] = _domains()
+
+
+def load_split_domain(name: str, data: str | Path, pre: Preprocess, cache_dir: str | Path, limit: int = 0,
                       progress: bool = True):
-    """Aligned RAF-DB crops: (train split, val split) of RAF-DB train, the project's fixed stratified split
-    (models.datasets.rafdb_split). One cache for the whole of RAF-DB train; limit > 0 takes every k-th image of
-    each split (tests, smoke runs), cached under its own name."""
-    from models.datasets import rafdb_split, read_rafdb
+    """Aligned crops of a one-folder domain (RAF-DB, SFEW, the posed set): (train split, val split), its fixed
+    split (models.datasets). One cache for the whole folder; limit > 0 takes every k-th image of each split
+    (tests, smoke runs), cached under its own name."""
     from models.facecache import cached_aligned_set
 
-    samples = read_rafdb(data)
-    tr_idx, va_idx = rafdb_split(samples)
-    name = "rafdb_train"
+    domain = DOMAINS[name]
+    samples = domain.read(Path(data))
+    tr_idx, va_idx = domain.split(samples)
     if limit:
         tr_idx = tr_idx[::max(1, len(tr_idx) // limit)][:limit]
         va_idx = va_idx[::max(1, len(va_idx) // limit)][:limit]
         keep = np.concatenate([tr_idx, va_idx])
         subset = [samples[i] for i in keep]
-        sub_name = name + f"_first{limit}"
-        subset_landmarks_from_full(samples, subset, Path(cache_dir), name, sub_name)
+        sub_name = domain.cache_name + f"_first{limit}"
+        subset_landmarks_from_full(samples, subset, Path(cache_dir), domain.cache_name, sub_name)
         aligned = cached_aligned_set(subset, pre, Path(cache_dir), sub_name, progress=progress, workers=1)
         return aligned.select(np.arange(len(tr_idx))), aligned.select(np.arange(len(tr_idx), len(keep)))
-    aligned = cached_aligned_set(samples, pre, Path(cache_dir), name, progress=progress, workers=2)
+    aligned = cached_aligned_set(samples, pre, Path(cache_dir), domain.cache_name, progress=progress, workers=2)
     return aligned.select(tr_idx), aligned.select(va_idx)
 
 
-VALID_NAMES = {"ferplus": "ferplus_valid", "rafdb": "rafdb_val"}
+def load_domain(name: str, data: str | Path, pre: Preprocess, cache_dir: str | Path, limit_train: int = 0,
+                limit_valid: int = 0, progress: bool = True):
+    """(train, val) aligned sets of any domain in DOMAINS."""
+    if name not in DOMAINS:
+        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DOMAINS)}")
+    if DOMAINS[name].split is None:
+        return (load_ferplus_split(data, "FER2013Train", pre, cache_dir, limit_train, progress),
+                load_ferplus_split(data, "FER2013Valid", pre, cache_dir, limit_valid, progress))
+    train, val = load_split_domain(name, data, pre, cache_dir, limit_train, progress)
+    if limit_valid:
+        val = val.select(np.arange(min(len(val), limit_valid)))
+    return train, val
+
+
+def load_valid(name: str, data: str | Path, pre: Preprocess, cache_dir: str | Path, limit: int = 0,
+               progress: bool = True):
+    """The held-out aligned set of any domain in DOMAINS (FER+ Valid without reading FER+ Train)."""
+    if name not in DOMAINS:
+        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(DOMAINS)}")
+    if DOMAINS[name].split is None:
+        return load_ferplus_split(data, "FER2013Valid", pre, cache_dir, limit, progress)
+    return load_split_domain(name, data, pre, cache_dir, limit, progress)[1]
 
 
 @dataclass
@@ -107,8 +155,9 @@ class FrameData:
     labels: np.ndarray                 # (N,) int64
     source: np.ndarray                 # (N,) index into `names`
     names: list[str]
-    valid: dict[str, tuple[torch.Tensor, np.ndarray]]  # VALID_NAMES value -> (crops, labels)
+    valid: dict[str, tuple[torch.Tensor, np.ndarray]]  # Domain.valid_name -> (crops, labels): model selection
     detection: dict[str, float]        # detection rate per split
+    report_only: dict[str, tuple[torch.Tensor, np.ndarray]]  # scored every epoch, never selects: CK+48 frames
 
 
 class FrameSource(Protocol):
@@ -117,39 +166,71 @@ class FrameSource(Protocol):
     data: str
     cache_dir: str
     datasets: list[str]
+    valid_datasets: list[str]
     limit_train: int
     limit_valid: int
     soft_labels: bool
 
 
 def load_frame_data(cfg: FrameSource, pre: Preprocess, progress: bool = True) -> FrameData:
-    unknown = set(cfg.datasets) - set(VALID_NAMES)
+    """Training crops of cfg.datasets; the held-out part of every domain in cfg.datasets and cfg.valid_datasets
+    (selection); CK+48 frames when the data has them (reported, never trained on or selected by)."""
+    unknown = (set(cfg.datasets) | set(cfg.valid_datasets)) - set(DOMAINS)
     if unknown or not cfg.datasets:
-        raise ValueError(f"--datasets takes {', '.join(VALID_NAMES)}; got {' '.join(cfg.datasets) or 'none'}")
+        raise ValueError(f"--datasets takes {', '.join(DOMAINS)}; got {' '.join(cfg.datasets) or 'none'}"
+                         + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else ""))
     crops, targets, labels, source, valid, detection = [], [], [], [], {}, {}
-    for i, name in enumerate(cfg.datasets):
-        if name == "ferplus":
-            train = load_ferplus_split(cfg.data, "FER2013Train", pre, cfg.cache_dir, cfg.limit_train, progress)
-            val = load_ferplus_split(cfg.data, "FER2013Valid", pre, cfg.cache_dir, cfg.limit_valid, progress)
+    for name in dict.fromkeys([*cfg.datasets, *cfg.valid_datasets]):
+        if name in cfg.datasets:
+            train, val = load_domain(name, cfg.data, pre, cfg.cache_dir, cfg.limit_train, cfg.limit_valid, progress)
         else:
-            train, val = load_rafdb_splits(cfg.data, pre, cfg.cache_dir, cfg.limit_train, progress)
-            if cfg.limit_valid:
-                val = val.select(np.arange(min(len(val), cfg.limit_valid)))
+            train, val = None, load_valid(name, cfg.data, pre, cfg.cache_dir, cfg.limit_valid, progress)
+        vkeep = val.labels >= 0
+        valid[DOMAINS[name].valid_name] = (torch.from_numpy(val.crops[vkeep]), val.labels[vkeep])
+        detection[DOMAINS[name].valid_name] = float(val.detection_rate)
+        if train is None:
+            continue
         keep = np.flatnonzero(train.labels >= 0)  # images with a label among the 7 classes
         lab = train.labels[keep]
         onehot = np.eye(K, dtype=np.float32)[lab]
         tgt = train.votes[keep] if cfg.soft_labels else onehot
-        tgt = np.where(tgt.sum(1, keepdims=True) > 0, tgt, onehot)  # no votes (RAF-DB): the one-hot label
+        tgt = np.where(tgt.sum(1, keepdims=True) > 0, tgt, onehot)  # no votes (all but FER+): the one-hot label
         crops.append(train.crops[keep])
         targets.append(tgt)
         labels.append(lab)
-        source.append(np.full(len(keep), i))
-        vkeep = val.labels >= 0
-        valid[VALID_NAMES[name]] = (torch.from_numpy(val.crops[vkeep]), val.labels[vkeep])
+        source.append(np.full(len(keep), cfg.datasets.index(name)))
         detection[f"{name}_train"] = float(train.detection_rate)
-        detection[VALID_NAMES[name]] = float(val.detection_rate)
     return FrameData(torch.from_numpy(np.concatenate(crops)), torch.from_numpy(np.concatenate(targets)).float(),
-                     np.concatenate(labels), np.concatenate(source), list(cfg.datasets), valid, detection)
+                     np.concatenate(labels), np.concatenate(source), list(cfg.datasets), valid, detection,
+                     ckplus_frames(cfg.data, pre, cfg.cache_dir, cfg.limit_valid, progress))
+
+
+def load_ckplus_frames(data, pre: Preprocess, cache_dir, limit: int = 0, progress: bool = True):
+    """CK+48's frames in the 7 classes (contempt left out), aligned; limit > 0: every k-th, at most limit."""
+    from models.datasets import read_ckplus
+    from models.facecache import cached_aligned_set
+
+    samples = read_ckplus(Path(data) / "ckplus48" if (Path(data) / "ckplus48").is_dir() else data)
+    name = "ckplus"
+    if limit:
+        labelled = [s for s in samples if s.label is not None]
+        subset = labelled[::max(1, len(labelled) // limit)][:limit]
+        subset_landmarks_from_full(samples, subset, Path(cache_dir), name, f"ckplus_first{limit}")
+        samples, name = subset, f"ckplus_first{limit}"
+    aligned = cached_aligned_set(samples, pre, Path(cache_dir), name, progress=progress)
+    return aligned.select(aligned.labels >= 0)
+
+
+def ckplus_frames(data, pre: Preprocess, cache_dir, limit: int = 0, progress: bool = True
+                  ) -> dict[str, tuple[torch.Tensor, np.ndarray]]:
+    """{"ckplus_frames": (crops, labels)} for FrameData.report_only, or {} when the data has no CK+48."""
+    from models.datasets import DatasetError
+
+    try:
+        aligned = load_ckplus_frames(data, pre, cache_dir, limit, progress)
+    except DatasetError:
+        return {}
+    return {"ckplus_frames": (torch.from_numpy(aligned.crops), aligned.labels)}
 
 
 def subset_landmarks_from_full(full, subset, cache_dir: Path, full_name: str, subset_name: str) -> None:

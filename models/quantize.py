@@ -42,11 +42,11 @@ def calibration_crops(data: Path, pre, cache_dir: Path, n: int, seed: int = 0, p
     from FER+ Train and half from the RAF-DB train split, in the form the app's embedder takes (app.preprocess).
     limit > 0 draws from every k-th image only, at most `limit` per set (tests; cached under their own names)."""
     from models.evaluate import as_warped
-    from models.loading import load_ferplus_split, load_rafdb_splits
+    from models.loading import load_ferplus_split, load_split_domain
 
     rng = np.random.default_rng(seed)
     fer = load_ferplus_split(data, "FER2013Train", pre, cache_dir, limit, progress=progress)
-    raf = load_rafdb_splits(data, pre, cache_dir, limit, progress=progress)[0]
+    raf = load_split_domain("rafdb", data, pre, cache_dir, limit, progress=progress)[0]
     calib, check = [], []
     for aligned, k in ((fer, n // 2), (raf, n - n // 2)):
         pick = rng.choice(len(aligned.crops), size=min(2 * k, len(aligned.crops)), replace=False)

@@ -32,7 +32,7 @@ from models.checkpoints import load_checkpoint, load_embedder, save_checkpoint, 
 from models.cli import add_dataclass_args, config_from_args
 from models.faer import CenterLoss, FeaturesAndLogits, build_embedder, embedder_arch, load_backbone
 from models.heads import HEADS, head_spec, new_head, train_head
-from models.loading import (FrameData, ckplus_clip_tensors, embed_all, load_ferplus_split,
+from models.loading import (DOMAINS, FrameData, ckplus_clip_tensors, embed_all, load_ferplus_split,
                             load_frame_data, normalise, to_input)
 from models.metrics import classification_report
 from models.networks import ResNet18Embedder
@@ -66,9 +66,12 @@ class FramesConfig:
     swa_epochs: int = 0                # >0: average the weights of the last N epochs (SWA) into swa.pt
     swa_lr: float = 0.005              # the cosine decays to this LR, then holds it through the SWA epochs
     device: str = "auto"
-    # training data: FER+ Train and the project's RAF-DB train split (the rest of RAF-DB train is the val split)
-    datasets: list[str] = field(default_factory=lambda: ["ferplus", "rafdb"])
-    rafdb_repeat: float = 1.0          # RAF-DB images drawn per epoch, as a multiple of its train split (the mix)
+    # training data: FER+ Train and the train part of each other domain's fixed split (models.loading.DOMAINS)
+    datasets: list[str] = field(default_factory=lambda: list(DOMAINS))
+    # the domains whose held-out part selects the checkpoint (mean macro-F1); CK+48 frames are only reported
+    valid_datasets: list[str] = field(default_factory=lambda: list(DOMAINS))
+    # images drawn per epoch from a dataset, as a multiple of its train part: NAME=R (default 1; the mix)
+    repeat: list[str] = field(default_factory=list)
     gray_prob: float = 0.2             # RGB only: share of crops turned gray (FER+ is gray; keeps both domains close)
     wild_augment: bool = True          # colour jitter, JPEG artefacts, downscale-then-upscale (far-away faces)
     # FAER options (models.faer): a contextual channel attention block (or an SE block, for comparison) where the
@@ -88,7 +91,7 @@ class ClipsConfig:
     # stage-2 heads to train, by name (models.heads.HEADS: relation self fusion gru gru-causal transformer)
     heads: list[str] = field(default_factory=lambda: ["relation", "self"])
     sources: list[str] = field(default_factory=lambda: ["ferplus-synth", "ckplus"])
-    datasets: list[str] = field(default_factory=lambda: ["ferplus", "rafdb"])  # images for synthetic clips
+    datasets: list[str] = field(default_factory=lambda: list(DOMAINS))  # images for synthetic clips
     clip_length: int = 8               # frames per synthetic clip
     variants: int = 8                  # degraded copies per FER+ image whose features are precomputed
     epochs: int = 20
@@ -108,13 +111,29 @@ class ClipsConfig:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
+def parse_repeats(items: list[str], names: list[str]) -> dict[str, float]:
+    """`NAME=R` items -> {name: R} over `names` (1.0 where not given); ValueError on a bad item."""
+    out = dict.fromkeys(names, 1.0)
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            r = float(value)
+        except ValueError:
+            r = -1.0
+        if not sep or name not in out or r < 0:
+            raise ValueError(f"--repeat takes NAME=R with NAME among {', '.join(names)} and R >= 0, got {item!r}")
+        out[name] = r
+    return out
+
+
 def epoch_order(data: FrameData, cfg: "FramesConfig", g: torch.Generator) -> torch.Tensor:
-    """One epoch's sample order: every image of each dataset once, RAF-DB `rafdb_repeat` times (the fractional
-    part drawn at random), shuffled."""
+    """One epoch's sample order: every image of each dataset `repeat` times (default once; the fractional part
+    drawn at random), shuffled."""
     parts = []
+    repeats = parse_repeats(cfg.repeat, data.names)
     for i, name in enumerate(data.names):
         idx = torch.from_numpy(np.flatnonzero(data.source == i))
-        repeat = cfg.rafdb_repeat if name == "rafdb" else 1.0
+        repeat = repeats[name]
         whole, frac = int(repeat), repeat - int(repeat)
         parts += [idx] * whole
         if frac > 0:
@@ -125,9 +144,11 @@ def epoch_order(data: FrameData, cfg: "FramesConfig", g: torch.Generator) -> tor
 
 def evaluate_valid_sets(model, data: FrameData, pre: Preprocess, device) -> dict:
     """Each validation set's report, and their mean accuracy/macro-F1/UAR: the selection score is the mean
-    macro-F1 over the datasets, so no single dataset chooses the model."""
+    macro-F1 over the domains, so no single domain chooses the model. The report-only sets (CK+48 frames) are
+    scored too, outside the means."""
     reports = {name: evaluate_frames(model, c, y, pre, device) for name, (c, y) in data.valid.items()}
     mean = {k: float(np.mean([r[k] for r in reports.values()])) for k in ("accuracy", "macro_f1", "uar")}
+    reports.update({name: evaluate_frames(model, c, y, pre, device) for name, (c, y) in data.report_only.items()})
     return {**mean, "selection_score": mean["macro_f1"], "by_dataset": reports}
 
 

@@ -24,8 +24,13 @@ from models.datasets import (
     read_image_folder,
     read_index_csv,
     read_rafdb,
+    read_sfew,
+    read_taiwanese,
+    sfew_split,
     stratified_split,
     subject_folds,
+    subject_split,
+    taiwanese_split,
 )
 
 E = {name: i for i, name in enumerate(EMOTIONS)}
@@ -299,3 +304,34 @@ def test_real_rafdb_and_its_val_split(shared_data):
     val_counts = class_counts([samples[i] for i in va])
     for name in EMOTIONS:  # stratified: every class holds 10% of its images out
         assert abs(val_counts[name] - 0.1 * counts[name]) <= 1
+
+
+def test_subject_split_holds_out_whole_subjects():
+    samples = [Sample(Path(f"{s}_{i}.png"), i % 7, subject=s) for s in "ABCDEFGH" for i in range(5)]
+    tr, va = subject_split(samples, 3, seed=0)
+    held = {samples[i].subject for i in va}
+    assert len(held) == 3 and held.isdisjoint({samples[i].subject for i in tr})
+    assert sorted(np.concatenate([tr, va]).tolist()) == list(range(len(samples)))
+    assert np.array_equal(va, subject_split(samples, 3, seed=0)[1])  # fixed
+    with pytest.raises(DatasetError):
+        subject_split(samples, 8, seed=0)
+
+
+@pytest.mark.data
+def test_real_posed_set_and_its_performer_split(shared_data):
+    samples = read_taiwanese(shared_data)
+    assert len(samples) == 1223 and len({s.subject for s in samples}) == 29
+    assert class_counts(samples)["anger"] == 200 and class_counts(samples)["neutral"] == 69
+    tr, va = taiwanese_split(samples)
+    held = {samples[i].subject for i in va}
+    assert len(held) == 6 and held.isdisjoint({samples[i].subject for i in tr})
+    assert all(samples[i].label is not None for i in va)
+
+
+@pytest.mark.data
+def test_real_sfew_and_its_val_split(shared_data):
+    samples = read_sfew(shared_data)
+    assert len(samples) == 860 and class_counts(samples)["happiness"] == 179
+    tr, va = sfew_split(samples)
+    assert len(va) == 172 and len(np.intersect1d(tr, va)) == 0
+    assert min(v for k, v in class_counts([samples[i] for i in va]).items() if k != "none") >= 10
