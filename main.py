@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-blendshapes", dest="blendshapes", action="store_false",
                    help="skip the 52 blendshapes (bs_* columns left empty) and MediaPipe's iris refinement they "
                         "need: face detection ~30%% faster; head pose and reliability stay")
+    p.add_argument("--raw-probabilities", dest="calibrated", action="store_false",
+                   help="export the head's raw probabilities instead of the calibrated ones (the card's fitted "
+                        "temperature; the label is the same either way)")
     p.add_argument("--all-frames", action="store_true",
                    help="exports: also a row for each frame without a face (face_id empty, face_found 0), a uniform "
                         "time base as in OpenFace's convention")
@@ -242,7 +245,8 @@ def run_headless(args) -> int:
         return EXIT_USAGE
     config = PipelineConfig(weights=args.weights, device=args.device, precision=args.precision,
                             attention=args.attention, window_length=args.window, max_faces=args.max_faces,
-                            all_frames=args.all_frames, blendshapes=args.blendshapes, gate=args.gate)
+                            all_frames=args.all_frames, blendshapes=args.blendshapes, gate=args.gate,
+                            calibrated=args.calibrated)
     many = args.video.is_dir()
     # A folder goes through app/parallel.py (workers, Ray, resume); LSL streams from this process, so not there.
     spread = (many or args.workers > 1 or args.ray is not None) and not args.lsl and args.repeat == 1

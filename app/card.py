@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from app.emotions import EMOTIONS
 from app.preprocess import Preprocess
@@ -47,6 +50,8 @@ class ModelCard:
     embed_dim: int = 512
     embedder_int8_file: Path | None = None  # models.quantize's int8 embedder for the CPU, when the model has one
     sha256: dict[str, str] = field(default_factory=dict)
+    # fitted temperature per head key (models.calibrate): the app reports softmax(log(p) / T) unless asked for raw
+    temperatures: dict[str, float] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)  # training data, metrics, command, date, hardware: shown, not used
 
     @property
@@ -59,6 +64,34 @@ class ModelCard:
             raise ModelError(f"model {self.name!r} has no {attention!r} attention head "
                              f"(it has: {', '.join(self.head_files)})")
         return self.head_files[attention]
+
+
+def _temperatures(calibration, cpath: Path) -> dict[str, float]:
+    """The card's applied temperatures, {head key: T}; {} for a card without them (or whose temperature was only
+    reported, `applied` false)."""
+    if not isinstance(calibration, dict) or not calibration.get("applied"):
+        return {}
+    temps = calibration.get("temperatures")
+    if not isinstance(temps, dict) or not temps:
+        raise ModelError(f"{cpath}: calibration.applied needs a temperatures object (head -> T)")
+    out = {str(k): float(v) for k, v in temps.items()}
+    unknown = set(out) - set(HEAD_TYPES) - {"ensemble"}
+    if unknown:
+        raise ModelError(f"{cpath}: calibration temperatures for unknown heads {sorted(unknown)}")
+    if not all(math.isfinite(t) and t > 0 for t in out.values()):
+        raise ModelError(f"{cpath}: every calibration temperature must be a finite number > 0")
+    return out
+
+
+def temperature_scale(probs: np.ndarray, t: float) -> np.ndarray:
+    """Temperature scaling of probabilities (..., K): softmax(log(p) / t) = softmax(logits / t); t = 1 is the
+    identity, t < 1 sharpens, t > 1 softens. The top class never changes."""
+    if t == 1.0:
+        return probs
+    z = np.log(np.clip(probs, 1e-12, None)) / t
+    z -= z.max(-1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(-1, keepdims=True)).astype(np.float32)
 
 
 def card_path_for(path: str | Path) -> Path:
@@ -104,6 +137,7 @@ def load_card(path: str | Path, verify_hashes: bool = True) -> ModelCard:
                          window_stride=int(window.get("stride", 1)), embed_dim=int(d.get("embed_dim", 512)),
                          embedder_int8_file=int8,
                          sha256=dict(d.get("sha256", {})),
+                         temperatures=_temperatures(d.get("calibration"), cpath),
                          extra={k: d[k] for k in ("training", "metrics", "command", "created", "hardware",
                                                   "licence", "random_init", "quantization") if k in d})
     except ModelError:

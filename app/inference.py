@@ -33,7 +33,7 @@ import numpy as np
 import onnxruntime as ort
 
 from app import paths
-from app.card import CARD_FORMAT, PRECISIONS, ModelCard, ModelError, load_card
+from app.card import CARD_FORMAT, PRECISIONS, ModelCard, ModelError, load_card, temperature_scale
 from app.emotions import EMOTIONS
 from app.heads import HeadRunner
 from app.preprocess import to_network_input
@@ -337,17 +337,20 @@ class RecognizerStep:
 
 class Recognizer:
     """Per-stream recognition state: embed each frame's faces in one batch, keep a window per track, run the FAN
-    head per track every `stride` frames of that track (the last prediction is reused in between)."""
+    head per track every `stride` frames of that track (the last prediction is reused in between). Probabilities
+    are calibrated with the card's temperature for the head (calibrated=False: the head's raw output)."""
 
     def __init__(self, card_path: str | Path, device: str = "auto", attention: str | None = None,
                  window_length: int | None = None, stride: int | None = None, threads: int | None = None,
-                 precision: str = "auto"):
+                 precision: str = "auto", calibrated: bool = True):
         self.card = load_card(card_path)
         # the head by name (app.heads: fan/relation, self, fusion, gru, gru-causal, transformer, ensemble); ModelError
         # when the model has no such head. The head is ~0.03-0.3 ms on one CPU thread; on a GPU its copies and
         # launches would cost more than that.
         self.head = HeadRunner(self.card, attention, lambda card, key: FanHeadRunner(card, key, device="cpu"))
         self.attention = self.head.key
+        # 1.0 (raw) when asked, or when the card has no temperature for this head
+        self.temperature = float(self.card.temperatures.get(self.attention, 1.0)) if calibrated else 1.0
         self.window_length = int(window_length or self.card.window_length)
         self.stride = int(stride or self.card.window_stride)
         if self.window_length < 1 or self.stride < 1:
@@ -394,6 +397,7 @@ class Recognizer:
 
     def _predict(self, track_id: int, window: FeatureWindow) -> Prediction:
         probs, alpha, weight = self.head.run(window.features())
+        probs = temperature_scale(probs, self.temperature)
         k = int(np.argmax(probs))
         return Prediction(track_id=track_id, probs=probs, label=self.card.labels[k], confidence=float(probs[k]),
                           alpha=alpha, weight=weight, frame_indices=window.frames, crops=window.crops)

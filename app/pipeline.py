@@ -52,6 +52,7 @@ class PipelineConfig:
     signals: bool = True
     threads: int | None = None           # ONNX Runtime intra-op threads of the embedder; None = min(2, cores)
     gate: str = "off"                    # app.gate: off | detector | stride:K (the mesh on frames with no track)
+    calibrated: bool = True              # probabilities with the card's fitted temperature; False: the head's raw output
 
 
 @dataclass
@@ -90,7 +91,8 @@ class Pipeline:
         weights = Path(config.weights) if config.weights else find_default_model()
         self.recognizer = Recognizer(weights, device=config.device, attention=config.attention,
                                      window_length=config.window_length, stride=config.stride,
-                                     threads=config.threads, precision=config.precision)
+                                     threads=config.threads, precision=config.precision,
+                                     calibrated=config.calibrated)
         self._video = video
         self.detector = self._make_detector()
         self.tracker = FaceTracker(max_missed=config.max_missed)

@@ -261,6 +261,7 @@ class SessionMetadata:
     app_version: str
     extra: dict = field(default_factory=dict)  # free-form: anything a front end wants to keep with the session
     precision: str = ""             # the embedder graph that ran: fp32 | int8 ("" in sessions before it was recorded)
+    temperature: float | None = None  # T of the calibrated probabilities (1.0: raw); None in sessions before it
 
     def __post_init__(self) -> None:
         self.providers = [str(p) for p in self.providers]

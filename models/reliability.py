@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from app.card import temperature_scale
 from app.reliability import FEATURES, SIGNS, feature_vector, sharpness
 
 FIT_SEED = 15
@@ -77,13 +78,6 @@ def ece(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
         if m.any():
             total += m.mean() * abs(y[m].mean() - c[m].mean())
     return float(total)
-
-
-def temperature_scale(probs: np.ndarray, t: float) -> np.ndarray:
-    z = np.log(np.clip(probs, 1e-12, 1.0)) / t
-    z -= z.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
 
 
 def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
@@ -212,7 +206,18 @@ def labelled_sets(data: Path, card, cache: Path, limit: int = 0, progress: bool 
         print(f"{name}: {len(samples)} images, {d['found'].mean():.1%} faces found, {time.time() - t:.0f} s",
               file=sys.stderr)
         out[name] = d
-    return out
+    return {name: calibrated(d, card.temperatures.get(card.default_attention, 1.0)) for name, d in out.items()}
+
+
+def calibrated(d: dict, t: float) -> dict:
+    """Features and probs of raw head outputs (as cached) as the app sees them: probabilities with the card's
+    temperature, the confidence feature their maximum."""
+    if t == 1.0:
+        return d
+    probs = temperature_scale(d["probs"], t)
+    feats = d["features"].copy()
+    feats[:, FEATURES.index("confidence")] = probs.max(1)
+    return {**d, "probs": probs, "features": feats}
 
 
 def degraded_clips(videos: list[Path], weights: Path, step: int = 2) -> dict:

@@ -750,8 +750,10 @@ class MainWindow(QMainWindow):
         self.recording.start(self.source_info, self.pipeline_info)
 
     def _pipeline_config(self, settings: UiSettings) -> PipelineConfig:
-        """The stored settings' pipeline, with what only the command line chooses (--no-blendshapes)."""
-        return replace(settings.pipeline_config(), blendshapes=self.options.blendshapes)
+        """The stored settings' pipeline, with what only the command line chooses (--no-blendshapes,
+        --raw-probabilities)."""
+        return replace(settings.pipeline_config(), blendshapes=self.options.blendshapes,
+                       calibrated=self.options.calibrated)
 
     def _stop_recording(self, wait: bool = False) -> None:
         self._record_when_ready = False

@@ -22,6 +22,7 @@ class WindowOptions:
     max_faces: int = 4                   # 4 = the stored setting
     lsl: bool = False                    # stream to Lab Streaming Layer from the start (app/ui/markers.py)
     blendshapes: bool = True             # False (--no-blendshapes): no blendshapes nor the iris refinement they need
+    calibrated: bool = True              # False (--raw-probabilities): the head's raw probabilities
 
     def __post_init__(self):
         object.__setattr__(self, "video", Path(self.video) if self.video is not None else None)
@@ -36,4 +37,5 @@ class WindowOptions:
                    device=getattr(args, "device", "auto") or "auto",
                    precision=getattr(args, "precision", "auto") or "auto", attention=getattr(args, "attention", None),
                    window=getattr(args, "window", None), max_faces=getattr(args, "max_faces", 4) or 4,
-                   lsl=bool(getattr(args, "lsl", False)), blendshapes=bool(getattr(args, "blendshapes", True)))
+                   lsl=bool(getattr(args, "lsl", False)), blendshapes=bool(getattr(args, "blendshapes", True)),
+                   calibrated=bool(getattr(args, "calibrated", True)))

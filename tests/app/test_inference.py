@@ -230,3 +230,36 @@ def test_importing_inference_pulls_in_neither_torch_nor_qt():
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
                        check=False)
     assert r.returncode == 0, r.stderr
+
+
+def _with_temperatures(card_file, temperatures, applied=True):
+    for f in card_file.parent.glob("*.json"):
+        d = json.loads(f.read_text())
+        d["calibration"] = {"applied": applied, "temperatures": temperatures}
+        f.write_text(json.dumps(d))
+
+
+def test_calibrated_probabilities_use_the_cards_temperature(model_copy):
+    from app.card import temperature_scale
+
+    _with_temperatures(model_copy, {"relation": 0.5, "self": 2.0})
+    rng = np.random.default_rng(3)
+    faces = faces_for(rng, [1])
+    raw = Recognizer(model_copy, device="cpu", calibrated=False)
+    cal = Recognizer(model_copy, device="cpu")
+    assert (raw.temperature, cal.temperature) == (1.0, 0.5)
+    p_raw = raw.step(0, faces).predictions[0]
+    p_cal = cal.step(0, faces).predictions[0]
+    check_prediction(p_cal, 1)
+    assert p_cal.label == p_raw.label and p_cal.confidence > p_raw.confidence  # T < 1 sharpens, same label
+    np.testing.assert_allclose(p_cal.probs, temperature_scale(p_raw.probs, 0.5), atol=1e-6)
+    assert Recognizer(model_copy, device="cpu", attention="self").temperature == 2.0
+
+
+def test_a_reported_but_unapplied_or_bad_temperature(model_copy):
+    _with_temperatures(model_copy, {"relation": 0.5}, applied=False)
+    assert load_card(model_copy).temperatures == {}
+    for bad in ({"relation": 0.0}, {"relation": float("nan")}, {"lstm": 1.2}, {}):
+        _with_temperatures(model_copy, bad)
+        with pytest.raises(ModelError, match="calibration"):
+            load_card(model_copy)
