@@ -112,6 +112,14 @@ class DetectorConfig:
     # on repr(DetectorConfig) and pins this False (the crops the models were trained on), so its existing caches
     # stay valid.
     refine_landmarks: bool = field(default=True, repr=False)
+    # A face that fills the frame (a laptop camera at arm's length) reaches past its edges, and MediaPipe's detector
+    # misses it. With closeup_every = k > 0, every k-th frame in a row without a face (every such image in still
+    # mode) is tried again with a border of CLOSEUP_PAD of its longer side; while that padded view finds faces it is
+    # the view tried first. 0 = never (the training crop caches pin this). Out of repr for the same reason as above.
+    closeup_every: int = field(default=0, repr=False)
+
+
+CLOSEUP_PAD = 0.25  # border per side, as a share of the frame's longer side (edge pixels replicated)
 
 
 class FaceMeshDetector:
@@ -125,15 +133,35 @@ class FaceMeshDetector:
             static_image_mode=not config.video, max_num_faces=config.max_faces, refine_landmarks=config.refine_landmarks,
             min_detection_confidence=config.min_detection_confidence,
             min_tracking_confidence=config.min_tracking_confidence)
+        self._padded = False  # the padded view found the last faces: try it first
+        self._missed = 0      # frames in a row without a face
 
     def detect(self, image_bgr: np.ndarray) -> list[Face]:
+        every = self.config.closeup_every
+        first_pad = round(CLOSEUP_PAD * max(image_bgr.shape[:2])) if self._padded else 0
+        faces = self._detect_view(image_bgr, first_pad)
+        if not faces and every > 0:
+            self._missed += 1
+            if self._padded or not self.config.video or self._missed % every == 0:
+                other_pad = 0 if self._padded else round(CLOSEUP_PAD * max(image_bgr.shape[:2]))
+                faces = self._detect_view(image_bgr, other_pad)
+                if faces:
+                    self._padded = other_pad > 0
+        if faces:
+            self._missed = 0
+        return faces
+
+    def _detect_view(self, image_bgr: np.ndarray, pad: int) -> list[Face]:
+        """Faces in the image seen with a replicated border of `pad` pixels, in the image's own coordinates."""
+        if pad:
+            image_bgr = cv2.copyMakeBorder(image_bgr, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
         h, w = image_bgr.shape[:2]
         rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB) if image_bgr.ndim == 3 else \
             cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2RGB)
         result = self._mesh.process(rgb)
         faces = []
         for lm in result.multi_face_landmarks or ():
-            pts = mesh_points(lm, w, h)  # (468 or 478, 2) pixels
+            pts = mesh_points(lm, w, h) - pad  # (468 or 478, 2) pixels of the unpadded image
             x0, y0 = pts[:468].min(0)
             x1, y1 = pts[:468].max(0)
             face = Face(box=np.array([x0, y0, x1, y1]), landmarks5=landmarks5_from_mesh(pts), mesh=pts)

@@ -82,6 +82,10 @@ def _done(value) -> Future:
     return f
 
 
+# frames in a row without a face after which the face mesh also looks at a padded copy (close-ups; app.faces)
+CLOSEUP_EVERY = 5
+
+
 class Pipeline:
     """Detector + tracker + recogniser for one stream. Not thread-safe: one per worker thread."""
 
@@ -104,7 +108,8 @@ class Pipeline:
         c = self.config
         return FaceMeshDetector(DetectorConfig(max_faces=c.max_faces, min_detection_confidence=c.min_detection_confidence,
                                                min_face_px=c.min_face_px, video=self._video,
-                                               refine_landmarks=c.blendshapes and c.signals))
+                                               refine_landmarks=c.blendshapes and c.signals,
+                                               closeup_every=CLOSEUP_EVERY))
 
     @property
     def card(self) -> ModelCard:

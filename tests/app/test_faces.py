@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.faces import Face, suppress_duplicates
+from app.faces import DetectorConfig, Face, FaceMeshDetector, suppress_duplicates
 
 
 def face(x0, y0, x1, y1) -> Face:
@@ -66,3 +66,30 @@ def test_mesh_points_read_from_the_serialised_landmarks_equal_the_per_point_read
     assert got.shape == (478, 2) and np.array_equal(got, want)
     lm.landmark[3].visibility = 0.5  # another layout: the slow path, same answer
     assert np.array_equal(mesh_points(lm, w, h), want)
+
+
+def test_a_close_up_that_fills_the_frame_is_still_found(videos):
+    """A face reaching past the frame's edges (a laptop camera at arm's length): MediaPipe's detector misses it on
+    the bare frame; the pipeline's detector finds it through the padded view and keeps it."""
+    from app.capture import open_source
+    from app.pipeline import CLOSEUP_EVERY
+
+    with open_source(videos / "single_face.mp4") as src:
+        frames = [f.image for f in iter(src.read, None)][:40]
+    with FaceMeshDetector(DetectorConfig(video=False, max_faces=1)) as still:
+        x0, y0, x1, y1 = still.detect(frames[0])[0].box
+    side = (x1 - x0) / 1.3  # the face 30% wider than the frame
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    top, left = int(cy - 0.55 * side), int(cx - side / 2)
+    crops = [cv2.resize(f[top:top + int(side), left:left + int(side)], (640, 640)) for f in frames]
+
+    def found(every: int) -> int:
+        with FaceMeshDetector(DetectorConfig(video=True, max_faces=1, closeup_every=every)) as det:
+            return sum(bool(det.detect(c)) for c in crops)
+
+    assert found(0) <= len(crops) // 4                   # the bare frame: mostly missed
+    assert found(CLOSEUP_EVERY) >= len(crops) - CLOSEUP_EVERY  # found after at most one retry interval
+    with FaceMeshDetector(DetectorConfig(video=True, max_faces=1, closeup_every=CLOSEUP_EVERY)) as det:
+        face = next(fs[0] for fs in map(det.detect, crops) if fs)
+    assert face.box[0] < 0 or face.box[1] < 0 or face.box[2] > 640 or face.box[3] > 640  # past the edges
+    assert np.all((face.landmarks5 > 0) & (face.landmarks5 < 640))  # eyes, nose, mouth inside the frame
