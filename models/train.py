@@ -73,6 +73,8 @@ class FramesConfig:
     # images drawn per epoch from a dataset, as a multiple of its train part: NAME=R (default 1; the mix)
     repeat: list[str] = field(default_factory=list)
     gray_prob: float = 0.2             # RGB only: share of crops turned gray (FER+ is gray; keeps both domains close)
+    label_smoothing: float = 0.0       # target = (1 - e) * target + e / K
+    mixup: float = 0.0                 # > 0: mixup with lambda ~ Beta(a, a) on images and targets (0 = off)
     wild_augment: bool = True          # colour jitter, JPEG artefacts, downscale-then-upscale (far-away faces)
     # FAER options (models.faer): a contextual channel attention block (or an SE block, for comparison) where the
     # map is still spatial at input_size, and a centre loss on the pooled feature weighted by center_loss_weight
@@ -180,6 +182,13 @@ def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch
     logp = F.log_softmax(logits.float(), dim=-1)
     w = weight.to(logits.device)[None] if weight is not None else 1.0
     return -(w * target * logp).sum(1).mean()
+
+
+def mix_batch(x: torch.Tensor, y: torch.Tensor, alpha: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup: each image and its target blended with another of the batch's by one lambda ~ Beta(alpha, alpha)."""
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    perm = torch.randperm(len(x), generator=g).to(x.device)
+    return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
 
 
 @torch.no_grad()
@@ -311,6 +320,10 @@ def train_frames(cfg: FramesConfig) -> Path:
                               gray_prob=cfg.gray_prob if pre.color == "rgb" else 0.0)
             x = normalise(x, pre).to(device, non_blocking=True)
             y = target[idx].to(device)
+            if cfg.label_smoothing:
+                y = (1 - cfg.label_smoothing) * y + cfg.label_smoothing / K
+            if cfg.mixup:
+                x, y = mix_batch(x, y, cfg.mixup, aug_g)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, warmup, cfg.lr, floor)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):

@@ -209,3 +209,15 @@ def test_repeat_sets_each_domains_share_of_an_epoch():
     for bad in (["sfew"], ["rafdb=2"], ["sfew=-1"], ["sfew=x"]):
         with pytest.raises(ValueError, match="--repeat"):
             parse_repeats(bad, ["ferplus", "sfew"])
+
+
+def test_mixup_blends_images_and_targets_by_one_lambda():
+    from models.train import mix_batch
+
+    torch.manual_seed(0)
+    x = torch.rand(8, 3, 4, 4)
+    y = torch.eye(7)[torch.arange(8) % 7]
+    mx, my = mix_batch(x, y, 0.4, torch.Generator().manual_seed(0))
+    assert my.sum(1).allclose(torch.ones(8)) and not torch.equal(mx, x)
+    lam = my.max(1).values.min()  # each row: lambda on its own class (or the other's, when larger)
+    assert 0.5 <= lam <= 1
