@@ -63,13 +63,14 @@ def test_errors_are_one_line(model, tmp_path):
     assert proc.returncode == 1 and proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
 
 
-def test_suite_scores_three_domains_in_one_table(model, tmp_path):
+def test_suite_scores_five_domains_in_one_table(model, tmp_path):
     out = tmp_path / "suite.json"
     r = run_eval("suite", "--weights", model, "--limit", 24, "--cache-dir", tmp_path / "cache", "--json", out,
                  "--plot", tmp_path / "plots")
     assert r.returncode == 0, r.stderr
     table = [line for line in r.stdout.splitlines() if line.startswith("| ")]
-    assert [row.split("|")[1].strip() for row in table[2:]] == ["FER+ Valid", "RAF-DB val", "CK+48 frames"]
+    assert [row.split("|")[1].strip() for row in table[2:]] == [
+        "FER+ Valid", "RAF-DB val", "SFEW val (20% of train)", "posed, 6 held-out performers", "CK+48 frames"]
     reports = json.loads(out.read_text())["reports"]
     for name, rep in reports.items():
         assert 0 < rep["n"] <= 24 and 0 <= rep["accuracy"] <= 1 and 0 <= rep["detection_rate"] <= 1
