@@ -779,6 +779,7 @@ class ReconnectingSource(FrameSource):
         self._pending: tuple[float, str] | None = None  # (gap start, reason) until the first frame after a reconnect
         self.gaps: list[SourceGap] = []
         self.ended: str | None = None
+        self._reconnecting = False
         self._cancel = threading.Event()
         self._lock = threading.Lock()  # the inner source between read() and close()
 
@@ -798,6 +799,11 @@ class ReconnectingSource(FrameSource):
     def elapsed(self) -> float:
         """Seconds on this source's clock now."""
         return time.monotonic() - self._t0
+
+    @property
+    def reconnecting(self) -> bool:
+        """Lost and not back yet (its first frame after the gap not read yet); False once it has ended."""
+        return self._reconnecting
 
     def read(self) -> Frame | None:
         while True:
@@ -824,6 +830,7 @@ class ReconnectingSource(FrameSource):
         if self._pending is not None:
             start, reason = self._pending
             self._pending = None
+            self._reconnecting = False
             gap = SourceGap(start, out.time_s, reason)
             self.gaps.append(gap)
             self._emit("back", f"{self._name} is back after a gap of {gap.duration_s:.1f} s; recording goes on",
@@ -839,6 +846,7 @@ class ReconnectingSource(FrameSource):
                 self._inner.close()  # frees the device or the port for the next attempt
                 self._inner = None
         if self.reconnect_s > 0:
+            self._reconnecting = True
             self._emit("lost", f"{reason}; reconnecting for up to {self.reconnect_s:g} s")
             deadline = lost_at + self.reconnect_s
             while not self._cancel.is_set() and time.monotonic() < deadline:
@@ -857,6 +865,7 @@ class ReconnectingSource(FrameSource):
                 return True
             if self._cancel.is_set():
                 return False
+        self._reconnecting = False
         gap = SourceGap(start, None, reason)
         self.gaps.append(gap)
         self.ended = (f"{reason}; it did not come back within {self.reconnect_s:g} s" if self.reconnect_s > 0
