@@ -726,9 +726,8 @@ class SourceGap:
         return None if self.end_s is None else self.end_s - self.start_s
 
     def to_json(self) -> dict:
-        return {"start_s": round(self.start_s, 4), "end_s": None if self.end_s is None else round(self.end_s, 4),
-                "duration_s": None if self.end_s is None else round(self.end_s - self.start_s, 4),
-                "reason": self.reason}
+        # times exactly as in the rows' time_s (the last row before the gap, the first after it)
+        return {"start_s": self.start_s, "end_s": self.end_s, "duration_s": self.duration_s, "reason": self.reason}
 
 
 @dataclass(frozen=True)
