@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QThread, Signal
 
-from app.capture import CaptureError, ReconnectingSource, open_source
+from app.capture import CaptureError, ReconnectingSource, describe_source, mask_url, open_source
 from app.card import ModelError
 from app.pipeline import FrameResult, Pipeline, PipelineConfig
 from app.session import ExportError
@@ -39,7 +39,8 @@ _generations = itertools.count(1)  # shared by all capture workers, so a new sou
 
 
 def one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
+    """An error as one line for a banner, any URL's password masked."""
+    text = mask_url(" ".join(str(e).split()))
     return text or type(e).__name__
 
 
@@ -89,7 +90,7 @@ class CaptureWorker(QThread):
         # frames + 1) is full there, as it would be in playback; the window sets it from the loaded model
         self.preroll = 0
         self.info: SourceInfo | None = None
-        self.setObjectName(f"capture {spec}")
+        self.setObjectName(f"capture {describe_source(spec)}")
 
     # -- control (any thread) ----------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -165,7 +166,7 @@ class CaptureWorker(QThread):
             self.error_occurred.emit(one_line(e))
             return
         except Exception as e:  # noqa: BLE001 - anything else from a decoder must reach the user, not kill the thread
-            self.error_occurred.emit(f"cannot open {self.spec}: {one_line(e)}")
+            self.error_occurred.emit(f"cannot open {describe_source(self.spec)}: {one_line(e)}")
             return
         if source.is_live:
             source = self._source = ReconnectingSource(
