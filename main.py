@@ -111,9 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a live source: a camera index (default: the first camera), a device path (/dev/video2) or "
                         "a stream URL (rtsp://, http://.../stream.mjpg, udp://, srt://); in the window, or headless "
                         "with --no-window --export")
+    from app.capture import DEFAULT_RECONNECT_S
+
     p.add_argument("--reconnect", type=_seconds_at_least_zero, default=None, metavar="SECONDS",
                    help="a live source that stalls or vanishes is retried this long before the session ends (default "
-                        "10; 0: never)")
+                        f"{DEFAULT_RECONNECT_S:g}; 0: never)")
     p.add_argument("--duration", type=_positive_seconds, default=None, metavar="SECONDS",
                    help="headless live recording: stop after this many seconds (default: until Ctrl+C, SIGTERM or the "
                         "source's end)")
