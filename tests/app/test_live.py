@@ -48,15 +48,20 @@ class LiveRun:
 
     def __init__(self, url: str, export, *args: str):
         self.lines: list[str] = []
+        self.out: list[str] = []
         self.proc = subprocess.Popen([sys.executable, "main.py", "--camera", url, "--no-window", "--export",
                                       str(export), *args], cwd=ROOT, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        # one reader per pipe, the only ones (communicate() would race them for the same bytes)
+        self._readers = [threading.Thread(target=self._read, args=(pipe, into), daemon=True)
+                         for pipe, into in ((self.proc.stderr, self.lines), (self.proc.stdout, self.out))]
+        for r in self._readers:
+            r.start()
 
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
+    @staticmethod
+    def _read(pipe, into: list[str]) -> None:
+        for line in pipe:
+            into.append(line.rstrip("\n"))
 
     def wait_for(self, text: str, timeout: float = START_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout
@@ -66,14 +71,16 @@ class LiveRun:
             time.sleep(0.05)
 
     def finish(self, timeout: float = 120) -> tuple[int, str]:
+        """Wait for the exit; (exit code, stdout). Every line either pipe had is read by then."""
         try:
-            out, _ = self.proc.communicate(timeout=timeout)
+            self.proc.wait(timeout)
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
-        self._reader.join(5)
-        return self.proc.returncode, out
+        for r in self._readers:
+            r.join(10)
+        return self.proc.returncode, "\n".join(self.out)
 
     def stderr(self) -> str:
         return "\n".join(self.lines[-30:])
