@@ -3,6 +3,8 @@
     python main.py                                        the desktop window on the first webcam
     python main.py --video clip.mp4                       the window, replaying a file
     python main.py --video clip.mp4 --export out.csv --no-window     headless replay into an export
+    python main.py --camera SOURCE --export out.csv --no-window --duration 60
+                                                          headless live recording of a camera or a stream
 
 Exit codes (headless): 0 done; 1 failed (bad input, model or export; for a folder: at least one video failed);
 2 bad command line; 3 completed, but an input was damaged (fewer frames decoded than its container declares: the
@@ -63,6 +65,30 @@ def _gate(text: str) -> str:
     return text
 
 
+def _camera(text: str) -> int | str:
+    """--camera: an index (CAMERA_RANGE), a device path (/dev/video2) or a stream URL (rtsp://, udp://, ...)."""
+    from app.capture import STREAM_SCHEMES, is_device_path, is_stream_url, mask_url
+
+    text = text.strip()
+    if text.lstrip("-").isdigit():
+        return _int_in(*CAMERA_RANGE)(text)
+    if is_stream_url(text) or is_device_path(text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"must be a camera index ({CAMERA_RANGE[0]}-{CAMERA_RANGE[1]}), a device path such as /dev/video2, or a "
+        f"stream URL ({', '.join(s + '://' for s in STREAM_SCHEMES)}), got {mask_url(text)!r}")
+
+
+def _seconds_at_least_zero(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {text!r}")
+    return value
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -81,11 +107,22 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python main.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--video", type=Path, help="a video file (mp4, mov, avi, mkv, gif) or a folder of videos")
-    p.add_argument("--camera", type=_int_in(*CAMERA_RANGE), default=None,
-                   help="webcam index for the window (default: the first)")
+    p.add_argument("--camera", type=_camera, default=None, metavar="SOURCE",
+                   help="a live source: a camera index (default: the first camera), a device path (/dev/video2) or "
+                        "a stream URL (rtsp://, http://.../stream.mjpg, udp://, srt://); in the window, or headless "
+                        "with --no-window --export")
+    from app.capture import DEFAULT_RECONNECT_S
+
+    p.add_argument("--reconnect", type=_seconds_at_least_zero, default=None, metavar="SECONDS",
+                   help="a live source that stalls or vanishes is retried this long before the session ends (default "
+                        f"{DEFAULT_RECONNECT_S:g}; 0: never)")
+    p.add_argument("--duration", type=_positive_seconds, default=None, metavar="SECONDS",
+                   help="headless live recording: stop after this many seconds (default: until Ctrl+C, SIGTERM or the "
+                        "source's end)")
     p.add_argument("--export", type=Path, action="append", default=[],
                    help="write the emotion timeline: .csv or .json (repeat for both); a folder for a folder replay")
-    p.add_argument("--no-window", action="store_true", help="headless replay of --video as fast as possible")
+    p.add_argument("--no-window", action="store_true",
+                   help="headless: replay --video as fast as possible, or record --camera live")
     p.add_argument("--weights", type=Path, default=None,
                    help="model: any .onnx or .json card of it (default: the shipped model in weights/)")
     from app.card import PRECISIONS
@@ -204,6 +241,12 @@ def _rss_mb() -> float | None:
         return None
 
 
+def _given_study_options(args) -> list[str]:
+    return [name for name, v in (("--markers", args.markers), ("--epoch", args.epoch),
+                                 ("--summary-every", args.summary_every), ("--baseline", args.baseline))
+            if v is not None]
+
+
 def _study_inputs(args, given: list[str]):
     """(StudyConfig or None, markers) from the study options, checked before the model loads (StudyError, a
     ValueError: one line)."""
@@ -231,15 +274,20 @@ def run_headless(args) -> int:
     from app.lsl import LslUnavailable
     from app.session import ExportError, format_summary
 
+    if args.camera is not None:
+        return run_headless_live(args)
     if args.video is None:
-        print("error: --no-window needs --video FILE (headless mode replays files, not cameras)", file=sys.stderr)
+        print("error: --no-window needs --video FILE (a replay) or --camera SOURCE (a live recording)",
+              file=sys.stderr)
         return EXIT_USAGE
+    for name, given in (("--duration", args.duration), ("--reconnect", args.reconnect)):
+        if given is not None:
+            print(f"error: {name} is for a live source (--camera), not a video file", file=sys.stderr)
+            return EXIT_USAGE
     if args.repeat > 1 and args.video.is_dir():
         print("error: --repeat replays one file, not a folder", file=sys.stderr)
         return EXIT_USAGE
-    study_options = [name for name, v in (("--markers", args.markers), ("--epoch", args.epoch),
-                                          ("--summary-every", args.summary_every), ("--baseline", args.baseline))
-                     if v is not None]
+    study_options = _given_study_options(args)
     if study_options and not args.export:
         print(f"error: {', '.join(study_options)} write files beside the export: give --export", file=sys.stderr)
         return EXIT_USAGE
@@ -325,6 +373,120 @@ def run_headless(args) -> int:
     return EXIT_DAMAGED if any(r.status == "damaged" for r in results) else EXIT_OK
 
 
+def run_headless_live(args) -> int:
+    """python main.py --camera SOURCE --no-window --export out.csv [--duration S]: app/live.py, with a status line."""
+    from app.capture import CaptureError
+    from app.card import ModelError
+    from app.live import LiveConfig, record
+    from app.lsl import LslUnavailable
+    from app.pipeline import PipelineConfig
+    from app.session import ExportError, format_summary
+
+    for name, given in (("--video", args.video is not None), ("--repeat", args.repeat != 1),
+                        ("--workers", args.workers != 1), ("--ray", args.ray is not None)):
+        if given:
+            print(f"error: {name} does not go with --camera (a live recording)", file=sys.stderr)
+            return EXIT_USAGE
+    if not args.export:
+        print("error: a headless live recording needs --export FILE.csv or FILE.json (where its rows go)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    config = PipelineConfig(weights=args.weights, device=args.device, precision=args.precision,
+                            attention=args.attention, window_length=args.window, max_faces=args.max_faces,
+                            all_frames=args.all_frames, blendshapes=args.blendshapes, gate=args.gate)
+    status = _StatusLine(enabled=not args.quiet)
+
+    def on_event(event) -> None:  # the end of the source is said once, after the exports
+        if event.kind != "ended":
+            status.message(("warning: " if event.kind == "lost" else "") + event.message)
+
+    _install_signal_handlers()
+    lsl = None
+    with _native_logs_hidden(not args.verbose):
+        try:
+            from app.card import load_card
+            from app.inference import find_default_model
+            from app.live import check_live_inputs
+
+            check_live_inputs(args.camera, args.export)  # before the model loads
+            study, markers = _study_inputs(args, _given_study_options(args))
+            if args.lsl:
+                from app.lsl import LslStreams
+
+                lsl = LslStreams()
+            card = load_card(args.weights or find_default_model(), verify_hashes=False)
+            if card.extra.get("random_init"):
+                print(f"warning: model {card.name!r} has random weights (made for tests): its labels are noise",
+                      file=sys.stderr)
+            result = record(args.camera, args.export, config, LiveConfig(args.duration, args.reconnect), study=study,
+                            markers=markers, lsl=lsl, on_status=status.update, on_event=on_event,
+                            on_open=lambda name: status.message(f"opening {name} ..."))
+        except (CaptureError, ModelError, ExportError, ValueError, LslUnavailable) as e:
+            status.clear()
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_FAILED
+        except KeyboardInterrupt as e:
+            status.clear()
+            signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+            print("interrupted: the rows recorded so far were written to the export file(s)", file=sys.stderr)
+            return 128 + int(signum)
+        finally:
+            if lsl is not None:
+                lsl.close()
+    status.clear()
+    lat = result.latency
+    share = f", {result.dropped / result.received:.1%}" if result.received else ""
+    print(f"{result.source}: {result.elapsed_s:.1f} s, {result.received} frames received, {result.processed} "
+          f"processed, {result.dropped} dropped{share}" +
+          (f"; latency p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms" if lat["n"] else ""))
+    for gap in result.gaps:
+        print(f"  gap at {gap.start_s:.1f} s: " + (f"{gap.duration_s:.1f} s without frames" if gap.end_s is not None
+                                                    else "the source did not come back"))
+    print(format_summary(result.summary))
+    for e in result.exports:
+        print(f"  wrote {e}")
+    for note in result.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    if result.stop == "source_ended":
+        print(f"the source ended: {result.ended}; the session was exported", file=sys.stderr)
+    return EXIT_OK
+
+
+class _StatusLine:
+    """The live status line on stderr: rewritten in place on a terminal, a plain line every LOG_EVERY_S otherwise
+    (a log file); messages go on their own line above it."""
+
+    LOG_EVERY_S = 5.0
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._tty = sys.stderr.isatty()
+        self._shown = 0  # characters of the status line on screen now
+        self._last_log = -1e9
+
+    def update(self, status) -> None:
+        if not self.enabled:
+            return
+        line = status.line()
+        if self._tty:
+            sys.stderr.write("\r" + line.ljust(self._shown))
+            sys.stderr.flush()
+            self._shown = len(line)
+        elif status.elapsed_s - self._last_log >= self.LOG_EVERY_S:
+            self._last_log = status.elapsed_s
+            print(line, file=sys.stderr, flush=True)
+
+    def clear(self) -> None:
+        if self._shown:
+            sys.stderr.write("\r" + " " * self._shown + "\r")
+            sys.stderr.flush()
+            self._shown = 0
+
+    def message(self, text: str) -> None:
+        self.clear()
+        print(text, file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging: warnings only
@@ -333,6 +495,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_headless(args)
     if args.repeat != 1:
         print("error: --repeat is for a headless replay (--no-window)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.duration is not None:
+        print("error: --duration is for a headless live recording (--no-window)", file=sys.stderr)
         return EXIT_USAGE
     from app.ui.main_window import run_app
     from app.ui.options import WindowOptions

@@ -16,6 +16,14 @@ the iris refinement of the face mesh they need), passes interleaved. 'Replay fps
 from start, model loading included, so it is lower on short clips; decode-only fps is the ceiling for reference.
 Speed is shown here, never asserted in a timed test.
 
+    python -m app.bench --live [--live-video ../shared/data/videos/single_face.mp4] [--seconds 20]
+
+`--live` measures the live path instead (main.py --camera SOURCE --no-window, app/live.py): ffmpeg streams the video
+looped at 30 fps over UDP on loopback (app/loopback.py; already MPEG-2, so the sender only copies packets), once with
+its one face and once tiled 2x2 (four faces, 1280x720; both made at run time in a temp folder), and the app records
+each stream as it arrives: latency p50/p95 from capture to result, processed fps and the share of frames dropped
+(newest frame wins). The machine's load average is printed with it: the numbers are only as idle as the machine.
+
 Beside them, from the same run: decode + face mesh fps (the pipeline's own MediaPipe face mesh on every frame, no
 model: the issue-17 goal is a replay at least this fast), the start-up (model and MediaPipe graph loading), and the
 embedder's cost per face at batch 1/2/4/8 on the video's own crops (the batching lever). `--gate MODE` (app/gate.py:
@@ -213,12 +221,84 @@ def embed_batches(video: Path, pipeline, sizes=(1, 2, 4, 8), max_crops: int = 64
     return out
 
 
+def live_bench(video: Path, config, seconds: float, fps: float = 30.0, tiles=(1, 2)) -> list[dict]:
+    """The live path on a real loopback stream of `video` looped to `seconds` at `fps`, for each tiling (1: the
+    video, 2: 2x2 copies of it): one row of measurements per tiling. The pipeline is warmed on the file first."""
+    from app.capture import open_live, open_source
+    from app.live import LiveConfig, record_source
+    from app.loopback import LoopbackStream, encode_clip
+    from app.pipeline import Pipeline
+
+    rows = []
+    with tempfile.TemporaryDirectory() as d, Pipeline(config) as pipeline:
+        for tile in tiles:
+            clip = encode_clip(video, Path(d) / f"tile{tile}.ts", seconds=seconds, tile=tile, fps=fps)
+            with open_source(clip) as src:  # warm-up: sessions, MediaPipe graph, caches at this frame size
+                for _ in range(30):
+                    if (frame := src.read()) is None:
+                        break
+                    pipeline.process(frame)
+            load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+            with LoopbackStream(clip) as stream:
+                source = open_live(stream.url, reconnect_s=0)
+                r = record_source(source, [Path(d) / f"live{tile}.csv"], pipeline,
+                                  LiveConfig(duration_s=max(1.0, seconds - 2.0)))
+            rows.append({"faces": tile * tile, "size": source.size, "stream_fps": fps, "seconds": round(r.elapsed_s, 1),
+                         "received": r.received, "processed": r.processed, "dropped": r.dropped,
+                         "fps_in": round(r.received / r.elapsed_s, 1), "fps_processed": round(r.processed / r.elapsed_s, 1),
+                         "dropped_share": round(r.dropped / r.received, 4) if r.received else None,
+                         "latency_ms": r.latency, "faces_per_frame": round(
+                             sum(f["n_rows"] for f in r.summary["faces"].values()) / max(1, r.processed), 2),
+                         "load_before": load,
+                         "load_after": os.getloadavg()[0] if hasattr(os, "getloadavg") else None})
+    return rows
+
+
+def main_live(args) -> int:
+    from app.capture import CaptureError
+    from app.card import ModelError
+    from app.loopback import FFmpegMissing
+    from app.paths import data_root
+    from app.pipeline import PipelineConfig
+
+    video = args.live_video or data_root() / "videos" / "single_face.mp4"
+    config = PipelineConfig(weights=args.weights, device=args.device, precision=args.precision)
+    try:
+        rows = live_bench(video, config, args.seconds)
+    except (CaptureError, ModelError, FFmpegMissing, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    hw = hardware()
+    print(f"FAN Live live benchmark: {video.name} looped, streamed at {rows[0]['stream_fps']:g} fps over UDP on "
+          f"loopback (MPEG-2/MPEG-TS), {args.seconds:g} s per stream")
+    print(f"hardware: {hw['cpu']} x{hw['cores']}" + (f", GPU {hw['gpu']}" if "gpu" in hw else "") +
+          f"; onnxruntime {hw['onnxruntime']}")
+    print(f"{'faces':>5} {'found':>5} {'frame':>9} {'in fps':>7} {'processed fps':>14} {'dropped':>8} {'p50 ms':>7} "
+          f"{'p95 ms':>7} {'p99 ms':>7} {'load 1 min':>11}")
+    for r in rows:
+        lat = r["latency_ms"]
+        print(f"{r['faces']:>5} {r['faces_per_frame']:>5.2f} {r['size'][0]:>4}x{r['size'][1]:<4} {r['fps_in']:>7.1f} {r['fps_processed']:>14.1f} "
+              f"{r['dropped_share']:>8.1%} {lat['p50']:>7.1f} {lat['p95']:>7.1f} {lat['p99']:>7.1f} "
+              f"{r['load_before']:>5.2f}-{r['load_after']:<5.2f}")
+    print("found: faces per processed frame; latency: from the frame's read off the stream to its result; dropped: "
+          "frames replaced by a newer one before the models took them (the ~1 s the stream took to open arrives at "
+          "once and is among them)")
+    if args.json:
+        args.json.write_text(json.dumps({"video": str(video), "hardware": hw, "rows": rows}, indent=2) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from app.card import PRECISIONS
 
     p = argparse.ArgumentParser(prog="python -m app.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--video", type=Path, required=True)
+    p.add_argument("--video", type=Path, default=None, help="the file to measure (required without --live)")
+    p.add_argument("--live", action="store_true",
+                   help="measure the live path on a 30 fps loopback stream, 1 and 4 faces (needs ffmpeg)")
+    p.add_argument("--live-video", type=Path, default=None,
+                   help="--live: the video to stream (default: the shared single_face.mp4)")
+    p.add_argument("--seconds", type=float, default=20.0, help="--live: seconds of each stream")
     p.add_argument("--weights", type=Path, default=None)
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
@@ -229,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="also measure with this face gate (app/gate.py) and compare the rows with the gate off")
     args = p.parse_args(argv)
     os.environ.setdefault("GLOG_minloglevel", "2")
+    if args.live:
+        return main_live(args)
+    if args.video is None:
+        p.error("--video is required (or --live)")
 
     from app.capture import CaptureError
     from app.card import ModelError

@@ -1,20 +1,27 @@
-"""Frame sources: video files, animated GIFs and cameras behind one small interface, plus the two reader threads.
+"""Frame sources: video files, animated GIFs, cameras and network streams behind one small interface, plus the two
+reader threads.
 
 Contract (every `FrameSource`):
   * `read() -> Frame | None`: the next frame, or None at the end of the stream. A damaged or truncated file yields
     the frames decoded before the damage and then None; it never raises part-way through. `Frame.index` is the
     0-based index in the source, `Frame.time_s` the media time (files: the frame's position in the media, from its
-    own timestamp, 0 at the first frame; cameras: `time.monotonic()` seconds since the source opened).
+    own timestamp, 0 at the first frame; live sources: `time.monotonic()` seconds since the source opened, and
+    `Frame.captured_at` the monotonic time it was read, for the latency from capture to result).
   * `damage` says, once the end was reached, when a file ended early: fewer frames decoded than its container
     declares (a truncated download, a file cut off while copied), so a front end can warn instead of reporting
     success.
   * Bad input fails at construction with `CaptureError`, whose message is one line naming the file or camera:
-    missing, a folder, empty, not decodable, a camera that does not open. `open_source()` is the usual entry point.
+    missing, a folder, empty, not decodable, a camera that does not open, a stream that sends nothing.
+    `open_source()` is the usual entry point: a camera index, a device path (/dev/video2), a stream URL (rtsp://,
+    http://.../stream.mjpg, udp://, srt://, ...) or a file. A URL's password never appears in a name or a message
+    (`mask_url`).
+  * Live sources (cameras, streams) never queue: `ReconnectingSource` wraps one so that a stall or an unplugged
+    device is retried for a while (`reconnect_s`), the gap recorded, and the same clock and frame count go on.
   * Frames come upright as players show them: a phone video's rotation metadata (display matrix) is applied.
   * File sources seek to an exact frame index (`seek`, `position`), also in variable-frame-rate phone videos where
     OpenCV's own frame seek lands a few frames off.
-  * Sources are not thread-safe: one thread reads at a time. `LatestFrameGrabber` (cameras: a one-slot hand-off that
-    drops stale frames) and `PrefetchReader` (files: a bounded queue that decodes ahead, every frame, in order) are
+  * Sources are not thread-safe: one thread reads at a time. `LatestFrameGrabber` (live sources: a one-slot hand-off
+    that drops stale frames) and `PrefetchReader` (files: a bounded queue that decodes ahead, every frame, in order) are
     the only threads here; they hold no Qt, so the CLI, the benchmark and the UI share them.
 """
 from __future__ import annotations
@@ -23,10 +30,11 @@ import bisect
 import contextlib
 import math
 import os
+import re
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +63,23 @@ _DAMAGE_MIN_FRAMES, _DAMAGE_FRACTION = 5, 0.02
 # What Pillow raises for a broken image: UnidentifiedImageError (an OSError), truncated data, bad blocks.
 _PIL_ERRORS = (OSError, EOFError, ValueError, SyntaxError, IndexError)
 
+# Live sources. A stream URL is read through OpenCV's FFmpeg backend; these are the schemes sent there.
+STREAM_SCHEMES: tuple[str, ...] = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "rtp", "srt", "tcp")
+# A stream that sends nothing for this long is taken as opened-and-empty (open) or stalled (read): long enough for an
+# RTSP handshake or an mpegts probe on a slow link (~1 s on loopback), short enough that a typo fails quickly.
+STREAM_OPEN_TIMEOUT_S = 5.0
+# A live source that delivers no frame for this long has stalled: 60 frame periods at 30 fps, so a hiccup of the
+# sender or the network is not a stall, and the notice still comes within moments of a pulled cable.
+STALL_S = 2.0
+# How long a stalled or vanished live source is retried before the session ends (--reconnect; 0: never).
+DEFAULT_RECONNECT_S = 10.0
+MASK = "***"
+# user:password@ in a URL, and the values of query keys that carry a secret (SRT's passphrase, tokens)
+_URL_PASSWORD_RE = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s@:]*):[^/\s@]*@")
+_URL_SECRET_QUERY_RE = re.compile(
+    r"(?P<head>[?&;](?:password|passwd|pass|pwd|passphrase|secret|token|access_token|auth|key|api_key|apikey)=)"
+    r"[^&#\s]*", re.IGNORECASE)
+
 
 class CaptureError(Exception):
     """A source could not be opened or stopped working. The message is one line naming the file or camera."""
@@ -62,11 +87,13 @@ class CaptureError(Exception):
 
 @dataclass
 class Frame:
-    """One decoded frame. image is (H, W, 3) uint8 BGR."""
+    """One decoded frame. image is (H, W, 3) uint8 BGR. captured_at: `time.monotonic()` when a live source read it
+    (the start of its latency from capture to result); None for a file's frame."""
 
     index: int
     time_s: float
     image: np.ndarray
+    captured_at: float | None = None
 
     def __post_init__(self):
         if isinstance(self.index, bool) or not isinstance(self.index, (int, np.integer)) or self.index < 0:
@@ -75,6 +102,10 @@ class Frame:
         self.time_s = float(self.time_s)
         if not math.isfinite(self.time_s):
             raise ValueError(f"Frame.time_s must be finite, got {self.time_s!r}")
+        if self.captured_at is not None:
+            self.captured_at = float(self.captured_at)
+            if not math.isfinite(self.captured_at):
+                raise ValueError(f"Frame.captured_at must be finite, got {self.captured_at!r}")
         img = self.image
         if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 \
                 or img.shape[0] == 0 or img.shape[1] == 0:
@@ -499,35 +530,106 @@ class GifSource(FrameSource):
         self._im.close()
 
 
-# --------------------------------------------------------------------------------------------------------- cameras
+# ----------------------------------------------------------------------------------------------- live sources
+
+def mask_url(text: str) -> str:
+    """`text` with the password of every URL in it (`scheme://user:PASSWORD@host`) and the values of secret query
+    keys (`?passphrase=...`, `&token=...`) replaced by ***; anything else unchanged. Names, messages, exports and
+    settings show a source through this."""
+    text = _URL_PASSWORD_RE.sub(lambda m: f"{m['head']}:{MASK}@", str(text))
+    return _URL_SECRET_QUERY_RE.sub(lambda m: f"{m['head']}{MASK}", text)
+
+
+def is_masked(text: str) -> bool:
+    """A source string that went through mask_url and lost a secret: it cannot be opened as it is."""
+    return MASK in str(text) and mask_url(str(text)) == str(text)
+
+
+def is_stream_url(spec) -> bool:
+    """rtsp://, http(s)://, udp://, srt://, ... (STREAM_SCHEMES): read through FFmpeg as a live stream."""
+    if not isinstance(spec, str) or "://" not in spec:
+        return False
+    return spec.strip().split("://", 1)[0].lower() in STREAM_SCHEMES
+
+
+def is_device_path(spec) -> bool:
+    """A camera's device node, such as /dev/video2 (Linux; OBS's virtual camera and v4l2loopback appear there)."""
+    return isinstance(spec, (str, Path)) and str(spec).strip().startswith("/dev/")
+
+
+def camera_index(spec) -> int | None:
+    """The camera index an int or a digit string stands for, else None."""
+    if isinstance(spec, bool):
+        return None
+    if isinstance(spec, (int, np.integer)):
+        return int(spec)
+    if isinstance(spec, str) and spec.strip().isdigit():
+        return int(spec.strip())
+    return None
+
+
+def is_live_spec(spec) -> bool:
+    """A camera index, a device path or a stream URL (what --camera takes), rather than a file."""
+    return camera_index(spec) is not None or is_stream_url(spec) or is_device_path(spec)
+
+
+def describe_source(spec) -> str:
+    """How a source is named to the user: 'camera N', a device path, a masked URL, or a file's name."""
+    index = camera_index(spec)
+    if index is not None:
+        return f"camera {index}"
+    if is_stream_url(spec) or is_device_path(spec):
+        return mask_url(str(spec).strip())
+    return Path(spec).name
+
 
 class CameraSource(FrameSource):
-    """A camera by OpenCV index. time_s is monotonic seconds since the source opened; frames are never queued
-    (the driver buffer is set to one frame where the backend allows it), so read() returns a recent frame."""
+    """A camera by OpenCV index or device path (/dev/video2). time_s is monotonic seconds since the source opened and
+    captured_at the monotonic read time; frames are never queued (the driver buffer is set to one frame where the
+    backend allows it), so read() returns a recent frame."""
 
     is_live = True
     _FAILED_READS = 5  # consecutive failed reads (a few ms each) before the camera counts as gone
 
-    def __init__(self, index: int, width: int | None = None, height: int | None = None):
-        self.index = int(index)
-        self._name = f"camera {self.index}"
-        with _quiet_opencv():
-            self._cap = cv2.VideoCapture(self.index)
-        if not self._cap.isOpened():
-            raise CaptureError(f"camera {self.index} could not be opened (unplugged or in use?)")
+    def __init__(self, spec: int | str, width: int | None = None, height: int | None = None):
+        index = camera_index(spec)
+        self.spec: int | str = index if index is not None else str(spec).strip()
+        self.index = index  # None for a device path
+        self._name = describe_source(self.spec)
+        self._cap = self._open_capture()
         if width:
             self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, int(width))
         if height:
             self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, int(height))
         self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         self._fps = _valid_fps(self._cap.get(cv2.CAP_PROP_FPS))
-        ok, img = self._cap.read()
+        try:
+            ok, img = self._cap.read()
+        except cv2.error:
+            ok, img = False, None
         if not ok or img is None:
             self._cap.release()
-            raise CaptureError(f"camera {self.index} opened but delivered no frame (in use by another app?)")
+            raise CaptureError(self._no_first_frame())
         self._size = (int(img.shape[1]), int(img.shape[0]))
         self._t0 = time.monotonic()
         self._next = 0
+
+    def _open_capture(self) -> cv2.VideoCapture:
+        if self.index is None:
+            if not os.path.exists(self.spec):
+                raise CaptureError(f"camera device {self.spec} does not exist (unplugged, or another number?)")
+            api = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
+            with _quiet_opencv():
+                cap = cv2.VideoCapture(self.spec, api)
+        else:
+            with _quiet_opencv():
+                cap = cv2.VideoCapture(self.index)
+        if not cap.isOpened():
+            raise CaptureError(f"{self._name} could not be opened (unplugged or in use?)")
+        return cap
+
+    def _no_first_frame(self) -> str:
+        return f"{self._name} opened but delivered no frame (in use by another app?)"
 
     @property
     def fps(self) -> float | None:
@@ -537,25 +639,253 @@ class CameraSource(FrameSource):
     def position(self) -> int:
         return self._next
 
+    def _read_image(self) -> np.ndarray | None:
+        try:
+            ok, img = self._cap.read()
+        except cv2.error:
+            return None
+        return img if ok and img is not None else None
+
     def read(self) -> Frame | None:
         """The next frame; None once closed. Raises CaptureError when the camera stops delivering (unplugged)."""
         for attempt in range(self._FAILED_READS):
             if self._closed:
                 return None
-            ok, img = self._cap.read()
-            if ok and img is not None:
-                if img.ndim == 2:  # some drivers deliver grey
-                    img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-                frame = Frame(self._next, time.monotonic() - self._t0, img)
-                self._next += 1
-                return frame
+            img = self._read_image()
+            if img is not None:
+                return self._frame(img)
             time.sleep(0.02 * (attempt + 1))
         if self._closed:
             return None
-        raise CaptureError(f"camera {self.index} stopped delivering frames (unplugged?)")
+        raise CaptureError(f"{self._name} stopped delivering frames (unplugged?)")
+
+    def _frame(self, img: np.ndarray) -> Frame:
+        if img.ndim == 2:  # some drivers deliver grey
+            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+        now = time.monotonic()
+        frame = Frame(self._next, now - self._t0, img, captured_at=now)
+        self._next += 1
+        return frame
 
     def _close(self) -> None:
         self._cap.release()
+
+
+class StreamSource(CameraSource):
+    """A network stream through OpenCV's FFmpeg backend: rtsp://, http(s)://...mjpg, udp://, srt://, rtmp://, ... .
+    Opening waits at most `open_timeout_s` for video; a read that gets no frame for `stall_s` (or the stream's end)
+    raises CaptureError, as an unplugged camera does. The name (and every message) masks the URL's password."""
+
+    def __init__(self, url: str, open_timeout_s: float = STREAM_OPEN_TIMEOUT_S, stall_s: float = STALL_S):
+        if not is_stream_url(url):
+            raise CaptureError(f"not a stream URL: {mask_url(url)} (expected {', '.join(STREAM_SCHEMES)}://...)")
+        self._open_timeout_s, self._stall_s = float(open_timeout_s), float(stall_s)
+        _quiet_ffmpeg()
+        super().__init__(url.strip())
+
+    def _open_capture(self) -> cv2.VideoCapture:
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self._open_timeout_s * 1000),
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self._stall_s * 1000)]
+        with _quiet_opencv():
+            cap = cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG, params)
+        if not cap.isOpened():
+            raise CaptureError(f"cannot open the stream {self._name}: no video within {self._open_timeout_s:g} s "
+                               "(wrong address, nothing sending, or refused)")
+        return cap
+
+    def _no_first_frame(self) -> str:
+        return f"the stream {self._name} opened but delivered no frame within {self._stall_s:g} s"
+
+    def read(self) -> Frame | None:
+        """The next frame; None once closed. Raises CaptureError when no frame came for stall_s or the stream ended.
+        A failed read is not retried on the same connection: FFmpeg has already waited stall_s, or hit the end."""
+        if self._closed:
+            return None
+        t0 = time.monotonic()
+        img = self._read_image()
+        # A read that waited out the stall timeout may still return a frame: the decoder's last one, drained when
+        # FFmpeg gave up, seconds old. It is not a new frame: the stream has stalled.
+        if img is not None and time.monotonic() - t0 < self._stall_s:
+            return self._frame(img)
+        if self._closed:
+            return None
+        raise CaptureError(f"{self._name} stopped delivering frames (none for {self._stall_s:g} s, or the stream "
+                           "ended)")
+
+
+@dataclass(frozen=True)
+class SourceGap:
+    """A stretch without frames from a live source, in the source's own clock (Frame.time_s)."""
+
+    start_s: float           # time of the last frame before it (0 when none had come yet)
+    end_s: float | None      # time of the first frame after it; None: the source did not come back
+    reason: str              # one line: why (URL masked)
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.end_s is None else self.end_s - self.start_s
+
+    def to_json(self) -> dict:
+        # times exactly as in the rows' time_s (the last row before the gap, the first after it)
+        return {"start_s": self.start_s, "end_s": self.end_s, "duration_s": self.duration_s, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class SourceEvent:
+    """What a ReconnectingSource tells its owner: `lost` (stalled or gone: reconnecting), `back` (frames again, after
+    `gap`), `ended` (did not come back, or reconnecting is off: no more frames)."""
+
+    kind: str                # lost | back | ended
+    time_s: float            # the source's clock when it happened
+    message: str             # one line for the user (URL masked)
+    gap: SourceGap | None = None
+
+    def __post_init__(self):
+        if self.kind not in ("lost", "back", "ended"):
+            raise ValueError(f"SourceEvent.kind must be lost, back or ended, got {self.kind!r}")
+
+
+class ReconnectingSource(FrameSource):
+    """A live source that outlives stalls and unplugging. When the inner source raises CaptureError (no frame for
+    STALL_S, a pulled cable, a stream that ended) or ends, it is closed and `reopen(seconds_left)` is tried again and
+    again for `reconnect_s` seconds (0: not at all; a stream's attempt waits at most the seconds left, >= 1 s). When it opens, frames go on with the same clock (`time_s` since this
+    source was made, monotonic) and the same frame count, and the gap is recorded in `gaps`; when it does not,
+    read() returns None and `ended` says why. `on_event(SourceEvent)` is told of each step, on the reading thread.
+
+    The first open is the caller's (bad input fails there, at once, with its CaptureError); only later losses are
+    retried. `close()` from another thread interrupts the retries and waits for a read in progress (<= STALL_S)."""
+
+    is_live = True
+    RETRY_PAUSE_S = 0.5  # between failed reopen attempts
+
+    def __init__(self, source: FrameSource, reopen: Callable[[float], FrameSource], reconnect_s: float | None = None,
+                 on_event: Callable[[SourceEvent], None] | None = None):
+        if not source.is_live:
+            raise ValueError(f"{source.name} is a file: only a live source is reconnected")
+        reconnect_s = DEFAULT_RECONNECT_S if reconnect_s is None else float(reconnect_s)
+        if not (math.isfinite(reconnect_s) and reconnect_s >= 0):
+            raise ValueError(f"reconnect_s must be >= 0 seconds, got {reconnect_s!r}")
+        self.reconnect_s = reconnect_s
+        self._inner: FrameSource | None = source
+        self._reopen = reopen
+        self._on_event = on_event
+        self._name = source.name
+        self._size = source.size
+        self._fps = source.fps
+        self._t0 = time.monotonic()
+        self._next = 0
+        self._last_time = 0.0
+        self._pending: tuple[float, str] | None = None  # (gap start, reason) until the first frame after a reconnect
+        self.gaps: list[SourceGap] = []
+        self.ended: str | None = None
+        self._reconnecting = False
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()  # the inner source between read() and close()
+
+    @property
+    def fps(self) -> float | None:
+        return self._fps
+
+    @property
+    def position(self) -> int:
+        return self._next
+
+    @property
+    def t0(self) -> float:
+        """time.monotonic() at time_s 0."""
+        return self._t0
+
+    def elapsed(self) -> float:
+        """Seconds on this source's clock now."""
+        return time.monotonic() - self._t0
+
+    @property
+    def reconnecting(self) -> bool:
+        """Lost and not back yet (its first frame after the gap not read yet); False once it has ended."""
+        return self._reconnecting
+
+    def read(self) -> Frame | None:
+        while True:
+            with self._lock:
+                inner = self._inner
+                if self._closed or inner is None:
+                    return None
+                try:
+                    frame, reason = inner.read(), None
+                except CaptureError as e:
+                    frame, reason = None, " ".join(str(e).split())
+            if frame is not None:
+                return self._stamp(frame)
+            if self._closed:
+                return None
+            if not self._recover(reason or f"{self._name} ended"):
+                return None
+
+    def _stamp(self, frame: Frame) -> Frame:
+        captured = frame.captured_at if frame.captured_at is not None else time.monotonic()
+        out = Frame(self._next, captured - self._t0, frame.image, captured_at=captured)
+        self._next += 1
+        self._last_time = out.time_s
+        if self._pending is not None:
+            start, reason = self._pending
+            self._pending = None
+            self._reconnecting = False
+            gap = SourceGap(start, out.time_s, reason)
+            self.gaps.append(gap)
+            self._emit("back", f"{self._name} is back after a gap of {gap.duration_s:.1f} s; recording goes on",
+                       gap)
+        return out
+
+    def _recover(self, reason: str) -> bool:
+        """Reopen for up to reconnect_s; True when a source is back (its first frame is read next)."""
+        lost_at = time.monotonic()
+        start = self._last_time
+        with self._lock:
+            if self._inner is not None:
+                self._inner.close()  # frees the device or the port for the next attempt
+                self._inner = None
+        if self.reconnect_s > 0:
+            self._reconnecting = True
+            self._emit("lost", f"{reason}; reconnecting for up to {self.reconnect_s:g} s")
+            deadline = lost_at + self.reconnect_s
+            while not self._cancel.is_set() and time.monotonic() < deadline:
+                try:
+                    source = self._reopen(deadline - time.monotonic())
+                except CaptureError:
+                    self._cancel.wait(min(self.RETRY_PAUSE_S, max(0.0, deadline - time.monotonic())))
+                    continue
+                with self._lock:
+                    if self._closed:
+                        source.close()
+                        return False
+                    self._inner = source
+                    self._size = source.size
+                self._pending = (start, reason)
+                return True
+            if self._cancel.is_set():
+                return False
+        self._reconnecting = False
+        gap = SourceGap(start, None, reason)
+        self.gaps.append(gap)
+        self.ended = (f"{reason}; it did not come back within {self.reconnect_s:g} s" if self.reconnect_s > 0
+                      else reason)
+        self._emit("ended", f"the source ended: {self.ended}", gap)
+        return False
+
+    def _emit(self, kind: str, message: str, gap: SourceGap | None = None) -> None:
+        if self._on_event is not None:
+            self._on_event(SourceEvent(kind, self.elapsed(), mask_url(message), gap))
+
+    def interrupt(self) -> None:
+        """Stop retrying (any thread); a read in progress returns soon after."""
+        self._cancel.set()
+
+    def _close(self) -> None:
+        self._cancel.set()
+        with self._lock:
+            inner, self._inner = self._inner, None
+        if inner is not None:
+            inner.close()
 
 
 # ---------------------------------------------------------------------------------------------------- repeats
@@ -622,19 +952,35 @@ class RepeatedSource(FrameSource):
 
 # ------------------------------------------------------------------------------------------------- entry points
 
-def open_source(spec: str | int | Path) -> FrameSource:
-    """An int or a digit string is a camera index; anything else a path (.gif -> GifSource, else VideoFileSource).
-    Opening validates the input (exists, non-empty, first frame decodes) and raises CaptureError otherwise."""
+def open_source(spec: str | int | Path, timeout_s: float | None = None) -> FrameSource:
+    """An int or a digit string is a camera index, a stream URL (STREAM_SCHEMES) a StreamSource, a /dev/ path a
+    camera device; anything else a file (.gif -> GifSource, else VideoFileSource). Opening validates the input
+    (exists, non-empty, first frame decodes; a stream sends video) and raises CaptureError otherwise. `timeout_s`:
+    how long a stream may take to open (None: STREAM_OPEN_TIMEOUT_S; at least 1 s); other sources ignore it."""
     if isinstance(spec, bool):
         raise CaptureError(f"not a video source: {spec!r}")
-    if isinstance(spec, (int, np.integer)):
-        return CameraSource(int(spec))
-    if isinstance(spec, str) and spec.strip().isdigit():
-        return CameraSource(int(spec.strip()))
+    index = camera_index(spec)
+    if index is not None:
+        return CameraSource(index)
+    if is_stream_url(spec):
+        wait = STREAM_OPEN_TIMEOUT_S if timeout_s is None else min(STREAM_OPEN_TIMEOUT_S, max(1.0, timeout_s))
+        return StreamSource(str(spec), open_timeout_s=wait)
+    if is_device_path(spec):
+        return CameraSource(str(spec))
     path = Path(spec).expanduser()
     if path.suffix.lower() == ".gif":
         return GifSource(path)
     return VideoFileSource(path)
+
+
+def open_live(spec: str | int, reconnect_s: float | None = None,
+              on_event: Callable[[SourceEvent], None] | None = None) -> ReconnectingSource:
+    """A live source (camera index, device path or stream URL) that reconnects (ReconnectingSource). The first open
+    raises CaptureError at once; later losses are retried for reconnect_s (None: DEFAULT_RECONNECT_S)."""
+    if not is_live_spec(spec):
+        raise CaptureError(f"not a camera or a stream: {mask_url(str(spec))}")
+    return ReconnectingSource(open_source(spec), lambda left: open_source(spec, timeout_s=left), reconnect_s,
+                              on_event)
 
 
 def list_cameras(max_index: int = 5) -> list[int]:
@@ -680,8 +1026,9 @@ class LatestFrameGrabber:
         if not source.is_live:
             raise ValueError(f"{source.name} is a file: use PrefetchReader, which keeps every frame")
         self.source = source
-        self.dropped = 0
-        self.delivered = 0
+        self.received = 0   # frames read from the source
+        self.dropped = 0    # received but replaced in the slot before anyone took them
+        self.delivered = 0  # taken by get()
         self.error: BaseException | None = None
         self._slot: Frame | None = None
         self._cond = threading.Condition()
@@ -702,6 +1049,7 @@ class LatestFrameGrabber:
                 if frame is None:
                     break
                 with self._cond:
+                    self.received += 1
                     if self._slot is not None:
                         self.dropped += 1
                     self._slot = frame
@@ -730,9 +1078,13 @@ class LatestFrameGrabber:
                 raise self.error
             return None
 
-    def stop(self, timeout: float = 2.0) -> None:
-        """Ask the thread to end and wait for it (at most one read more). Does not close the source."""
+    def stop(self, timeout: float = STALL_S + 1.0) -> None:
+        """Ask the thread to end and wait for it (at most one read more; a reconnecting source stops retrying). Does
+        not close the source."""
         self._stop.set()
+        interrupt = getattr(self.source, "interrupt", None)
+        if interrupt is not None:
+            interrupt()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 

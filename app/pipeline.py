@@ -65,6 +65,7 @@ class FrameResult:
     # (waiting for the helper thread after the models, + reliability; with beside=False, 0 + reliability), total
     timings: dict[str, float] = field(default_factory=dict)
     signals: dict[int, FaceSignals] = field(default_factory=dict)  # track id -> blendshapes, pose, reliability
+    latency_ms: float | None = None  # from the frame's capture (Frame.captured_at) to this result; None for files
 
 
 @dataclass
@@ -164,8 +165,9 @@ class Pipeline:
         timings = {"detect_align": detection.ms, **model_ms,
                    "signals": measure_ms + (t3 - t_ready) * 1e3 if ran else 0.0,
                    "signals_wait": (t3 - t2) * 1e3 if ran else 0.0, "total": detection.ms + (t3 - t1) * 1e3}
+        latency = None if frame.captured_at is None else (time.monotonic() - frame.captured_at) * 1e3
         return FrameResult(frame=frame, faces=faces, predictions=preds, ended=ended, timings=timings,
-                           signals=signals)
+                           signals=signals, latency_ms=latency)
 
     def _measure(self, faces: list[Face], shape: tuple[int, int]) -> tuple[dict, float]:
         """The signals' face-only part for each face -> ({track id: Measured}, ms of CPU time of the thread that ran

@@ -49,7 +49,9 @@ from app.emotions import EMOTION_COLORS, EMOTIONS
 log = logging.getLogger(__name__)
 
 SCHEMA = "fan-live-session"
-SCHEMA_VERSION = 2  # 2: face_found, reliability, yaw/pitch/roll, bs_* (version 1 files and journals still read)
+# 2: face_found, reliability, yaw/pitch/roll, bs_*; 3: latency_ms, live sessions (time_s from the session's start,
+# source_gap events). Version 1 and 2 files and journals still read.
+SCHEMA_VERSION = 3
 EXPORT_SUFFIXES = (".csv", ".json")
 JOURNAL_SUFFIX = ".partial.csv"
 EXTENSION_JOURNAL_SUFFIX = ".study.jsonl"  # beside a rows journal: markers and baseline choice (app/study.py)
@@ -62,7 +64,9 @@ V1_COLUMNS: tuple[str, ...] = (
 )
 BLENDSHAPE_COLUMNS: tuple[str, ...] = tuple(f"bs_{name}" for name in BLENDSHAPE_NAMES)
 SIGNAL_COLUMNS: tuple[str, ...] = ("face_found", "reliability", "yaw", "pitch", "roll", *BLENDSHAPE_COLUMNS)
-CSV_COLUMNS: tuple[str, ...] = (*V1_COLUMNS, *SIGNAL_COLUMNS)  # a version 1 file has V1_COLUMNS only
+LIVE_COLUMNS: tuple[str, ...] = ("latency_ms",)
+# a version 1 file has V1_COLUMNS only, a version 2 file V1_COLUMNS + SIGNAL_COLUMNS
+CSV_COLUMNS: tuple[str, ...] = (*V1_COLUMNS, *SIGNAL_COLUMNS, *LIVE_COLUMNS)
 RELIABLE = 0.5  # a row counts towards a face's coverage when its reliability is at least this
 
 # Leftover journals: out.csv.partial.csv, and out.csv.partial-2.csv once an older one had to be moved aside.
@@ -128,12 +132,13 @@ class TimelineRow:
     pitch: float | None = None
     roll: float | None = None
     blendshapes: tuple[float, ...] | None = None    # (52,) in BLENDSHAPE_NAMES order, [0, 1]; None: unknown
+    latency_ms: float | None = None                 # live sources: capture to result, ms; None for a file's frame
 
     @classmethod
-    def no_face(cls, time_s: float, frame_index: int) -> TimelineRow:
+    def no_face(cls, time_s: float, frame_index: int, latency_ms: float | None = None) -> TimelineRow:
         nan = float("nan")
         return cls(time_s=time_s, frame_index=frame_index, face_id=None, box=(), label="", confidence=nan, probs=(),
-                   alpha=nan, weight=nan, face_found=False)
+                   alpha=nan, weight=nan, face_found=False, latency_ms=latency_ms)
 
     def __post_init__(self) -> None:
         # Coerce numpy scalars/lists to plain Python so the exports and == comparisons are exact and JSON-able.
@@ -143,7 +148,7 @@ class TimelineRow:
         if rel is not None and not 0.0 <= rel <= 1.0:
             raise ValueError(f"TimelineRow.reliability must be in [0, 1], got {rel}")
         set_(self, "reliability", rel)
-        for k in ("yaw", "pitch", "roll"):
+        for k in ("yaw", "pitch", "roll", "latency_ms"):
             set_(self, k, _optional(k, getattr(self, k)))
         if self.blendshapes is not None:
             bs = tuple(_finite("blendshapes", v) for v in self.blendshapes)
@@ -184,26 +189,27 @@ class TimelineRow:
             return "" if v is None else v
         if not self.face_found:
             return [self.time_s, self.frame_index, *[""] * (len(V1_COLUMNS) - 2), 0,
-                    *[""] * (len(SIGNAL_COLUMNS) - 1)]
+                    *[""] * (len(SIGNAL_COLUMNS) - 1), cell(self.latency_ms)]
         bs = self.blendshapes if self.blendshapes is not None else ("",) * len(BLENDSHAPE_NAMES)
         return [self.time_s, self.frame_index, self.face_id, *self.box, self.label, self.confidence, *self.probs,
                 self.alpha, self.weight, 1, cell(self.reliability), cell(self.yaw), cell(self.pitch), cell(self.roll),
-                *bs]
+                *bs, cell(self.latency_ms)]
 
     def to_json(self) -> dict:
+        live = {} if self.latency_ms is None else {"latency_ms": self.latency_ms}  # only live sessions have it
         if not self.face_found:
-            return {"time_s": self.time_s, "frame_index": self.frame_index, "face_found": False}
+            return {"time_s": self.time_s, "frame_index": self.frame_index, "face_found": False, **live}
         return {"time_s": self.time_s, "frame_index": self.frame_index, "face_id": self.face_id, "box": list(self.box),
                 "label": self.label, "confidence": self.confidence, "probs": list(self.probs), "alpha": self.alpha,
                 "weight": self.weight, "face_found": True, "reliability": self.reliability, "yaw": self.yaw,
                 "pitch": self.pitch, "roll": self.roll,
-                "blendshapes": list(self.blendshapes) if self.blendshapes is not None else None}
+                "blendshapes": list(self.blendshapes) if self.blendshapes is not None else None, **live}
 
     @classmethod
     def from_csv(cls, rec: dict[str, str]) -> TimelineRow:
-        """A row of a version 2 or version 1 CSV (whose signal columns are absent: None)."""
+        """A row of a version 3, 2 or 1 CSV (whose later columns are absent: None)."""
         if rec.get("face_found", "1") in ("0", "False", "false"):
-            return cls.no_face(float(rec["time_s"]), int(rec["frame_index"]))
+            return cls.no_face(float(rec["time_s"]), int(rec["frame_index"]), rec.get("latency_ms"))
         bs = None
         if rec.get(BLENDSHAPE_COLUMNS[0], "") != "":
             bs = tuple(float(rec[c]) for c in BLENDSHAPE_COLUMNS)
@@ -211,18 +217,20 @@ class TimelineRow:
                    box=tuple(float(rec[k]) for k in ("x0", "y0", "x1", "y1")), label=rec["label"],
                    confidence=float(rec["confidence"]), probs=tuple(float(rec[f"p_{n}"]) for n in EMOTIONS),
                    alpha=float(rec["alpha"]), weight=float(rec["weight"]), reliability=rec.get("reliability"),
-                   yaw=rec.get("yaw"), pitch=rec.get("pitch"), roll=rec.get("roll"), blendshapes=bs)
+                   yaw=rec.get("yaw"), pitch=rec.get("pitch"), roll=rec.get("roll"), blendshapes=bs,
+                   latency_ms=rec.get("latency_ms"))
 
     @classmethod
     def from_json(cls, rec: dict) -> TimelineRow:
-        """A row of a version 2 or version 1 JSON export."""
+        """A row of a version 3, 2 or 1 JSON export."""
         if rec.get("face_found", True) is False:
-            return cls.no_face(rec["time_s"], rec["frame_index"])
+            return cls.no_face(rec["time_s"], rec["frame_index"], rec.get("latency_ms"))
         bs = rec.get("blendshapes")
         return cls(time_s=rec["time_s"], frame_index=rec["frame_index"], face_id=rec["face_id"], box=tuple(rec["box"]),
                    label=rec["label"], confidence=rec["confidence"], probs=tuple(rec["probs"]), alpha=rec["alpha"],
                    weight=rec["weight"], reliability=rec.get("reliability"), yaw=rec.get("yaw"),
-                   pitch=rec.get("pitch"), roll=rec.get("roll"), blendshapes=tuple(bs) if bs is not None else None)
+                   pitch=rec.get("pitch"), roll=rec.get("roll"), blendshapes=tuple(bs) if bs is not None else None,
+                   latency_ms=rec.get("latency_ms"))
 
 
 def rows_from_result(result, all_frames: bool = False) -> list[TimelineRow]:
@@ -230,6 +238,8 @@ def rows_from_result(result, all_frames: bool = False) -> list[TimelineRow]:
     the face's signals); with all_frames, a frame without one gives a face_found=False row (a uniform time base)."""
     out = []
     signals = getattr(result, "signals", None) or {}
+    latency = getattr(result, "latency_ms", None)
+    latency = None if latency is None else round(float(latency), 2)
     for face in result.faces:
         p = result.predictions.get(face.track_id)
         if p is None:
@@ -243,16 +253,16 @@ def rows_from_result(result, all_frames: bool = False) -> list[TimelineRow]:
             yaw=None if s is None else round(float(s.yaw), 2), pitch=None if s is None else round(float(s.pitch), 2),
             roll=None if s is None else round(float(s.roll), 2),
             blendshapes=None if s is None or not all(math.isfinite(float(v)) for v in s.blendshapes)
-            else tuple(round(float(v), 4) for v in s.blendshapes)))
+            else tuple(round(float(v), 4) for v in s.blendshapes), latency_ms=latency))
     if not out and all_frames:
-        out.append(TimelineRow.no_face(float(result.frame.time_s), int(result.frame.index)))
+        out.append(TimelineRow.no_face(float(result.frame.time_s), int(result.frame.index), latency))
     return out
 
 
 @dataclass
 class SessionMetadata:
     """Where a session's rows came from; saved in the JSON export (the CSV is the bare table)."""
-    source: str                     # video path, or "camera 0"
+    source: str                     # video path, "camera 0", a device path or a stream URL (password masked)
     model: str                      # model card name
     providers: list[str]            # ONNX Runtime execution providers actually used, e.g. ["CPUExecutionProvider"]
     attention: str                  # relation | self

@@ -46,3 +46,35 @@ def random_rgb_model(tmp_path_factory) -> Path:
     from models.export import export_random_model
 
     return export_random_model(tmp_path_factory.mktemp("random_rgb"), color="rgb")
+
+
+@pytest.fixture(scope="session")
+def ffmpeg() -> str:
+    """The ffmpeg binary that sends loopback streams (.ci/run installs it). Skipped where it is missing, except in CI,
+    where a missing ffmpeg must not pass as a green run."""
+    from app.loopback import FFmpegMissing, find_ffmpeg
+
+    try:
+        return find_ffmpeg()
+    except FFmpegMissing as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"{e} (.ci/run installs it)")
+        pytest.skip(str(e))
+
+
+@pytest.fixture
+def loopback(ffmpeg):
+    """make(clip, start=True, **LoopbackStream options) -> a real ffmpeg stream on udp://127.0.0.1:<free port>; every
+    stream made is stopped at teardown, whatever the test did."""
+    from app.loopback import LoopbackStream
+
+    streams = []
+
+    def make(clip, start: bool = True, **options) -> LoopbackStream:
+        stream = LoopbackStream(clip, **options)
+        streams.append(stream)
+        return stream.start() if start else stream
+
+    yield make
+    for s in streams:
+        s.stop()

@@ -73,7 +73,7 @@ def test_wolfgang_one_face_id_and_a_row_per_frame(wolfgang):
     assert df["time_s"].is_monotonic_increasing
     probs = df[[c for c in df.columns if c.startswith("p_")]]
     assert probs.shape[1] == 7 and (probs.sum(1) - 1).abs().max() < 1e-3
-    assert doc["schema"] == "fan-live-session" and doc["version"] == 2
+    assert doc["schema"] == "fan-live-session" and doc["version"] == 3
     # issue 15: every row has its signals, all finite, in range
     signals = df[["reliability", "yaw", "pitch", "roll", *[c for c in df.columns if c.startswith("bs_")]]]
     assert signals.shape[1] == 4 + 52 and signals.notna().all().all() and (df["face_found"] == 1).all()

@@ -38,8 +38,18 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
-from app.capture import VIDEO_SUFFIXES, list_cameras
+from app.capture import (
+    VIDEO_SUFFIXES,
+    camera_index,
+    describe_source,
+    is_device_path,
+    is_masked,
+    is_stream_url,
+    list_cameras,
+    mask_url,
+)
 from app.emotions import EMOTIONS
+from app.live import SOURCE_GAP_LABEL
 from app.pipeline import FrameResult, PipelineConfig
 from app.ui import theme
 from app.ui.display import attention_cells
@@ -63,6 +73,7 @@ TIMELINE_HZ = 10        # the plot scrolls smoothly enough at 10 Hz, and pyqtgra
 STATUS_INTERVAL_MS = 500
 ORGANIZATION = APP_NAME = "FAN Live"
 RESCAN = "rescan"       # the source picker's "look for cameras again" item
+LAST_SOURCE_SETTING = "ui/last_source"  # the last live source opened (a URL's password masked)
 HOW_TO_GET_A_MODEL = ("Choose a model file in Settings (a model's .onnx or .json card), or train and export one "
                       "into weights/ as the README describes.")
 
@@ -350,11 +361,18 @@ class MainWindow(QMainWindow):
             return a
 
         self.camera_combo = QComboBox()
-        self.camera_combo.setFocusPolicy(Qt.NoFocus)
-        self.camera_combo.setMinimumWidth(150)
-        self.camera_combo.setToolTip("Cameras that open on this machine")
+        self.camera_combo.setEditable(True)  # a typed stream URL, device path or camera index
+        self.camera_combo.setInsertPolicy(QComboBox.NoInsert)
+        self.camera_combo.setFocusPolicy(Qt.ClickFocus)  # keys go to the window's shortcuts until it is clicked
+        self.camera_combo.setMinimumWidth(220)
+        self.camera_combo.setToolTip("The cameras that open on this machine and the last source used; or type a "
+                                     "stream URL (rtsp://, http://.../stream.mjpg, udp://, srt://), a device path "
+                                     "(/dev/video2) or a camera number, then Enter")
+        self.camera_combo.lineEdit().setFocusPolicy(Qt.ClickFocus)
+        self.camera_combo.lineEdit().setPlaceholderText("camera, rtsp://..., /dev/video2")
         self.camera_combo.addItem("Looking for cameras...", None)
         self.camera_combo.activated.connect(self._on_camera_chosen)
+        self.camera_combo.lineEdit().returnPressed.connect(self._on_source_typed)
         tb.addWidget(QLabel(" Source "))
         tb.addWidget(self.camera_combo)
         self.open_action = action("Open video...", self.open_video_dialog, "Ctrl+O", "Open a video file",
@@ -391,13 +409,17 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------------ sources
     def _start_initial_source(self) -> None:
         video, camera = self.options.video, self.options.camera
+        last = str(self.store.value(LAST_SOURCE_SETTING, "") or "")
+        if camera is None and video is None and last and not is_masked(last) and \
+                (camera_index(last) is not None or is_stream_url(last) or is_device_path(last)):
+            camera = camera_index(last) if camera_index(last) is not None else last  # the last one used
         if video is not None:
             self.open_source(Path(video))
             self.probe_cameras()
         elif camera is not None:
             # probing opens every camera: not while this one is opening (the device may refuse a second handle)
             self._probe_when_open = True
-            self.open_source(int(camera))
+            self.open_source(camera_index(camera) if camera_index(camera) is not None else camera)
         else:
             self._open_first_camera = True
             self.video.set_message("Looking for cameras...")
@@ -411,12 +433,21 @@ class MainWindow(QMainWindow):
         probe.setObjectName("camera probe")
 
     def _on_cameras_listed(self, cameras: list[int]) -> None:
-        if self.source_info is not None and self.source_info.is_live:
-            cameras = sorted({*cameras, int(self.source_info.spec)})  # in use by us, so the probe could not open it
+        spec = self.source_info.spec if self.source_info is not None and self.source_info.is_live else None
+        if camera_index(spec) is not None:
+            cameras = sorted({*cameras, camera_index(spec)})  # in use by us, so the probe could not open it
         self.camera_combo.clear()
         self.camera_combo.addItem("Choose a camera" if cameras else "No camera found", None)
         for i in cameras:
             self.camera_combo.addItem(f"Camera {i}", i)
+        # the stream or device in use (its URL with the password, in memory only) and the last one used (stored
+        # masked), shown masked
+        extra = [spec] if isinstance(spec, str) and camera_index(spec) is None else []
+        last = str(self.store.value(LAST_SOURCE_SETTING, "") or "")
+        if last and camera_index(last) is None and all(mask_url(e) != last for e in extra):
+            extra.append(last)
+        for e in extra:
+            self.camera_combo.addItem(mask_url(e), e)
         self.camera_combo.addItem("Look for cameras again", RESCAN)
         if self._open_first_camera:
             self._open_first_camera = False
@@ -429,15 +460,38 @@ class MainWindow(QMainWindow):
 
     def _sync_camera_combo(self) -> None:
         spec = self.capture_worker.spec if self.capture_worker else None
-        i = self.camera_combo.findData(spec) if isinstance(spec, int) else -1
+        live = spec is not None and not isinstance(spec, Path)
+        i = self.camera_combo.findData(spec) if live else -1
         self.camera_combo.setCurrentIndex(max(i, 0))
+        if live and i < 0:
+            self.camera_combo.setEditText(describe_source(spec))
 
     def _on_camera_chosen(self, i: int) -> None:
-        index = self.camera_combo.itemData(i)
-        if index == RESCAN:
+        spec = self.camera_combo.itemData(i)
+        if spec == RESCAN:
             self.probe_cameras()
-        elif index is not None:
-            self.open_source(int(index))
+        elif spec is not None:
+            self._open_typed(spec)
+
+    def _on_source_typed(self) -> None:
+        """Enter in the Source box: a camera number, a device path or a stream URL opens; anything else is said."""
+        text = self.camera_combo.currentText().strip()
+        i = self.camera_combo.findText(text)
+        if i >= 0 and self.camera_combo.itemData(i) is not None:
+            return  # a listed item: activated() opens it
+        if text:
+            self._open_typed(text)
+
+    def _open_typed(self, spec) -> None:
+        spec = camera_index(spec) if camera_index(spec) is not None else str(spec).strip()
+        if isinstance(spec, str) and is_masked(spec):
+            self._on_error_occurred(f"{spec} has a masked password (***): type the full URL, password included.")
+            return
+        if isinstance(spec, str) and not (is_stream_url(spec) or is_device_path(spec)):
+            self._on_error_occurred(f"Not a camera or a stream: {mask_url(spec)}. Type a camera number, a device "
+                                    "path (/dev/video2) or a stream URL (rtsp://, http://, udp://, srt://).")
+            return
+        self.open_source(spec)
 
     def open_video_dialog(self) -> None:
         start = self.store.value("ui/last_video_dir", str(Path.home()))
@@ -460,13 +514,15 @@ class MainWindow(QMainWindow):
         self.live.clear_source()
         self.video.clear_frame()
         self.transport.set_live(None)
-        self.video.set_message(f"Opening {spec if isinstance(spec, Path) else f'camera {spec}'}...")
-        self.status_labels["source"].setText(str(spec.name if isinstance(spec, Path) else f"camera {spec}"))
+        name = describe_source(spec)  # a URL's password masked
+        self.video.set_message(f"Opening {name}...")
+        self.status_labels["source"].setText(name)
         realtime, speed = self.transport.speed()
         worker = CaptureWorker(spec, self.handoff, realtime=realtime, speed=speed,
-                               loop=self.transport.loop_check.isChecked())
+                               loop=self.transport.loop_check.isChecked(), reconnect_s=self.options.reconnect)
         worker.preroll = self.pipeline_info.window_length - 1 if self.pipeline_info else 0
         worker.source_opened.connect(self._on_source_opened)
+        worker.source_event.connect(self._on_source_event)
         worker.source_ended.connect(self._on_source_ended)
         worker.damage_found.connect(self._on_damage_found)
         worker.error_occurred.connect(self._on_capture_error)
@@ -484,6 +540,8 @@ class MainWindow(QMainWindow):
         self.transport.set_playing(True)
         self.status_labels["source"].setText(info.name)
         self.setWindowTitle(f"{info.name} - {APP_NAME}")
+        if info.is_live:  # remembered for the next start; a URL's password is never stored
+            self.store.setValue(LAST_SOURCE_SETTING, mask_url(str(info.spec)))
         if not info.is_live:  # files record from the start, every frame; cameras when the user asks
             self._record_when_ready = True
             self._maybe_start_recording()
@@ -520,6 +578,25 @@ class MainWindow(QMainWindow):
         if self.sender() is self.capture_worker:
             self.transport.set_playing(False)
             self.statusBar().showMessage("End of video: Space plays it again; Ctrl+E exports the session.", 8000)
+
+    def _on_source_event(self, event) -> None:
+        """A live source was lost (reconnecting), came back, or ended: a banner; the gap is a marker of the recording.
+        The capture thread does the waiting, so the window goes on drawing the last frame meanwhile."""
+        if self.sender() is not self.capture_worker:
+            return
+        if event.kind == "lost":
+            self.error_banner.show_message(event.message)
+            self.status_labels["source"].setText(f"{self.source_info.name if self.source_info else ''} "
+                                                 "(reconnecting)")
+            return
+        if event.gap is not None and self.session_log.recording:
+            self.markers.add(SOURCE_GAP_LABEL, time_s=event.gap.start_s)
+        if event.kind == "back":
+            self.error_banner.hide()
+            self.notice_banner.show_message(event.message, key="source")
+            if self.source_info is not None:
+                self.status_labels["source"].setText(self.source_info.name)
+        # "ended" reaches the window as the capture error that follows it
 
     def _on_damage_found(self, message: str) -> None:
         if self.sender() is self.capture_worker:

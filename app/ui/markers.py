@@ -135,9 +135,9 @@ class MarkerController(QObject):
 
     # -- markers
 
-    def add(self, label: str | None = None, key: int | None = None) -> Marker | None:
-        """A marker at the current media time: `label`, key k's name (1-9) or "marker"."""
-        t = self._now()
+    def add(self, label: str | None = None, key: int | None = None, time_s: float | None = None) -> Marker | None:
+        """A marker at `time_s` (default: the current media time): `label`, key k's name (1-9) or "marker"."""
+        t = self._now() if time_s is None else time_s
         if t is None:
             self.error_occurred.emit("No frame yet: a marker needs a media time (open a video or a camera).")
             return None

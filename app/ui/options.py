@@ -12,7 +12,7 @@ from pathlib import Path
 @dataclass(frozen=True)
 class WindowOptions:
     video: Path | None = None            # a file to open at once
-    camera: int | None = None            # a camera index to open at once (ignored when video is given)
+    camera: int | str | None = None      # a camera index, device path or stream URL to open at once (not with video)
     export: tuple[Path, ...] = field(default_factory=tuple)  # files the session exports to when the window closes
     weights: Path | None = None          # a model's .onnx/.json; None = the stored setting or the shipped model
     device: str = "auto"                 # auto | cuda | cpu ("auto" = the stored setting)
@@ -23,6 +23,7 @@ class WindowOptions:
     lsl: bool = False                    # stream to Lab Streaming Layer from the start (app/ui/markers.py)
     blendshapes: bool = True             # False (--no-blendshapes): no blendshapes nor the iris refinement they need
     calibrated: bool = True              # False (--raw-probabilities): the head's raw probabilities
+    reconnect: float | None = None       # a live source lost is retried this long; None: app.capture's default
 
     def __post_init__(self):
         object.__setattr__(self, "video", Path(self.video) if self.video is not None else None)
@@ -38,4 +39,5 @@ class WindowOptions:
                    precision=getattr(args, "precision", "auto") or "auto", attention=getattr(args, "attention", None),
                    window=getattr(args, "window", None), max_faces=getattr(args, "max_faces", 4) or 4,
                    lsl=bool(getattr(args, "lsl", False)), blendshapes=bool(getattr(args, "blendshapes", True)),
-                   calibrated=bool(getattr(args, "calibrated", True)))
+                   calibrated=bool(getattr(args, "calibrated", True)),
+                   reconnect=getattr(args, "reconnect", None))

@@ -1,10 +1,12 @@
 """The window's threads: thin QThreads around the engine's plain classes (STYLE 2). Each `run()` only loops, calls
 the engine and emits past-tense signals; errors arrive as `error_occurred(str)`, never as a dead thread.
 
-- CaptureWorker owns one FrameSource. Cameras go through the engine's LatestFrameGrabber (stale frames dropped);
-  files are read here, paced by media time in real-time mode or free-running in fast mode, with play/pause, seek,
-  frame step and loop. Frames go into a FrameHandoff: a camera's newest frame only, but every frame of a file, in
-  order (a file is analysed and recorded from frame 0, never dropped: when the model is slower than real time,
+- CaptureWorker owns one FrameSource. A live source (camera, device, stream) is read here as fast as it delivers,
+  wrapped in the engine's ReconnectingSource (a stall or an unplug is retried, `source_event` says so), and each
+  frame goes straight into the FrameHandoff's one slot (the newest wins, stale frames are dropped and counted); files
+  are read here, paced by media time in real-time mode or free-running in fast mode, with play/pause, seek,
+  frame step and loop. Frames go into a FrameHandoff: a live source's newest frame only, but every frame of a file,
+  in order (a file is analysed and recorded from frame 0, never dropped: when the model is slower than real time,
   playback waits for it and `waiting_for_analysis` says so). A file starts only once `release()` is called (the
   window calls it when the model is loaded and the recording started), and each pass through a file ends with an
   end marker in the hand-off, after its last frame; a looping file waits for `release()` again before the next pass.
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QThread, Signal
 
-from app.capture import CaptureError, LatestFrameGrabber, open_source
+from app.capture import CaptureError, ReconnectingSource, describe_source, mask_url, open_source
 from app.card import ModelError
 from app.pipeline import FrameResult, Pipeline, PipelineConfig
 from app.session import ExportError
@@ -37,13 +39,14 @@ _generations = itertools.count(1)  # shared by all capture workers, so a new sou
 
 
 def one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split())
+    """An error as one line for a banner, any URL's password masked."""
+    text = mask_url(" ".join(str(e).split()))
     return text or type(e).__name__
 
 
 @dataclass(frozen=True)
 class SourceInfo:
-    spec: object             # what open_source was given: a camera index or a path
+    spec: object             # what open_source was given: a camera index, a device path, a URL or a file path
     name: str
     is_live: bool
     fps: float | None
@@ -53,6 +56,7 @@ class SourceInfo:
 
 class CaptureWorker(QThread):
     source_opened = Signal(object)    # SourceInfo
+    source_event = Signal(object)     # app.capture.SourceEvent: a live source was lost, came back, or ended
     source_ended = Signal()           # a file reached its end (and is not looping): the worker pauses there
     damage_found = Signal(str)        # a file ended early (fewer frames than it declares): why, once per source
     error_occurred = Signal(str)
@@ -60,9 +64,11 @@ class CaptureWorker(QThread):
     WAIT_NOTICE_S = 1.0  # playback counts as waiting for analysis this long after a hand-over had to wait
 
     def __init__(self, spec, handoff: FrameHandoff, realtime: bool = True, speed: float = 1.0, loop: bool = False,
-                 parent=None):
+                 reconnect_s: float | None = None, parent=None):
         super().__init__(parent)
         self.spec = spec
+        self.reconnect_s = reconnect_s  # None: app.capture's default
+        self._source: ReconnectingSource | None = None
         self.handoff = handoff
         self.input_meter = RateMeter()
         self._cond = threading.Condition()
@@ -84,13 +90,16 @@ class CaptureWorker(QThread):
         # frames + 1) is full there, as it would be in playback; the window sets it from the loaded model
         self.preroll = 0
         self.info: SourceInfo | None = None
-        self.setObjectName(f"capture {spec}")
+        self.setObjectName(f"capture {describe_source(spec)}")
 
     # -- control (any thread) ----------------------------------------------------------------------------------
     def stop(self) -> None:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
+        source = self._source
+        if source is not None:
+            source.interrupt()  # a reconnecting source stops retrying
 
     def release(self) -> None:
         """Let a file's frames flow (at the start, and before each pass of a looping file)."""
@@ -157,8 +166,12 @@ class CaptureWorker(QThread):
             self.error_occurred.emit(one_line(e))
             return
         except Exception as e:  # noqa: BLE001 - anything else from a decoder must reach the user, not kill the thread
-            self.error_occurred.emit(f"cannot open {self.spec}: {one_line(e)}")
+            self.error_occurred.emit(f"cannot open {describe_source(self.spec)}: {one_line(e)}")
             return
+        if source.is_live:
+            source = self._source = ReconnectingSource(
+                source, lambda left: open_source(self.spec, timeout_s=left), self.reconnect_s,
+                on_event=self.source_event.emit)
         try:
             self.info = SourceInfo(self.spec, source.name, source.is_live, source.fps, source.frame_count,
                                    source.size)
@@ -205,22 +218,20 @@ class CaptureWorker(QThread):
             if self.handoff.put(item, timeout=0.1, keep=True):
                 return
 
-    def _run_live(self, source) -> None:
+    def _run_live(self, source: ReconnectingSource) -> None:
+        """Read as fast as the source delivers; each frame replaces the one waiting in the hand-off's slot (latest
+        mode: never a backlog). A lost source is retried inside read() (source_event says so)."""
         generation = self._new_generation()
         first = True
-        grabber = LatestFrameGrabber(source).start()
-        try:
-            while not self._stop:
-                frame = grabber.get(timeout=0.1)  # raises the camera's CaptureError (unplugged)
-                if frame is None:
-                    if grabber.finished:
-                        raise CaptureError(f"{source.name} stopped delivering frames")
-                    continue
-                if not self._paused:  # a paused camera keeps grabbing (no backlog) but shows the frozen frame
-                    if self._hand_over(frame, generation, new_source=first):
-                        first = False
-        finally:
-            grabber.stop()
+        while not self._stop:
+            frame = source.read()
+            if frame is None:
+                if source.ended is not None and not self._stop:
+                    raise CaptureError(f"the source ended: {source.ended}")
+                return
+            if not self._paused:  # a paused camera keeps reading (no backlog) but shows the frozen frame
+                if self._hand_over(frame, generation, new_source=first):
+                    first = False
 
     def _run_file(self, source) -> None:
         generation = self._new_generation()
@@ -386,7 +397,9 @@ class PipelineWorker(QThread):
                     continue
                 self.frames_processed += 1
                 self.process_meter.push()
-                self.frame_processed.emit(result, item.generation, (time.monotonic() - item.captured_at) * 1e3)
+                latency = result.latency_ms if result.latency_ms is not None else \
+                    (time.monotonic() - item.captured_at) * 1e3
+                self.frame_processed.emit(result, item.generation, latency)
         finally:
             if self.pipeline is not None:
                 self.pipeline.close()

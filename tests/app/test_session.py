@@ -124,7 +124,7 @@ def test_json_round_trip(tmp_path):
         rec.add_many(rows)
     doc = json.loads(out.read_text())
     assert list(doc) == ["schema", "version", "metadata", "labels", "blendshapes", "rows", "summary"]
-    assert doc["schema"] == "fan-live-session" and doc["version"] == 2
+    assert doc["schema"] == "fan-live-session" and doc["version"] == 3
     assert doc["labels"] == list(EMOTIONS)
     assert doc["metadata"] == meta.to_dict() and doc["metadata"]["extra"] == {"camera_fps": 30.0}
     assert set(doc["summary"]["faces"]) == {"1", "2"} and doc["summary"]["n_rows"] == len(rows)
@@ -139,9 +139,9 @@ def test_json_from_a_newer_app_is_refused(tmp_path):
     with SessionRecorder([out], make_metadata()) as rec:
         rec.add_many(make_rows(3))
     doc = json.loads(out.read_text())
-    doc["version"] = 3
+    doc["version"] = 4
     out.write_text(json.dumps(doc))
-    with pytest.raises(ExportError, match="version 3"):
+    with pytest.raises(ExportError, match="version 4"):
         read_session(out)
 
 

@@ -1,10 +1,11 @@
-"""Session schema version 2: the signal columns (reliability, pose, 52 blendshapes), rows for frames without a face,
-version 1 files and journals still read, reliability-weighted summaries with coverage."""
+"""Session schema versions 2 and 3: the signal columns (reliability, pose, 52 blendshapes), rows for frames without a face,
+version 1 files and journals still read, reliability-weighted summaries with coverage; version 3's latency_ms."""
 from __future__ import annotations
 
 import csv
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -54,11 +55,11 @@ def test_version_2_round_trip_with_face_less_rows(tmp_path):
             assert (a == b) if a.face_found else (a.csv_values() == b.csv_values())  # NaN != NaN in ==
         assert back[0].blendshapes == rows[0].blendshapes and back[0].yaw == 12.5
     header = next(csv.reader(open(tmp_path / "s.csv")))
-    assert tuple(header) == CSV_COLUMNS and header[-52:] == [f"bs_{n}" for n in BLENDSHAPE_NAMES]
+    assert tuple(header) == CSV_COLUMNS and header[-53:-1] == [f"bs_{n}" for n in BLENDSHAPE_NAMES]
     table = pd.read_csv(tmp_path / "s.csv")
     assert table["face_found"].tolist() == [1, 1, 0, 1] and math.isnan(table["face_id"][2])
     doc = json.loads((tmp_path / "s.json").read_text())
-    assert doc["version"] == SCHEMA_VERSION == 2 and doc["blendshapes"] == list(BLENDSHAPE_NAMES)
+    assert doc["version"] == SCHEMA_VERSION == 3 and doc["blendshapes"] == list(BLENDSHAPE_NAMES)
     assert doc["rows"][2] == {"time_s": 0.08, "frame_index": 2, "face_found": False}
 
 
@@ -133,3 +134,26 @@ def test_rows_from_a_frame_result_carry_the_signals_and_an_empty_frame_with_all_
     assert rows_from_result(empty) == []
     (none,) = rows_from_result(empty, all_frames=True)
     assert not none.face_found and none.frame_index == 7 and none.face_id is None
+
+
+def test_version_3_latency_round_trip_and_version_2_files_still_read(tmp_path):
+    rows = [replace(_row(0), latency_ms=21.5), TimelineRow.no_face(1 / 25, 1, latency_ms=18.25), _row(2)]
+    with SessionRecorder([tmp_path / "s.csv", tmp_path / "s.json"], _meta()) as rec:
+        rec.add_many(rows)
+    header = next(csv.reader(open(tmp_path / "s.csv")))
+    assert header[-1] == "latency_ms" and tuple(header) == CSV_COLUMNS
+    for name in ("s.csv", "s.json"):
+        _, back = read_session(tmp_path / name)
+        assert [r.latency_ms for r in back] == [21.5, 18.25, None]
+    doc = json.loads((tmp_path / "s.json").read_text())
+    assert doc["rows"][1] == {"time_s": 0.04, "frame_index": 1, "face_found": False, "latency_ms": 18.25}
+    assert "latency_ms" not in doc["rows"][2]  # a file's frame: no key, as in version 2
+    # a version 2 CSV (no latency_ms column) and a version 2 JSON read back with latency None
+    v2_columns = CSV_COLUMNS[:-1]
+    v2 = _row(0)
+    (tmp_path / "v2.csv").write_text(",".join(v2_columns) + "\n" + ",".join(map(str, v2.csv_values()[:-1])) + "\n")
+    assert read_session(tmp_path / "v2.csv")[1] == [v2]
+    (tmp_path / "v2.json").write_text(json.dumps({**{k: doc[k] for k in ("schema", "metadata", "labels")},
+                                                  "version": 2, "rows": [v2.to_json()]}))
+    assert read_session(tmp_path / "v2.json")[1] == [v2]
+    assert replace(_row(0), latency_ms=float("nan")).latency_ms is None  # unknown, like an unsolved pose

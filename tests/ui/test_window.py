@@ -307,7 +307,7 @@ def test_a_camera_plays_live_records_on_demand_and_reports_unplugging(make_windo
     monkeypatch.setattr(main_window, "list_cameras", lambda *a, **k: [0])
     monkeypatch.setattr(workers, "open_source", lambda spec: FakeCamera(videos / "single_face.mp4",
                                                                         cameras["fail_after"]))
-    w = make_window()  # no video: the first camera that opens is used
+    w = make_window(reconnect=0)  # no video: the first camera that opens is used; an unplug ends it at once
     qtbot.waitUntil(lambda: showing_a_read_face(w), timeout=TIMEOUT_MS)
     assert w.source_info.is_live and w.camera_combo.currentText() == "Camera 0"
     assert not w.transport.slider.isEnabled() and not w.transport.forward_button.isEnabled()
