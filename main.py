@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import io
 import os
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -144,28 +143,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM/SIGHUP, handled as Ctrl+C is: the replay stops and what was recorded is exported."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _install_signal_handlers() -> None:
-    received: list[int] = []
-
-    def handler(signum, _frame):
-        if received:  # the first signal stops the replay; one more must not break the final writes
-            return
-        received.append(signum)
-        raise Interrupted(signum)
-
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), handler)
-
-
 @contextlib.contextmanager
 def _native_logs_hidden(enabled: bool):
     """MediaPipe and TensorFlow Lite write their own log lines (absl 'W0000 ...', 'INFO: Created TensorFlow Lite
@@ -223,6 +200,7 @@ def _study_inputs(args, given: list[str]):
 def run_headless(args) -> int:
     from app.capture import CaptureError
     from app.card import ModelError
+    from app.interrupt import install_stop_handlers, signal_number
     from app.pipeline import PipelineConfig
     from app.replay import check_inputs, replay
     from app.lsl import LslUnavailable
@@ -270,7 +248,7 @@ def run_headless(args) -> int:
         for note in r.notes:
             print(f"warning: {r.source.name}: {note}", file=sys.stderr, flush=True)
 
-    _install_signal_handlers()
+    install_stop_handlers()
     lsl = None
     with _native_logs_hidden(not args.verbose):
         try:
@@ -303,9 +281,8 @@ def run_headless(args) -> int:
             print(f"error: {e}", file=sys.stderr)
             return EXIT_FAILED
         except KeyboardInterrupt as e:
-            signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
             print("interrupted: the rows recorded so far were written to the export file(s)", file=sys.stderr)
-            return 128 + int(signum)
+            return 128 + signal_number(e)
         finally:
             if lsl is not None:
                 lsl.close()

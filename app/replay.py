@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from app import __version__
 from app.capture import CaptureError, PrefetchReader, RepeatedSource, iter_video_files, open_source
+from app.interrupt import StopFlag, finishing
 from app.overlap import DetectAhead
 from app.pipeline import Pipeline, PipelineConfig
 from app.session import ExportError, SessionMetadata, SessionRecorder, check_export_targets
@@ -75,14 +76,17 @@ def session_metadata(source: str, pipeline: Pipeline) -> SessionMetadata:
 def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: bool = True, repeat: int = 1,
                 on_pass: Callable[[int, int], None] | None = None, study: StudyConfig | None = None,
                 markers: tuple[Marker, ...] = (), lsl=None,
-                on_frames: Callable[[int], None] | None = None, overlap: bool = True) -> ReplayResult:
+                on_frames: Callable[[int], None] | None = None, overlap: bool = True,
+                stop: StopFlag | None = None) -> ReplayResult:
     """One file into its exports. `on_frames(n)` is told every few frames how many more were processed (an
     overall progress bar of a parallel folder replay). `overlap` (default) runs the face mesh of the next frames on
     a thread of its own beside the models (app/overlap.py; the same rows, ~1.3-1.4x the frame rate on 2 cores).
     `repeat` plays it that many times as one session (a soak test), calling on_pass(passes done, frames so far)
     after each. `study` (with `markers`) adds the study files (app/study.py);
     `lsl` (an app.lsl.LslStreams) streams each frame's rows, and each marker when the replay reaches its time.
-    Raises CaptureError (cannot open) or ExportError (one line: what was written and what was not)."""
+    `stop` (a worker process of a folder replay) is checked once a frame: a requested stop ends the replay there
+    as a stop signal does. Raises CaptureError (cannot open), ExportError (one line: what was written and what was
+    not) or Interrupted (a stop signal; the rows so far are exported)."""
     source = open_source(video)  # CaptureError here: missing, empty, not a video
     declared = getattr(source, "declared_frame_count", source.frame_count)
     if repeat > 1:
@@ -102,6 +106,8 @@ def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: 
             with PrefetchReader(source) as reader, bar, \
                     (DetectAhead(pipeline, reader) if overlap else contextlib.nullcontext(reader)) as stream:
                 for item in stream:
+                    if stop is not None:
+                        stop.check()
                     result = pipeline.recognize(item) if overlap else pipeline.process(item)
                     frame = result.frame
                     try:
@@ -121,7 +127,8 @@ def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: 
                         passes += 1  # a pass has ended (this frame is its last, or the next one's first)
                         on_pass(passes, frames)
         finally:
-            recorder.close()  # also on Ctrl+C/SIGTERM: the rows so far are exported
+            with finishing():  # also on Ctrl+C/SIGTERM: the rows so far are exported, and no signal cuts that short
+                recorder.close()
         if on_frames is not None and frames % _FRAMES_PER_TICK:
             on_frames(frames % _FRAMES_PER_TICK)
         if on_pass is not None and repeat > 1 and passes < repeat and frames:
