@@ -51,7 +51,7 @@ from app.interrupt import STOP_SIGNALS, StopFlag, install_stop_handlers, signal_
 from app.paths import ROOT
 from app.pipeline import Pipeline, PipelineConfig
 from app.replay import ReplayResult, check_inputs, export_targets, replay_file
-from app.session import ExportError, _atomic_write, journal_in_use, journal_path_for
+from app.session import ExportError, _atomic_write, check_not_being_written, journal_path_for
 
 MANIFEST_NAME = ".fanlive-manifest.json"
 MANIFEST_VERSION = 1
@@ -147,11 +147,10 @@ def _record(result: ReplayResult, targets: list[Path], config: PipelineConfig, o
 def _clear_partial(targets: list[Path]) -> None:
     """A journal a killed run left: the video is redone from its start, so its journal goes (the recorder would
     otherwise keep it as .partial-2.csv). One that a live process is still writing is another run's: fail."""
-    journal = journal_path_for(targets[0]) if targets else None
-    if journal is not None and journal.exists():
-        if journal_in_use(journal):
-            raise ExportError(f"{journal} is being written by another running replay")
-        journal.unlink()
+    if not targets:
+        return
+    check_not_being_written(targets[0])
+    journal_path_for(targets[0]).unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------------------------------- workers

@@ -342,12 +342,26 @@ def check_export_targets(paths: Iterable[Path | str]) -> list[Path]:
     targets = [Path(p) for p in paths]
     for p in targets:
         if p.suffix.lower() not in EXPORT_SUFFIXES:
+            if p.is_dir():
+                raise ValueError(f"cannot export to {p}: it is a folder (give a .csv or .json file name; a folder "
+                                 f"is for a folder of videos)")
             raise ValueError(f"export {p}: unsupported file type {p.suffix or '(none)'!r}, use .csv or .json")
     if len({p.resolve() for p in targets}) != len(targets):
         raise ValueError(f"the same export file is given twice: {', '.join(map(str, targets))}")
     for p in targets:
+        check_not_being_written(p)
         _check_export_target(p)
     return targets
+
+
+def check_not_being_written(target: Path | str) -> None:
+    """Raise ExportError when a live process records into `target` (its journal is locked, journal_in_use): a
+    second run to the same export would otherwise take the first run's journal away from it."""
+    journal = journal_path_for(target)
+    if journal.exists() and journal_in_use(journal):
+        pid = journal_owner(journal)
+        raise ExportError(f"{target} is being written by another run"
+                          + (f", pid {pid}" if pid is not None else f" (its journal {journal} is in use)"))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -430,6 +444,23 @@ def journal_in_use(path: Path | str, idle_s: float = JOURNAL_IDLE_S) -> bool:
     finally:
         os.close(fd)  # also drops the shared lock just taken
     return False
+
+
+def journal_owner(path: Path | str) -> int | None:
+    """The process that holds the journal's lock (Linux: read from /proc/locks), or None when it cannot be told."""
+    try:
+        st = os.stat(path)
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in lines:  # "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF" ("1: -> FLOCK ..." is a waiter)
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[3] == "WRITE" and fields[5] == device:
+            with contextlib.suppress(ValueError):
+                return int(fields[4])
+    return None
 
 
 def _write_csv(f: IO, rows: Iterable[TimelineRow], extension: RecorderExtension | None = None) -> None:

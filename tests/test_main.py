@@ -253,6 +253,37 @@ def test_sigterm_writes_the_final_export_like_ctrl_c(videos, model, tmp_path):
     assert not journal.exists() and not list(tmp_path.glob("*.tmp"))
 
 
+def test_a_second_run_to_the_same_export_is_refused_before_its_model_loads(videos, model, tmp_path):
+    """Two headless runs to one c.csv: the second took the first's live journal away (the first then failed with
+    "cannot read c.csv.partial.csv" and c.csv held the second's rows). Now the second says so in one line, exit 1,
+    before it loads a model (here a missing one), and the first finishes its own export."""
+    import signal
+    import time
+
+    out = tmp_path / "c.csv"
+    first = subprocess.Popen([sys.executable, "main.py", "--no-window", "--quiet", "--video",
+                              str(videos / "WolfgangLanger_Pexels.mp4"), "--export", str(out), "--weights", str(model)],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal = tmp_path / "c.csv.partial.csv"
+    try:
+        deadline = time.monotonic() + 120
+        while not (journal.exists() and len(journal.read_text().splitlines()) > 5):
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.1)
+        second = run_cli("--video", videos / "no_face.mp4", "--export", out, weights=tmp_path / "no_model_here.onnx")
+        assert second.returncode == 1
+        assert one_line_error(second) == f"error: {out} is being written by another run, pid {first.pid}"
+        assert second.stderr.splitlines() == [one_line_error(second)]
+        first.send_signal(signal.SIGTERM)
+        _, err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 128 + signal.SIGTERM and "error" not in err, err
+    assert len(pd.read_csv(out)) > 5  # the first run's rows (no_face.mp4 has none)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv"]
+
+
 def test_repeat_replays_one_file_as_one_long_session(videos, model, tmp_path):
     """--repeat N: the soak test that measures memory over a long replay (README); indices and times go on."""
     proc = run_cli("--video", videos / "single_face.mp4", "--export", tmp_path / "r.csv", "--repeat", "2",

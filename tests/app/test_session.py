@@ -260,11 +260,32 @@ def test_leftover_journal_of_a_crashed_session_is_moved_aside_not_overwritten(tm
     old = SessionRecorder([out], make_metadata())
     old.add_many(make_rows(3))
     before = journal_path_for(out).read_text()
-    with SessionRecorder([out], make_metadata()) as rec:   # same export, the old session never closed
+    del old  # the old session never closed, and its process is gone (the kernel drops its lock)
+    with SessionRecorder([out], make_metadata()) as rec:   # same export
         rec.add_many(make_rows(1))
     assert (tmp_path / "a.csv.partial-2.csv").read_text() == before
     assert len(pd.read_csv(out)) == 2
     assert recover_journal(tmp_path / "a.csv.partial-2.csv") == tmp_path / "a.recovered.csv"
+
+
+def test_an_export_a_live_session_records_into_is_refused_and_that_session_goes_on(tmp_path):
+    """A second recorder (another run) on the export of a session still recording: it used to move the live,
+    locked journal aside, so the first session failed at its end and the file held the second one's rows."""
+    from app.session import check_export_targets
+
+    out = tmp_path / "c.csv"
+    rows = make_rows(6, faces=(1,))
+    first = SessionRecorder([out], make_metadata())
+    first.add_many(rows[:3])
+    for second in (lambda: check_export_targets([out]), lambda: SessionRecorder([tmp_path / "d.json", out],
+                                                                                 make_metadata())):
+        with pytest.raises(ExportError) as info:
+            second()
+        assert str(info.value) == f"{out} is being written by another run, pid {os.getpid()}"
+    first.add_many(rows[3:])
+    first.close()
+    assert read_session(out)[1] == rows
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv"]
 
 
 def test_export_failure_at_close_keeps_the_journal_and_names_it(tmp_path):
