@@ -62,16 +62,6 @@ def _gate(text: str) -> str:
     return text
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be > 0 seconds, got {text!r}")
-    return value
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, like every other error of the CLI
         self.exit(EXIT_USAGE, f"error: {message} (python main.py --help lists the options)\n")
@@ -121,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "<export>_events.csv, with per-face epochs around each marker in <export>_epochs.csv")
     study.add_argument("--epoch", type=_study_option("parse_epoch"), default=None, metavar="PRE,POST",
                        help="the epoch around each marker, seconds before and after (default 1,3: -1 s to +3 s)")
-    study.add_argument("--summary-every", type=_positive_seconds, default=None, metavar="SECONDS",
+    study.add_argument("--summary-every", type=_study_option("parse_summary_every"), default=None, metavar="SECONDS",
                        help="per-face summaries over consecutive intervals of SECONDS, into <export>_summary.csv")
     study.add_argument("--baseline", type=_study_option("parse_baseline"), default=None, metavar="SPEC",
                        help="neutral baseline per face: first:SECONDS, between:START_LABEL,END_LABEL (markers) or "
@@ -176,6 +166,22 @@ def _rss_mb() -> float | None:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
     except (OSError, ValueError, IndexError, AttributeError):
         return None
+
+
+def _summary_intervals_error(args, videos: list[Path]) -> str | None:
+    """Why --summary-every cuts a video into too many intervals (from the duration each container declares), if
+    it does: an option out of range, found before the model loads."""
+    from app.capture import open_source
+    from app.study import StudyError, check_summary_intervals
+
+    for video in videos if args.summary_every is not None else ():
+        with open_source(video) as source:
+            duration = (source.frame_count or 0) / (source.fps or 30.0) * args.repeat
+        try:
+            check_summary_intervals(args.summary_every, duration, video.name)
+        except StudyError as e:
+            return str(e)
+    return None
 
 
 def _study_inputs(args, given: list[str]):
@@ -255,7 +261,11 @@ def run_headless(args) -> int:
             from app.card import load_card
             from app.inference import find_default_model
 
-            check_inputs(args.video, args.export)  # a wrong path fails now, not after the model has loaded
+            videos = check_inputs(args.video, args.export)  # a wrong path fails now, not after the model loaded
+            too_many = _summary_intervals_error(args, videos)
+            if too_many:
+                print(f"error: {too_many}", file=sys.stderr)
+                return EXIT_USAGE
             study, markers = _study_inputs(args, study_options)
             if args.lsl:
                 from app.lsl import LslStreams

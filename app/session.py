@@ -559,9 +559,9 @@ def _iter_csv_rows(path: Path, tolerate_torn_tail: bool, size: int | None = None
             if tolerate_torn_tail:
                 return
             raise ExportError(f"{path} is empty (expected a FAN Live timeline CSV)")
-        missing = [c for c in V1_COLUMNS if c not in header]  # version 1 files lack the signal columns
-        if missing:
-            raise ExportError(f"{path} is not a FAN Live timeline CSV (missing columns: {', '.join(missing)})")
+        error = _missing_columns_error(path, header)  # version 1 files lack the signal columns: fine
+        if error is not None:
+            raise error
         for lineno, values in enumerate(reader, start=2):
             try:
                 yield TimelineRow.from_csv(dict(zip(header, values)))
@@ -944,25 +944,68 @@ def read_session(path: Path | str) -> tuple[dict, list[TimelineRow]]:
         return {}, _read_csv_rows(path, tolerate_torn_tail=bool(_JOURNAL_RE.search(path.name)))
     if suffix != ".json":
         raise ValueError(f"{path}: unsupported file type {suffix or '(none)'!r}, use .csv or .json")
+    doc = _read_session_doc(path)
+    try:
+        rows = [TimelineRow.from_json(r) for r in doc.get("rows", [])]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ExportError(f"{path}: bad row ({type(e).__name__}: {e})") from None
+    return doc.get("metadata", {}), rows
+
+
+def _read_session_doc(path: Path) -> dict:
+    """A JSON export's document, its schema, version and labels checked (ExportError otherwise)."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise ExportError(f"cannot read {path}: {_os_reason(e)}") from None
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ExportError(f"{path} is not valid JSON ({e})") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        raise ExportError(f"{path} is not a FAN Live session (schema is not {SCHEMA!r})")
+        raise ExportError(f"{path} is not a FAN Live session export (schema is not {SCHEMA!r})")
     version = doc.get("version")
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise ExportError(f"{path} has session schema version {version!r}; this FAN Live reads up to {SCHEMA_VERSION}")
     labels = doc.get("labels")
     if labels != list(EMOTIONS):
         raise ExportError(f"{path}: labels {labels} differ from this app's {list(EMOTIONS)}")
+    return doc
+
+
+def _missing_columns_error(path: Path, header: list[str]) -> ExportError | None:
+    """The error for a CSV whose header lacks a session's columns (a version 1 file has V1_COLUMNS only)."""
+    missing = [c for c in V1_COLUMNS if c not in header]
+    if not missing:
+        return None
+    shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+    return ExportError(f"{path} is not a FAN Live session export (missing columns {shown})")
+
+
+def check_session_file(path: Path | str) -> Path:
+    """`path`, when it is a session export that read_session reads (a CSV with the session's columns, or a JSON of
+    this schema), checked without reading its rows (a CSV's header only): for an input such as a baseline recording,
+    before a model loads. Raises ExportError, one line."""
+    path = Path(path)
+    if path.is_dir():
+        raise ExportError(f"{path} is a folder, not a FAN Live session export (a .csv or .json file)")
+    if not path.exists():
+        raise ExportError(f"{path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        _read_session_doc(path)
+        return path
+    if suffix != ".csv":
+        raise ExportError(f"{path} is not a FAN Live session export (a .csv or .json file, not {suffix or 'a file without a suffix'})")
     try:
-        rows = [TimelineRow.from_json(r) for r in doc.get("rows", [])]
-    except (KeyError, TypeError, ValueError) as e:
-        raise ExportError(f"{path}: bad row ({type(e).__name__}: {e})") from None
-    return doc.get("metadata", {}), rows
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            header = next(csv.reader(f), [])
+    except OSError as e:
+        raise ExportError(f"cannot read {path}: {_os_reason(e)}") from None
+    except (UnicodeDecodeError, csv.Error):
+        header = []
+    error = _missing_columns_error(path, header)
+    if error is not None:
+        raise error
+    return path
 
 
 def recover_journal(path: Path | str, dest: Path | str | None = None) -> Path:

@@ -284,6 +284,75 @@ def test_a_second_run_to_the_same_export_is_refused_before_its_model_loads(video
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv"]
 
 
+@pytest.fixture
+def signal_handlers_restored():
+    """main.main() installs its stop handlers in this (the test's) process: put pytest's back afterwards."""
+    import signal
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, handler)
+
+
+def test_a_stop_signal_during_the_final_writes_lets_them_finish(videos, model, tmp_path, monkeypatch,
+                                                               signal_handlers_restored):
+    """A SIGTERM that came while the study files were being written cut the writes short and left the journal
+    and its .study.jsonl behind, though the docs say a SIGTERM removes them. The final writes now finish first."""
+    import os
+    import signal
+
+    import main as cli
+    from app.study import Study
+
+    real = Study.write_sidecars
+
+    def write_sidecars(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # a real signal, delivered while the final files are written
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Study, "write_sidecars", write_sidecars)
+    code = cli.main(["--no-window", "--quiet", "--video", str(videos / "single_face.mp4"), "--export",
+                     str(tmp_path / "d.csv"), "--export", str(tmp_path / "d.json"), "--summary-every", "1",
+                     "--weights", str(model)])
+    assert code == 128 + signal.SIGTERM
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "d.json", "d_summary.csv"]
+    assert len(pd.read_csv(tmp_path / "d.csv")) == 72 and len(pd.read_csv(tmp_path / "d_summary.csv")) == 3
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--summary-every", "1e-9", "at least 0.01 s, got '1e-9'"),
+    ("--summary-every", "0", "at least 0.01 s, got '0'"),
+    ("--epoch", "-1,-1", "got '-1,-1'"),
+    ("--baseline", "file:VIDEO", "single_face.mp4 is not a FAN Live session export (a .csv or .json file, not .mp4)"),
+    ("--baseline", "file:MARKERS", "markers.csv is not a FAN Live session export (missing columns frame_index, "
+                                   "face_id, x0, y0 and 12 more)"),
+    ("--baseline", "file:FOLDER", "is a folder, not a FAN Live session export"),
+])
+def test_study_options_are_checked_before_the_model_loads(videos, tmp_path, option, value, message):
+    """--baseline file:VIDEO failed only after the whole video, leaving its journal; a markers file as the baseline
+    was silently ignored; --summary-every 1e-9 never finished; --epoch=-1,-1 echoed 'got 1,-1'. Each is now one
+    line, exit 2, before the model (here a missing one) is looked at."""
+    markers = tmp_path / "markers.csv"
+    markers.write_text("time_s,label\n1.0,rest\n")
+    value = value.replace("VIDEO", str(videos / "single_face.mp4")).replace("MARKERS", str(markers)).replace(
+        "FOLDER", str(videos))
+    out = tmp_path / "x.csv"
+    proc = run_cli(f"{option}={value}", "--video", videos / "single_face.mp4", "--export", out,
+                   weights=tmp_path / "no_model_here.onnx")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [one_line_error(proc)] and message in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["markers.csv"]
+
+
+def test_summary_every_may_not_cut_a_video_into_too_many_intervals(videos, tmp_path):
+    proc = run_cli("--video", videos / "single_face.mp4", "--export", tmp_path / "x.csv", "--summary-every", "0.01",
+                   "--repeat", "5000", weights=tmp_path / "no_model_here.onnx")  # 12,000 s of video
+    assert proc.returncode == 2
+    assert "into 1,200,000 intervals, more than 1,000,000" in one_line_error(proc)
+    assert not list(tmp_path.iterdir())
+
+
 def test_repeat_replays_one_file_as_one_long_session(videos, model, tmp_path):
     """--repeat N: the soak test that measures memory over a long replay (README); indices and times go on."""
     proc = run_cli("--video", videos / "single_face.mp4", "--export", tmp_path / "r.csv", "--repeat", "2",
