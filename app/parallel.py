@@ -51,7 +51,7 @@ from app.interrupt import STOP_SIGNALS, StopFlag, install_stop_handlers, signal_
 from app.paths import ROOT
 from app.pipeline import Pipeline, PipelineConfig
 from app.replay import ReplayResult, check_inputs, export_targets, replay_file
-from app.session import ExportError, _atomic_write, check_not_being_written, journal_path_for
+from app.session import ExportError, _atomic_write, check_not_being_written, journal_path_for, remove_journal
 
 MANIFEST_NAME = ".fanlive-manifest.json"
 MANIFEST_VERSION = 1
@@ -150,7 +150,7 @@ def _clear_partial(targets: list[Path]) -> None:
     if not targets:
         return
     check_not_being_written(targets[0])
-    journal_path_for(targets[0]).unlink(missing_ok=True)
+    remove_journal(journal_path_for(targets[0]))
 
 
 # ----------------------------------------------------------------------------------------------------- workers

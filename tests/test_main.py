@@ -103,6 +103,26 @@ def test_face_leaves_and_enters(videos, model, tmp_path):
     assert entered.min() > 20 and entered.max() >= n_enter - 3  # rows start when it enters
 
 
+def test_frames_and_coverage_mean_the_same_in_the_console_the_json_and_the_api(videos, model, tmp_path):
+    """face_noface.mov (169 frames, a face on the first 72): the JSON said n_frames 72 and coverage 1.0 while the
+    console said 43% and the API 169 frames. One definition now: every processed frame, face or not."""
+    from app.api import analyze_video
+    from app.pipeline import PipelineConfig
+
+    video = videos / "face_noface.mov"
+    proc = run_cli("--video", video, "--export", tmp_path / "f.csv", "--export", tmp_path / "f.json", weights=model)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "f.json").read_text())["summary"]
+    n = _frame_count(video)
+    assert f"face_noface.mov: {n} frames" in proc.stdout.splitlines()
+    assert summary["n_frames"] == n and summary["n_rows"] == len(pd.read_csv(tmp_path / "f.csv")) < n
+    coverage = summary["faces"]["1"]["coverage"]
+    assert coverage < summary["n_rows"] / n + 1e-9 and f"reliable on {coverage:.0%} of the frames" in proc.stdout
+    df = analyze_video(video, PipelineConfig(weights=model))
+    assert df.attrs["frames"] == n and df.attrs["summary"]["n_frames"] == n
+    assert df.attrs["summary"]["faces"][1] == summary["faces"]["1"]
+
+
 def _frame_count(path: Path) -> int:
     from app.capture import open_source
 

@@ -244,6 +244,39 @@ def test_killed_process_keeps_its_rows_and_recover_journal_makes_a_csv(tmp_path)
     assert read_session(final)[1] == make_rows(25)
 
 
+def test_a_session_killed_with_sigkill_is_recovered_as_csv_and_json_like_a_closed_one(tmp_path):
+    """A SIGTERM writes both exports; a session recovered after SIGKILL got a CSV only. Recovery now writes the JSON
+    too, from the session info beside the journal, and its summary counts every frame processed (here 5 of the 30
+    had no face)."""
+    out = tmp_path / "cam.csv"
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_session import make_metadata, make_rows
+        from app.session import SessionRecorder, TimelineRow
+        rec = SessionRecorder([{str(out)!r}, {str(out.with_suffix(".json"))!r}], make_metadata(user="p01"))
+        rec.add_many(make_rows(25))
+        rec.add_many([TimelineRow.no_face(i / 25, i) for i in range(25, 30)])
+        print(rec.n_frames, flush=True)
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "30"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    assert recover_journal(journal_path_for(out)) == out
+    assert read_session(out)[1] == make_rows(25)
+    meta, rows = read_session(out.with_suffix(".json"))
+    assert rows == make_rows(25) and meta["source"] == "camera 0"
+    assert meta["extra"] == {"user": "p01", "recovered_from": "cam.csv.partial.csv"}
+    summary = json.loads(out.with_suffix(".json").read_text())["summary"]
+    assert summary["n_frames"] == 30 and summary["n_rows"] == 50
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cam.csv", "cam.json"]
+
+
 def test_recover_never_overwrites_an_existing_export(tmp_path):
     out = tmp_path / "a.csv"
     rec = SessionRecorder([out], make_metadata())

@@ -378,6 +378,23 @@ def test_as_fast_as_possible_processes_every_frame(make_window, videos, qtbot):
 
 
 @pytest.mark.data
+def test_a_window_sessions_json_counts_every_frame_processed(make_window, videos, qtbot, tmp_path):
+    """The window's JSONs took the frames with a face for the session's frames (72 of face_noface.mov's 169), in the
+    autosaved session and in Export... alike; coverage was over those 72."""
+    import json
+
+    w = make_window(videos / "face_noface.mov", fast=True)
+    saved = []
+    w.session_saved.connect(saved.append)
+    qtbot.waitUntil(lambda: bool(saved), timeout=TIMEOUT_MS)
+    summary = json.loads(saved[0][1].read_text())["summary"]
+    assert summary["n_frames"] == w.pipeline_worker.frames_processed == 169 > summary["n_rows"]
+    with qtbot.waitSignal(w.session_exported, timeout=TIMEOUT_MS):
+        w.export_to(tmp_path / "e.json", kinds=("json",))
+    assert json.loads((tmp_path / "e.json").read_text())["summary"] == summary
+
+
+@pytest.mark.data
 def test_camera_from_the_command_line_is_listed_though_busy_and_cameras_can_be_rescanned(make_window, videos, qtbot,
                                                                                          monkeypatch):
     from app.ui import main_window, workers
