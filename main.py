@@ -204,7 +204,7 @@ def _study_inputs(args, given: list[str]):
 
 
 def run_headless(args) -> int:
-    from app.capture import CaptureError
+    from app.capture import CaptureError, subfolders
     from app.card import ModelError
     from app.interrupt import install_stop_handlers, signal_number
     from app.pipeline import PipelineConfig
@@ -236,9 +236,12 @@ def run_headless(args) -> int:
     skipped = []
 
     def on_pass(k: int, frames: int) -> None:
+        from tqdm import tqdm
+
         rss = _rss_mb()
-        print(f"pass {k}/{args.repeat}: {frames} frames, RSS {rss:.1f} MB" if rss is not None
-              else f"pass {k}/{args.repeat}: {frames} frames", file=sys.stderr, flush=True)
+        # through the progress bar's writer: a line of its own, with the bar redrawn below it
+        tqdm.write(f"pass {k}/{args.repeat}: {frames} frames, RSS {rss:.1f} MB" if rss is not None
+                   else f"pass {k}/{args.repeat}: {frames} frames", file=sys.stderr)
 
     def on_result(r) -> None:  # a folder replay reports each video as it finishes
         if r.status == "failed":
@@ -262,6 +265,10 @@ def run_headless(args) -> int:
             from app.inference import find_default_model
 
             videos = check_inputs(args.video, args.export)  # a wrong path fails now, not after the model loaded
+            if many and (inner := subfolders(args.video)):
+                names = ", ".join(p.name for p in inner[:5]) + (f" and {len(inner) - 5} more" if len(inner) > 5 else "")
+                print(f"warning: {len(inner)} subfolder{'s' if len(inner) != 1 else ''} of {args.video} not searched "
+                      f"(only the videos directly in it are replayed): {names}", file=sys.stderr)
             too_many = _summary_intervals_error(args, videos)
             if too_many:
                 print(f"error: {too_many}", file=sys.stderr)

@@ -666,6 +666,13 @@ def iter_video_files(folder: str | Path) -> list[Path]:
                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in VIDEO_SUFFIXES)
 
 
+def subfolders(folder: str | Path) -> list[Path]:
+    """The folders directly in `folder` (hidden ones aside), sorted by name: a folder replay does not look inside
+    them (iter_video_files), and says so."""
+    folder = Path(folder).expanduser()
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
 # ------------------------------------------------------------------------------------------------------- threads
 
 class LatestFrameGrabber:

@@ -100,6 +100,7 @@ def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: 
         to_stream = sorted(markers, key=lambda m: m.time_s) if lsl is not None else []
         frames = 0
         passes = 0
+        last_time_s = None
         try:
             bar = tqdm(total=source.frame_count or None, unit="frame", desc=video.name, disable=not progress,
                        leave=False, dynamic_ncols=True)
@@ -119,6 +120,7 @@ def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: 
                         while to_stream and to_stream[0].time_s <= frame.time_s:
                             lsl.push_marker(to_stream.pop(0).label)
                     frames += 1
+                    last_time_s = frame.time_s
                     bar.update(1)
                     if on_frames is not None and frames % _FRAMES_PER_TICK == 0:
                         on_frames(_FRAMES_PER_TICK)
@@ -135,6 +137,12 @@ def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: 
             on_pass(passes + 1, frames)
         damage = source.damage
     notes = []
+    late = [m for m in markers if last_time_s is not None and m.time_s > last_time_s]
+    if late:
+        shown = ", ".join(f"{m.label!r} at {m.time_s:g} s" for m in late[:3]) + (
+            f" and {len(late) - 3} more" if len(late) > 3 else "")
+        notes.append(f"{len(late)} marker{'s' if len(late) != 1 else ''} after the end of the video (its last frame "
+                     f"is at {last_time_s:.2f} s): {shown}; their epochs have no rows")
     if study_session is not None and study_session.baseline_error:
         notes.append(f"{study_session.baseline_error}: the study files have no baseline-corrected columns")
     return ReplayResult(source=video, exports=list(exports) + (study_session.written if study_session else []),

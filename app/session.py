@@ -770,11 +770,14 @@ class SessionRecorder:
                 self._writer = csv.writer(self._journal, lineterminator="\n")
                 self._writer.writerow(CSV_COLUMNS)
                 self._journal.flush()
-                info = {"metadata": metadata.to_dict(), "exports": [str(p) for p in targets],
-                        "all_frames": self.all_frames}
-                _atomic_write(session_info_for(self.journal_path), lambda f: json.dump(info, f, indent=1))
             except OSError as e:
                 raise ExportError(f"cannot create the journal {self.journal_path}: {_os_reason(e)}") from None
+            info = {"metadata": metadata.to_dict(), "exports": [str(p) for p in targets], "all_frames": self.all_frames}
+            try:
+                _atomic_write(session_info_for(self.journal_path), lambda f: json.dump(info, f, indent=1))
+            except OSError as e:  # only a recovery after a crash needs it (for its JSON): record without it
+                log.warning("cannot write %s (%s): a crash would be recovered as a CSV only",
+                            session_info_for(self.journal_path), _os_reason(e))
         self.extension = extension  # markers and baseline (app/study.py), journalled beside the rows
         if extension is not None and self.journal_path is not None:
             try:

@@ -142,11 +142,15 @@ def test_folder_of_videos(videos, model, tmp_path):
     folder.mkdir()
     for name in ("single_face.mp4", "no_face.mp4"):
         shutil.copy(videos / name, folder / name)
+    (folder / "more").mkdir()  # a subfolder is not searched, and that is said
+    shutil.copy(videos / "single_face.mp4", folder / "more" / "inner.mp4")
     proc = run_cli("--video", folder, "--export", tmp_path / "out", weights=model)
     assert proc.returncode == 0, proc.stderr
     assert len(pd.read_csv(tmp_path / "out" / "single_face.csv")) > 50
     assert len(pd.read_csv(tmp_path / "out" / "no_face.csv")) == 0
     assert "done (2): no_face.mp4, single_face.mp4" in proc.stdout.splitlines()
+    assert f"warning: 1 subfolder of {folder} not searched (only the videos directly in it are replayed): more" in \
+        proc.stderr.splitlines()
 
 
 def test_folder_replay_goes_on_after_a_bad_file_and_ends_with_a_summary(videos, model, tmp_path):
@@ -244,6 +248,26 @@ def test_paths_are_checked_before_the_model_loads(videos, tmp_path):
     err = one_line_error(run_cli("--video", videos / "single_face.mp4", "--export", tmp_path / "x.txt",
                                  weights=missing_model))
     assert "x.txt" in err
+
+
+def test_an_existing_folder_as_the_export_of_one_video_says_it_is_a_folder(videos, tmp_path):
+    """It said "unsupported file type '(none)'"."""
+    err = one_line_error(run_cli("--video", videos / "single_face.mp4", "--export", tmp_path,
+                                 weights=tmp_path / "no_model_here.onnx"))
+    assert err == (f"error: cannot export to {tmp_path}: it is a folder (give a .csv or .json file name; a folder is "
+                   "for a folder of videos)")
+
+
+def test_markers_after_the_end_of_the_video_are_a_warning(videos, model, tmp_path):
+    markers = tmp_path / "stimuli.csv"
+    markers.write_text("time_s,label\n1.0,early\n5.0,late\n")  # single_face.mp4 ends at 2.37 s
+    proc = run_cli("--video", videos / "single_face.mp4", "--export", tmp_path / "s.csv", "--markers", markers,
+                   weights=model)
+    assert proc.returncode == 0, proc.stderr
+    assert [line for line in proc.stderr.splitlines() if "marker" in line] == [
+        "warning: single_face.mp4: 1 marker after the end of the video (its last frame is at 2.37 s): 'late' at 5 s; "
+        "their epochs have no rows"]
+    assert pd.read_csv(tmp_path / "s_epochs.csv").label.tolist() == ["early", "late"]
 
 
 def test_sigterm_writes_the_final_export_like_ctrl_c(videos, model, tmp_path):
@@ -382,6 +406,18 @@ def test_repeat_replays_one_file_as_one_long_session(videos, model, tmp_path):
     assert df["frame_index"].tolist() == list(range(144)) and df["time_s"].is_monotonic_increasing
     assert [line.split(" frames")[0] for line in proc.stderr.splitlines() if line.startswith("pass")] == \
         ["pass 1/2: 72", "pass 2/2: 144"]
+
+
+def test_the_soak_passes_are_lines_of_their_own_beside_the_progress_bar(videos, model, tmp_path):
+    """--repeat's per-pass memory lines were printed into the progress bar's line."""
+    cmd = [sys.executable, "main.py", "--no-window", "--video", str(videos / "single_face.mp4"), "--export",
+           str(tmp_path / "r.csv"), "--repeat", "2", "--weights", str(model)]  # with the progress bar
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    passes = [line for line in proc.stderr.splitlines() if "pass " in line]
+    assert len(passes) == 2 and ("frame/s" in proc.stderr or "s/frame" in proc.stderr)  # the bar was drawn
+    for k, line in enumerate(passes, start=1):
+        assert line.split("\r")[-1].startswith(f"pass {k}/2: {72 * k} frames"), repr(line)
 
 
 def test_disk_full_mid_run_is_one_error_line_and_every_writable_target_is_written(videos, model, tmp_path,

@@ -590,6 +590,39 @@ def test_disk_full_mid_run_writes_every_writable_target_and_keeps_the_journal(tm
     assert not list(tmp_path.rglob("*.tmp"))
 
 
+def test_a_full_disk_is_one_message_not_a_killed_writer_warning_per_export(tmp_path, caplog):
+    """The disk fills up in the middle of a row: the journal ends with half a row. close() said so once per export
+    ("dropped an incomplete last line (the writer was killed mid-row)", twice), though nothing was killed and the
+    journal error already says what happened."""
+    rows = make_rows(8, faces=(1,))
+    rec = SessionRecorder([tmp_path / "s.csv", tmp_path / "s.json"], make_metadata())
+    rec.add_many(rows[:5])
+
+    class FillsUp:
+        """The journal's file: the next write gets half its bytes onto the disk, then ENOSPC."""
+        def __init__(self, f):
+            self._f = f
+
+        def write(self, text):
+            self._f.write(text[: len(text) // 2])
+            self._f.flush()
+            raise OSError(28, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self._f, name)
+
+    rec._journal = FillsUp(rec._journal)
+    rec._writer = __import__("csv").writer(rec._journal, lineterminator="\n")
+    with pytest.raises(ExportError, match="No space left"):
+        rec.add_many(rows[5:])
+    rec._journal = rec._journal._f
+    with caplog.at_level("WARNING"), pytest.raises(ExportError) as info:
+        rec.close()
+    assert "No space left" in str(info.value) and "\n" not in str(info.value)
+    assert not [r for r in caplog.records if "incomplete last line" in r.getMessage()]
+    assert read_session(tmp_path / "s.json")[1] == rows[:5] and read_session(tmp_path / "s.csv")[1] == rows[:5]
+
+
 def test_close_survives_a_journal_that_fails_to_close(tmp_path):
     """Disk full at the very end: the journal's last flush/close raises; every export is still written."""
     rec = SessionRecorder([tmp_path / "s.csv", tmp_path / "s.json"], make_metadata())
