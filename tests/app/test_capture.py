@@ -274,6 +274,31 @@ def test_iter_video_files(tmp_path):
         iter_video_files(tmp_path / "nope")
 
 
+@pytest.mark.data
+def test_a_damaged_middle_is_skipped_and_the_gap_reported(videos, tmp_path):
+    """Decoding stopped at the first undecodable frame in the middle of a file (frame 213 of 472 here; ffmpeg goes on
+    and decodes 466, concealing the damage). The source now seeks past the run of undecodable frames and names it;
+    the frames after it are the file's own, at their own index and time."""
+    data = bytearray((videos / "WolfgangLanger_Pexels.mp4").read_bytes())
+    start = int(len(data) * 0.45)
+    data[start:start + 20000] = bytes(20000)  # zeros over the keyframe of 9.0 s and the frames around it
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    with open_source(videos / "WolfgangLanger_Pexels.mp4") as src:
+        pristine = {f.index: (f.time_s, _digest(f.image)) for f in src}
+    with open_source(damaged) as src:
+        got = {f.index: (f.time_s, _digest(f.image)) for f in src}
+        ((first, last),) = src.gaps
+        damage = src.damage
+        src.seek(first + 10)  # a seek into the gap lands on the first frame after it
+        assert src.read().index == last + 1
+    assert 150 < first <= last < 400 and len(pristine) == 472
+    assert sorted(got) == [*range(first), *range(last + 1, 472)]
+    assert all(got[i] == pristine[i] for i in got)
+    assert damage == (f"decoded {len(got)} of the 472 frames its container declares (damaged or truncated file; "
+                      f"frames {first}-{last} could not be decoded and were skipped)")
+
+
 # ------------------------------------------------------------------------------------------------------- cameras
 
 def test_list_cameras_opens_only_indices_that_have_a_device(monkeypatch):
