@@ -12,9 +12,14 @@ Contract (the file formats are documented in docs/export-format.md):
   folder, fsync, `os.replace`), and then deletes the journal, so memory stays flat over hours. Every target that
   can be written is written; if one cannot (or the journal itself failed, e.g. disk full) the journal is kept and
   one `ExportError` line names what failed. `recover_journal` turns a journal left by a crash into a final CSV.
+* The journal has a row for every frame processed (a face_found=0 row for a frame without a face, exported only
+  with all_frames), so the session's frame count (the summary's n_frames, coverage's denominator) survives a crash;
+  beside it, `<journal>.session.json` keeps the metadata and the exports asked for. `recover_journal` turns what a
+  crash left into the CSV and (when one was asked for) the JSON the session's close would have written.
 * While recording, the journal is locked (POSIX `flock`) by the recording process, so `journal_in_use` tells a
-  journal of a live session from one a dead process left, whatever its age. `clean_orphan_temp_files` removes the
-  `*.tmp` files of a process killed while it wrote the final files.
+  journal of a live session from one a dead process left, whatever its age; `check_export_targets` refuses an
+  export a live session is writing (`... is being written by another run, pid N`). `clean_orphan_temp_files`
+  removes the `*.tmp` files of a process killed while it wrote the final files.
 
 Pure Python + stdlib at import time: no Qt, no torch, no matplotlib (`plot_timeline` imports matplotlib lazily).
 """
