@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import io
 import os
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -162,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "<export>_events.csv, with per-face epochs around each marker in <export>_epochs.csv")
     study.add_argument("--epoch", type=_study_option("parse_epoch"), default=None, metavar="PRE,POST",
                        help="the epoch around each marker, seconds before and after (default 1,3: -1 s to +3 s)")
-    study.add_argument("--summary-every", type=_positive_seconds, default=None, metavar="SECONDS",
+    study.add_argument("--summary-every", type=_study_option("parse_summary_every"), default=None, metavar="SECONDS",
                        help="per-face summaries over consecutive intervals of SECONDS, into <export>_summary.csv")
     study.add_argument("--baseline", type=_study_option("parse_baseline"), default=None, metavar="SPEC",
                        help="neutral baseline per face: first:SECONDS, between:START_LABEL,END_LABEL (markers) or "
@@ -182,28 +181,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true",
                    help="headless: show the native libraries' own log lines (MediaPipe, TensorFlow Lite)")
     return p
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM/SIGHUP, handled as Ctrl+C is: the replay stops and what was recorded is exported."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _install_signal_handlers() -> None:
-    received: list[int] = []
-
-    def handler(signum, _frame):
-        if received:  # the first signal stops the replay; one more must not break the final writes
-            return
-        received.append(signum)
-        raise Interrupted(signum)
-
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), handler)
 
 
 @contextlib.contextmanager
@@ -245,6 +222,20 @@ def _given_study_options(args) -> list[str]:
     return [name for name, v in (("--markers", args.markers), ("--epoch", args.epoch),
                                  ("--summary-every", args.summary_every), ("--baseline", args.baseline))
             if v is not None]
+def _summary_intervals_error(args, videos: list[Path]) -> str | None:
+    """Why --summary-every cuts a video into too many intervals (from the duration each container declares), if
+    it does: an option out of range, found before the model loads."""
+    from app.capture import open_source
+    from app.study import StudyError, check_summary_intervals
+
+    for video in videos if args.summary_every is not None else ():
+        with open_source(video) as source:
+            duration = (source.frame_count or 0) / (source.fps or 30.0) * args.repeat
+        try:
+            check_summary_intervals(args.summary_every, duration, video.name)
+        except StudyError as e:
+            return str(e)
+    return None
 
 
 def _study_inputs(args, given: list[str]):
@@ -267,8 +258,9 @@ def _study_inputs(args, given: list[str]):
 
 
 def run_headless(args) -> int:
-    from app.capture import CaptureError
+    from app.capture import CaptureError, subfolders
     from app.card import ModelError
+    from app.interrupt import install_stop_handlers, signal_number
     from app.pipeline import PipelineConfig
     from app.replay import check_inputs, replay
     from app.lsl import LslUnavailable
@@ -304,9 +296,12 @@ def run_headless(args) -> int:
     skipped = []
 
     def on_pass(k: int, frames: int) -> None:
+        from tqdm import tqdm
+
         rss = _rss_mb()
-        print(f"pass {k}/{args.repeat}: {frames} frames, RSS {rss:.1f} MB" if rss is not None
-              else f"pass {k}/{args.repeat}: {frames} frames", file=sys.stderr, flush=True)
+        # through the progress bar's writer: a line of its own, with the bar redrawn below it
+        tqdm.write(f"pass {k}/{args.repeat}: {frames} frames, RSS {rss:.1f} MB" if rss is not None
+                   else f"pass {k}/{args.repeat}: {frames} frames", file=sys.stderr)
 
     def on_result(r) -> None:  # a folder replay reports each video as it finishes
         if r.status == "failed":
@@ -322,14 +317,22 @@ def run_headless(args) -> int:
         for note in r.notes:
             print(f"warning: {r.source.name}: {note}", file=sys.stderr, flush=True)
 
-    _install_signal_handlers()
+    install_stop_handlers()
     lsl = None
     with _native_logs_hidden(not args.verbose):
         try:
             from app.card import load_card
             from app.inference import find_default_model
 
-            check_inputs(args.video, args.export)  # a wrong path fails now, not after the model has loaded
+            videos = check_inputs(args.video, args.export)  # a wrong path fails now, not after the model loaded
+            if many and (inner := subfolders(args.video)):
+                names = ", ".join(p.name for p in inner[:5]) + (f" and {len(inner) - 5} more" if len(inner) > 5 else "")
+                print(f"warning: {len(inner)} subfolder{'s' if len(inner) != 1 else ''} of {args.video} not searched "
+                      f"(only the videos directly in it are replayed): {names}", file=sys.stderr)
+            too_many = _summary_intervals_error(args, videos)
+            if too_many:
+                print(f"error: {too_many}", file=sys.stderr)
+                return EXIT_USAGE
             study, markers = _study_inputs(args, study_options)
             if args.lsl:
                 from app.lsl import LslStreams
@@ -355,9 +358,8 @@ def run_headless(args) -> int:
             print(f"error: {e}", file=sys.stderr)
             return EXIT_FAILED
         except KeyboardInterrupt as e:
-            signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
             print("interrupted: the rows recorded so far were written to the export file(s)", file=sys.stderr)
-            return 128 + int(signum)
+            return 128 + signal_number(e)
         finally:
             if lsl is not None:
                 lsl.close()
@@ -377,6 +379,7 @@ def run_headless_live(args) -> int:
     """python main.py --camera SOURCE --no-window --export out.csv [--duration S]: app/live.py, with a status line."""
     from app.capture import CaptureError
     from app.card import ModelError
+    from app.interrupt import install_stop_handlers, signal_number
     from app.live import LiveConfig, record
     from app.lsl import LslUnavailable
     from app.pipeline import PipelineConfig
@@ -393,14 +396,15 @@ def run_headless_live(args) -> int:
         return EXIT_USAGE
     config = PipelineConfig(weights=args.weights, device=args.device, precision=args.precision,
                             attention=args.attention, window_length=args.window, max_faces=args.max_faces,
-                            all_frames=args.all_frames, blendshapes=args.blendshapes, gate=args.gate)
+                            all_frames=args.all_frames, blendshapes=args.blendshapes, gate=args.gate,
+                            calibrated=args.calibrated)
     status = _StatusLine(enabled=not args.quiet)
 
     def on_event(event) -> None:  # the end of the source is said once, after the exports
         if event.kind != "ended":
             status.message(("warning: " if event.kind == "lost" else "") + event.message)
 
-    _install_signal_handlers()
+    install_stop_handlers()
     lsl = None
     with _native_logs_hidden(not args.verbose):
         try:
@@ -427,9 +431,8 @@ def run_headless_live(args) -> int:
             return EXIT_FAILED
         except KeyboardInterrupt as e:
             status.clear()
-            signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
             print("interrupted: the rows recorded so far were written to the export file(s)", file=sys.stderr)
-            return 128 + int(signum)
+            return 128 + signal_number(e)
         finally:
             if lsl is not None:
                 lsl.close()

@@ -85,8 +85,14 @@ def analyze_video(path: Path | str, config: AnalysisConfig | PipelineConfig | No
     df.attrs["damage"]. Raises CaptureError / ModelError / ExportError (one line)."""
     from app.replay import check_inputs, replay_file
 
+    from app.capture import CaptureError
+
     cfg = _as_config(config)
+    if not str(path).strip():  # Path("") is ".", the working folder
+        raise CaptureError("no video given (an empty path)")
     video = Path(path).expanduser()
+    if video.is_dir():
+        raise CaptureError(f"{video} is a folder: analyze_folder reads every video in one")
     exports = [Path(e).expanduser() for e in exports]
     check_inputs(video, exports)  # a wrong path or export fails before the model loads
     with tempfile.TemporaryDirectory(prefix="fanlive-api-") as tmp:

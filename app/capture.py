@@ -2,14 +2,16 @@
 reader threads.
 
 Contract (every `FrameSource`):
-  * `read() -> Frame | None`: the next frame, or None at the end of the stream. A damaged or truncated file yields
-    the frames decoded before the damage and then None; it never raises part-way through. `Frame.index` is the
+  * `read() -> Frame | None`: the next frame, or None at the end of the stream. A truncated file yields the frames
+    decoded before the cut and then None; a run of undecodable frames in the middle of a constant-frame-rate file is
+    skipped by seeking ahead (a bounded number of times), the frames after it keeping their own indices and times
+    (`gaps` names the runs); it never raises part-way through. `Frame.index` is the
     0-based index in the source, `Frame.time_s` the media time (files: the frame's position in the media, from its
     own timestamp, 0 at the first frame; live sources: `time.monotonic()` seconds since the source opened, and
     `Frame.captured_at` the monotonic time it was read, for the latency from capture to result).
-  * `damage` says, once the end was reached, when a file ended early: fewer frames decoded than its container
-    declares (a truncated download, a file cut off while copied), so a front end can warn instead of reporting
-    success.
+  * `damage` says, once the end was reached, when a file ended early or had frames skipped: fewer frames decoded
+    than its container declares (a truncated download, a file cut off while copied, a damaged stretch), so a front
+    end can warn instead of reporting success.
   * Bad input fails at construction with `CaptureError`, whose message is one line naming the file or camera:
     missing, a folder, empty, not decodable, a camera that does not open, a stream that sends nothing.
     `open_source()` is the usual entry point: a camera index, a device path (/dev/video2), a stream URL (rtsp://,
@@ -60,6 +62,11 @@ _FPS_RANGE = (0.5, 500.0)
 # A file counts as damaged when it decodes fewer frames than its container declares by more than this: container
 # figures are estimates (duration x rate): no_face.mp4 declares 98 frames and has 95, a healthy file.
 _DAMAGE_MIN_FRAMES, _DAMAGE_FRACTION = 5, 0.02
+# A run of frames that do not decode in the middle of a file (a damaged stretch, e.g. a broken keyframe) is skipped by
+# seeking ahead, to the next frame + step * k (step = a quarter second of frames) for each k here in turn, until one
+# decodes; at most _SKIP_ATTEMPTS seeks in a file, so a truncated one (nothing after the cut) ends quickly.
+_SKIP_STEPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+_SKIP_ATTEMPTS = 48
 # What Pillow raises for a broken image: UnidentifiedImageError (an OSError), truncated data, bad blocks.
 _PIL_ERRORS = (OSError, EOFError, ValueError, SyntaxError, IndexError)
 
@@ -253,6 +260,8 @@ class VideoFileSource(FrameSource):
         self._pts: list[float] = []  # presentation times (ms) of frames 0..len-1, as decoded in order
         self._pts_monotonic = True
         self._end: int | None = None  # exact frame count, once the end has been reached
+        self._gaps: list[tuple[int, int]] = []  # [first, last] index of each run of frames skipped as undecodable
+        self._skip_attempts = 0
         # Validate up front: a file that opens but whose first frame does not decode is not a video we can use.
         if not self._grab():
             self._cap.release()
@@ -301,13 +310,25 @@ class VideoFileSource(FrameSource):
         return self._count_estimate
 
     @property
+    def gaps(self) -> list[tuple[int, int]]:
+        """The runs of frames skipped as undecodable, (first, last) index each; the frames after a gap keep their
+        own indices and times."""
+        return list(self._gaps)
+
+    @property
     def damage(self) -> str | None:
-        declared, decoded = self._count_estimate, self._end
-        if declared is None or decoded is None:
+        declared, end = self._count_estimate, self._end
+        if end is None:
             return None
-        if declared - decoded > max(_DAMAGE_MIN_FRAMES, _DAMAGE_FRACTION * declared):
+        skipped = sum(b - a + 1 for a, b in self._gaps)
+        decoded = end - skipped
+        gaps = ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in self._gaps)
+        gaps = f"frames {gaps} could not be decoded and were skipped" if gaps else ""
+        if declared is not None and declared - decoded > max(_DAMAGE_MIN_FRAMES, _DAMAGE_FRACTION * declared):
             return (f"decoded {decoded} of the {declared} frames its container declares (damaged or truncated "
-                    f"file)")
+                    f"file{'; ' + gaps if gaps else ''})")
+        if gaps:
+            return f"{gaps} (damaged file)"
         return None
 
     @property
@@ -324,9 +345,9 @@ class VideoFileSource(FrameSource):
             return False
         try:
             ok = self._cap.grab()
-        except cv2.error:  # a damaged stream: treat like its end
+        except cv2.error:  # a damaged stream: treat like its end, unless frames decode again further on
             ok = False
-        if not ok:
+        if not ok and not self._skip_damage():
             self._end = self._next
             return False
         pts = float(self._cap.get(cv2.CAP_PROP_POS_MSEC))
@@ -337,6 +358,44 @@ class VideoFileSource(FrameSource):
         self._cur_pts = pts
         self._grabbed = True
         return True
+
+    def _skip_damage(self) -> bool:
+        """Frame self._next does not decode, though the container declares more frames: seek ahead (reopening the
+        decoder, which a failed read leaves at its end) until a frame decodes and can be identified, and make it the
+        current one; the frames in between are a gap (self._gaps). Only for a constant-frame-rate file, the one kind
+        where a frame's index follows from its time beyond the frames decoded so far. False when nothing decodes
+        further on (a truncated file) or the attempts are spent."""
+        declared, start = self._count_estimate, self._next
+        if declared is None or not self._fps or declared - start <= max(_DAMAGE_MIN_FRAMES, _DAMAGE_FRACTION * declared):
+            return False
+        step = max(1, round(self._fps / 4))
+        for k in _SKIP_STEPS:
+            target = start + step * k
+            if target >= declared or self._skip_attempts >= _SKIP_ATTEMPTS:
+                return False
+            self._skip_attempts += 1
+            self._cap.release()
+            self._cap = self._open_capture()
+            try:
+                self._cap.set(cv2.CAP_PROP_POS_FRAMES, target)
+                ok = self._cap.grab()
+            except cv2.error:
+                ok = False
+            if not ok:
+                continue
+            pts = float(self._cap.get(cv2.CAP_PROP_POS_MSEC))
+            j = self._identify(pts)
+            if j is None:  # where it landed cannot be told: no gap can be named
+                return False
+            if j <= start:
+                continue
+            # the gap's frames get the times the constant rate gives them, so later seeks map times to indices
+            period, last, known = (self._pts[-1] - self._pts[0]) / (len(self._pts) - 1), self._pts[-1], len(self._pts)
+            self._pts.extend(last + period * (i - known + 1) for i in range(known, j))
+            self._gaps.append((start, j - 1))
+            self._next = j
+            return True
+        return False
 
     def _time_s(self, index: int, pts: float) -> float:
         if self._pts_monotonic and self._pts and math.isfinite(pts):
@@ -386,6 +445,8 @@ class VideoFileSource(FrameSource):
         while self._next < index:
             if not self._grab():
                 return  # the end: position stays at the frame count
+            if self._next >= index:
+                return  # a gap of undecodable frames was skipped past `index`: the first frame after it is next
             self._grabbed = False
             self._next += 1
 
@@ -1010,6 +1071,13 @@ def iter_video_files(folder: str | Path) -> list[Path]:
         raise CaptureError(f"not a folder: {folder}")
     return sorted(p for p in folder.iterdir()
                   if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in VIDEO_SUFFIXES)
+
+
+def subfolders(folder: str | Path) -> list[Path]:
+    """The folders directly in `folder` (hidden ones aside), sorted by name: a folder replay does not look inside
+    them (iter_video_files), and says so."""
+    folder = Path(folder).expanduser()
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 # ------------------------------------------------------------------------------------------------------- threads

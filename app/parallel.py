@@ -34,6 +34,7 @@ import json
 import multiprocessing as mp
 import os
 import queue
+import signal
 import tempfile
 import threading
 from collections.abc import Callable
@@ -46,14 +47,16 @@ from tqdm import tqdm
 
 from app.capture import CaptureError
 from app.card import ModelError
+from app.interrupt import STOP_SIGNALS, StopFlag, install_stop_handlers, signal_number
 from app.paths import ROOT
 from app.pipeline import Pipeline, PipelineConfig
 from app.replay import ReplayResult, check_inputs, export_targets, replay_file
-from app.session import ExportError, _atomic_write, journal_in_use, journal_path_for
+from app.session import ExportError, _atomic_write, check_not_being_written, journal_path_for, remove_journal
 
 MANIFEST_NAME = ".fanlive-manifest.json"
 MANIFEST_VERSION = 1
 RAY_MAX_RETRIES = 3            # a task whose worker process died is run again this many times
+STOP_WAIT_S = 10.0             # after a stop signal, how long the workers get to export their partial videos
 
 
 @dataclass
@@ -144,11 +147,10 @@ def _record(result: ReplayResult, targets: list[Path], config: PipelineConfig, o
 def _clear_partial(targets: list[Path]) -> None:
     """A journal a killed run left: the video is redone from its start, so its journal goes (the recorder would
     otherwise keep it as .partial-2.csv). One that a live process is still writing is another run's: fail."""
-    journal = journal_path_for(targets[0]) if targets else None
-    if journal is not None and journal.exists():
-        if journal_in_use(journal):
-            raise ExportError(f"{journal} is being written by another running replay")
-        journal.unlink()
+    if not targets:
+        return
+    check_not_being_written(targets[0])
+    remove_journal(journal_path_for(targets[0]))
 
 
 # ----------------------------------------------------------------------------------------------------- workers
@@ -180,13 +182,16 @@ def limit_threads(threads: int, cores: list[int] | None = None) -> None:
 _worker: dict = {}  # per worker process: its Pipeline (built on the first task), threads, progress queue
 
 
-def _worker_init(threads: int, core_sets: list[list[int]], counter, progress_queue) -> None:
+def _worker_init(threads: int, core_sets: list[list[int]], counter, progress_queue, flag: StopFlag) -> None:
     with counter.get_lock():
         k = counter.value
         counter.value += 1
     limit_threads(threads, core_sets[k % len(core_sets)] if core_sets else None)
     os.environ.setdefault("GLOG_minloglevel", "2")
-    _worker.update(threads=threads, progress=progress_queue)
+    # Ctrl+C reaches every process of the terminal's group, a `kill` only the driver: either way the flag ends the
+    # video each worker is on (its rows exported) and every video after it, and the driver waits for that.
+    install_stop_handlers(flag)
+    _worker.update(threads=threads, progress=progress_queue, stop=flag)
 
 
 def _pipeline(config: PipelineConfig, threads: int) -> Pipeline:
@@ -206,13 +211,18 @@ def _failed(video: Path, targets: list[Path], error: BaseException) -> ReplayRes
 
 
 def analyze_one(video: Path, targets: list[Path], config: PipelineConfig, threads: int,
-                on_frames: Callable[[int], None] | None = None, options: dict | None = None) -> ReplayResult:
+                on_frames: Callable[[int], None] | None = None, options: dict | None = None,
+                stop: StopFlag | None = None) -> ReplayResult:
     """The per-video task: one video into its exports on this process's pipeline. A bad video or export is a
-    failed result; a model that does not load raises ModelError."""
+    failed result; a model that does not load raises ModelError; a requested stop raises Interrupted (before the
+    video starts: nothing written; during it: the rows so far exported)."""
+    if stop is not None:
+        stop.check()
+    pipeline = _pipeline(config, threads)
     try:
         # the face mesh beside the models (app/overlap.py) only where the worker has more than one core
-        return replay_file(video, targets, _pipeline(config, threads), progress=False, on_frames=on_frames,
-                           overlap=threads >= 2, **(options or {}))
+        return replay_file(video, targets, pipeline, progress=False, on_frames=on_frames,
+                           overlap=threads >= 2, stop=stop, **(options or {}))
     except (CaptureError, ExportError) as e:
         return _failed(video, targets, e)
 
@@ -220,7 +230,8 @@ def analyze_one(video: Path, targets: list[Path], config: PipelineConfig, thread
 def _pool_task(video: Path, targets: list[Path], config: PipelineConfig, options: dict | None) -> ReplayResult:
     q = _worker.get("progress")
     return analyze_one(video, targets, config, _worker["threads"],
-                       on_frames=(lambda n: q.put(n)) if q is not None else None, options=options)
+                       on_frames=(lambda n: q.put(n)) if q is not None else None, options=options,
+                       stop=_worker.get("stop"))
 
 
 # ----------------------------------------------------------------------------------------------------- driver
@@ -311,6 +322,29 @@ def _run_inline(todo, config: PipelineConfig, bar, finished, options: dict | Non
             finished(result, targets)
 
 
+def _stop_pool(pool: ProcessPoolExecutor, futures: dict, pending: set, flag: StopFlag, signum: int,
+               finished) -> None:
+    """Stop every worker at its next frame (each exports the rows of its video so far) and drop the videos not
+    started; the videos that completed meanwhile still count (manifest), the cut ones are redone by a rerun. A
+    worker that does not stop within STOP_WAIT_S is terminated (its journal is left, and its video redone)."""
+    flag.request(signum)
+    for fut in pending:
+        fut.cancel()
+    running = {f for f in pending if not f.cancelled()}
+    done, not_done = wait(running, timeout=STOP_WAIT_S)
+    for fut in done:
+        try:
+            result = fut.result()
+        except BaseException:  # noqa: BLE001 - stopped part-way (Interrupted) or failed: not complete
+            continue
+        finished(result, futures[fut][1])
+    if not_done:
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            with contextlib.suppress(Exception):
+                proc.terminate()
+    pool.shutdown(wait=not not_done, cancel_futures=True)
+
+
 def _run_pool(todo, config: PipelineConfig, workers: int, bar, finished, options: dict | None) -> None:
     cores = _usable_cores()
     workers = min(workers, len(todo))
@@ -320,6 +354,7 @@ def _run_pool(todo, config: PipelineConfig, workers: int, bar, finished, options
     ctx = mp.get_context("spawn")  # never fork a process that may hold ONNX Runtime / MediaPipe threads
     progress_q = ctx.Queue()
     counter = ctx.Value("i", 0)
+    stop_workers = StopFlag.shared(ctx)
     stop = threading.Event()
 
     def pump() -> None:  # worker progress messages -> the overall bar
@@ -336,7 +371,7 @@ def _run_pool(todo, config: PipelineConfig, workers: int, bar, finished, options
         still in flight or queued then fails with BrokenProcessPool: which one killed it is unknown)."""
         broken = []
         with ProcessPoolExecutor(min(workers, len(batch)), mp_context=ctx, initializer=_worker_init,
-                                 initargs=(threads, core_sets, counter, progress_q)) as pool:
+                                 initargs=(threads, core_sets, counter, progress_q, stop_workers)) as pool:
             futures = {pool.submit(_pool_task, v, t, config, options): (v, t) for v, t in batch}
             pending = set(futures)
             try:
@@ -355,9 +390,8 @@ def _run_pool(todo, config: PipelineConfig, workers: int, bar, finished, options
                             result = _failed(video, targets, RuntimeError("its worker process died twice "
                                                                           "(killed, or out of memory)"))
                         finished(result, targets)
-            except BaseException:
-                for fut in pending:
-                    fut.cancel()
+            except BaseException as e:
+                _stop_pool(pool, futures, pending, stop_workers, signal_number(e), finished)
                 raise
         return broken
 
@@ -406,6 +440,11 @@ def ray_init(address: str, num_cpus: int | None = None):
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
            "GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "2"}
     kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    # ray.init puts its own SIGTERM handler (a plain exit) in place of the caller's stop handling (app/interrupt.py:
+    # the running tasks are cancelled and the finished ones recorded first); the caller's handlers are put back.
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        handlers = {s: signal.getsignal(s) for s in (getattr(signal, n, None) for n in STOP_SIGNALS) if s is not None}
     try:
         if address == "local":
             # A cluster started here inherits this environment (a runtime_env would cost seconds per worker).
@@ -418,6 +457,10 @@ def ray_init(address: str, num_cpus: int | None = None):
             ray.init(address=address, runtime_env={"env_vars": env}, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise ValueError(f"cannot reach the Ray cluster {address!r}: {' '.join(str(e).split())[:300]}") from None
+    finally:
+        for signum, handler in handlers.items():
+            if handler is not None:
+                signal.signal(signum, handler)
     return ray
 
 
@@ -427,29 +470,41 @@ def _run_ray(todo, config: PipelineConfig, address: str, workers: int, bar, fini
     refs = {task.remote(str(v.resolve()), [t.name for t in targets], config, options): (v, targets)
             for v, targets in todo}
     pending = list(refs)
+
+    def take(ref) -> None:
+        video, targets = refs[ref]
+        try:
+            result, files = ray.get(ref)
+        except ray.exceptions.RayTaskError as e:
+            if isinstance(e.cause, ModelError):
+                raise e.cause from None
+            result, files = _failed(video, targets, e.cause or e), {}
+        except (ray.exceptions.WorkerCrashedError, ray.exceptions.RayError) as e:
+            result, files = _failed(video, targets, RuntimeError(f"Ray task failed: {type(e).__name__}")), {}
+        written = []
+        for name, data in sorted(files.items(), key=lambda kv: kv[0] not in {t.name for t in targets}):
+            dest = targets[0].parent / name if name not in {t.name for t in targets} else \
+                next(t for t in targets if t.name == name)
+            _atomic_write(dest, lambda f, data=data: f.write(data), binary=True)
+            written.append(dest)
+        result.source, result.exports = video, written
+        bar.update(result.frames)
+        finished(result, targets)
+
     try:
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:
-                video, targets = refs[ref]
-                try:
-                    result, files = ray.get(ref)
-                except ray.exceptions.RayTaskError as e:
-                    if isinstance(e.cause, ModelError):
-                        raise e.cause from None
-                    result, files = _failed(video, targets, e.cause or e), {}
-                except (ray.exceptions.WorkerCrashedError, ray.exceptions.RayError) as e:
-                    result, files = _failed(video, targets, RuntimeError(f"Ray task failed: {type(e).__name__}")), {}
-                written = []
-                for name, data in sorted(files.items(), key=lambda kv: kv[0] not in {t.name for t in targets}):
-                    dest = targets[0].parent / name if name not in {t.name for t in targets} else \
-                        next(t for t in targets if t.name == name)
-                    _atomic_write(dest, lambda f, data=data: f.write(data), binary=True)
-                    written.append(dest)
-                result.source, result.exports = video, written
-                bar.update(result.frames)
-                finished(result, targets)
+                take(ref)
     except BaseException:
+        # Stopped (a signal, or a model that does not load): the videos already done still count (their files and
+        # the manifest); the running tasks are cancelled (Ray interrupts them; their files stay in their temporary
+        # folders and go with them), so a rerun redoes exactly those.
+        with contextlib.suppress(Exception):
+            done, pending = ray.wait(pending, num_returns=len(pending), timeout=0) if pending else ([], [])
+            for ref in done:
+                with contextlib.suppress(Exception):
+                    take(ref)
         for ref in pending:
             with contextlib.suppress(Exception):
                 ray.cancel(ref)

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from app import __version__
 from app.capture import CaptureError, PrefetchReader, RepeatedSource, iter_video_files, open_source
+from app.interrupt import StopFlag, finishing
 from app.overlap import DetectAhead
 from app.pipeline import Pipeline, PipelineConfig
 from app.session import ExportError, SessionMetadata, SessionRecorder, check_export_targets
@@ -76,14 +77,17 @@ def session_metadata(source: str, pipeline: Pipeline) -> SessionMetadata:
 def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: bool = True, repeat: int = 1,
                 on_pass: Callable[[int, int], None] | None = None, study: StudyConfig | None = None,
                 markers: tuple[Marker, ...] = (), lsl=None,
-                on_frames: Callable[[int], None] | None = None, overlap: bool = True) -> ReplayResult:
+                on_frames: Callable[[int], None] | None = None, overlap: bool = True,
+                stop: StopFlag | None = None) -> ReplayResult:
     """One file into its exports. `on_frames(n)` is told every few frames how many more were processed (an
     overall progress bar of a parallel folder replay). `overlap` (default) runs the face mesh of the next frames on
     a thread of its own beside the models (app/overlap.py; the same rows, ~1.3-1.4x the frame rate on 2 cores).
     `repeat` plays it that many times as one session (a soak test), calling on_pass(passes done, frames so far)
     after each. `study` (with `markers`) adds the study files (app/study.py);
     `lsl` (an app.lsl.LslStreams) streams each frame's rows, and each marker when the replay reaches its time.
-    Raises CaptureError (cannot open) or ExportError (one line: what was written and what was not)."""
+    `stop` (a worker process of a folder replay) is checked once a frame: a requested stop ends the replay there
+    as a stop signal does. Raises CaptureError (cannot open), ExportError (one line: what was written and what was
+    not) or Interrupted (a stop signal; the rows so far are exported)."""
     source = open_source(video)  # CaptureError here: missing, empty, not a video
     declared = getattr(source, "declared_frame_count", source.frame_count)
     if repeat > 1:
@@ -97,12 +101,15 @@ def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: 
         to_stream = sorted(markers, key=lambda m: m.time_s) if lsl is not None else []
         frames = 0
         passes = 0
+        last_time_s = None
         try:
             bar = tqdm(total=source.frame_count or None, unit="frame", desc=video.name, disable=not progress,
                        leave=False, dynamic_ncols=True)
             with PrefetchReader(source) as reader, bar, \
                     (DetectAhead(pipeline, reader) if overlap else contextlib.nullcontext(reader)) as stream:
                 for item in stream:
+                    if stop is not None:
+                        stop.check()
                     result = pipeline.recognize(item) if overlap else pipeline.process(item)
                     frame = result.frame
                     try:
@@ -114,6 +121,7 @@ def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: 
                         while to_stream and to_stream[0].time_s <= frame.time_s:
                             lsl.push_marker(to_stream.pop(0).label)
                     frames += 1
+                    last_time_s = frame.time_s
                     bar.update(1)
                     if on_frames is not None and frames % _FRAMES_PER_TICK == 0:
                         on_frames(_FRAMES_PER_TICK)
@@ -122,13 +130,20 @@ def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: 
                         passes += 1  # a pass has ended (this frame is its last, or the next one's first)
                         on_pass(passes, frames)
         finally:
-            recorder.close()  # also on Ctrl+C/SIGTERM: the rows so far are exported
+            with finishing():  # also on Ctrl+C/SIGTERM: the rows so far are exported, and no signal cuts that short
+                recorder.close()
         if on_frames is not None and frames % _FRAMES_PER_TICK:
             on_frames(frames % _FRAMES_PER_TICK)
         if on_pass is not None and repeat > 1 and passes < repeat and frames:
             on_pass(passes + 1, frames)
         damage = source.damage
     notes = []
+    late = [m for m in markers if last_time_s is not None and m.time_s > last_time_s]
+    if late:
+        shown = ", ".join(f"{m.label!r} at {m.time_s:g} s" for m in late[:3]) + (
+            f" and {len(late) - 3} more" if len(late) > 3 else "")
+        notes.append(f"{len(late)} marker{'s' if len(late) != 1 else ''} after the end of the video (its last frame "
+                     f"is at {last_time_s:.2f} s): {shown}; their epochs have no rows")
     if study_session is not None and study_session.baseline_error:
         notes.append(f"{study_session.baseline_error}: the study files have no baseline-corrected columns")
     return ReplayResult(source=video, exports=list(exports) + (study_session.written if study_session else []),

@@ -12,9 +12,14 @@ Contract (the file formats are documented in docs/export-format.md):
   folder, fsync, `os.replace`), and then deletes the journal, so memory stays flat over hours. Every target that
   can be written is written; if one cannot (or the journal itself failed, e.g. disk full) the journal is kept and
   one `ExportError` line names what failed. `recover_journal` turns a journal left by a crash into a final CSV.
+* The journal has a row for every frame processed (a face_found=0 row for a frame without a face, exported only
+  with all_frames), so the session's frame count (the summary's n_frames, coverage's denominator) survives a crash;
+  beside it, `<journal>.session.json` keeps the metadata and the exports asked for. `recover_journal` turns what a
+  crash left into the CSV and (when one was asked for) the JSON the session's close would have written.
 * While recording, the journal is locked (POSIX `flock`) by the recording process, so `journal_in_use` tells a
-  journal of a live session from one a dead process left, whatever its age. `clean_orphan_temp_files` removes the
-  `*.tmp` files of a process killed while it wrote the final files.
+  journal of a live session from one a dead process left, whatever its age; `check_export_targets` refuses an
+  export a live session is writing (`... is being written by another run, pid N`). `clean_orphan_temp_files`
+  removes the `*.tmp` files of a process killed while it wrote the final files.
 
 Pure Python + stdlib at import time: no Qt, no torch, no matplotlib (`plot_timeline` imports matplotlib lazily).
 """
@@ -55,6 +60,7 @@ SCHEMA_VERSION = 3
 EXPORT_SUFFIXES = (".csv", ".json")
 JOURNAL_SUFFIX = ".partial.csv"
 EXTENSION_JOURNAL_SUFFIX = ".study.jsonl"  # beside a rows journal: markers and baseline choice (app/study.py)
+SESSION_INFO_SUFFIX = ".session.json"      # beside a rows journal: metadata, exports, all_frames (for recovery)
 NO_FACE_MESSAGE = "no face found"
 FSYNC_INTERVAL_S = 1.0
 
@@ -353,12 +359,26 @@ def check_export_targets(paths: Iterable[Path | str]) -> list[Path]:
     targets = [Path(p) for p in paths]
     for p in targets:
         if p.suffix.lower() not in EXPORT_SUFFIXES:
+            if p.is_dir():
+                raise ValueError(f"cannot export to {p}: it is a folder (give a .csv or .json file name; a folder "
+                                 f"is for a folder of videos)")
             raise ValueError(f"export {p}: unsupported file type {p.suffix or '(none)'!r}, use .csv or .json")
     if len({p.resolve() for p in targets}) != len(targets):
         raise ValueError(f"the same export file is given twice: {', '.join(map(str, targets))}")
     for p in targets:
+        check_not_being_written(p)
         _check_export_target(p)
     return targets
+
+
+def check_not_being_written(target: Path | str) -> None:
+    """Raise ExportError when a live process records into `target` (its journal is locked, journal_in_use): a
+    second run to the same export would otherwise take the first run's journal away from it."""
+    journal = journal_path_for(target)
+    if journal.exists() and journal_in_use(journal):
+        pid = journal_owner(journal)
+        raise ExportError(f"{target} is being written by another run"
+                          + (f", pid {pid}" if pid is not None else f" (its journal {journal} is in use)"))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -443,6 +463,23 @@ def journal_in_use(path: Path | str, idle_s: float = JOURNAL_IDLE_S) -> bool:
     return False
 
 
+def journal_owner(path: Path | str) -> int | None:
+    """The process that holds the journal's lock (Linux: read from /proc/locks), or None when it cannot be told."""
+    try:
+        st = os.stat(path)
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    device = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in lines:  # "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF" ("1: -> FLOCK ..." is a waiter)
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[3] == "WRITE" and fields[5] == device:
+            with contextlib.suppress(ValueError):
+                return int(fields[4])
+    return None
+
+
 def _write_csv(f: IO, rows: Iterable[TimelineRow], extension: RecorderExtension | None = None) -> None:
     w = csv.writer(f, lineterminator="\n")
     extra = extension.csv_columns() if extension is not None else ()
@@ -451,10 +488,11 @@ def _write_csv(f: IO, rows: Iterable[TimelineRow], extension: RecorderExtension 
         w.writerow([*r.csv_values(), *extension.csv_values(r)] if extra else r.csv_values())
 
 
-def _write_json(f: IO, metadata: dict, rows: Iterable[TimelineRow],
+def _write_json(f: IO, metadata: dict, rows: Iterable[TimelineRow], n_frames: int,
                 extension: RecorderExtension | None = None) -> None:
     """Plain json, laid out one row per line so the file diffs and greps well. Streamed row by row; the summary is
-    computed from the very rows written, so the two always agree."""
+    computed from the very rows written, so the two always agree, over the session's `n_frames` (every frame
+    processed, face or not: the recorder's count, which the rows alone do not give without --all-frames)."""
     def dump(v: Any) -> str:
         return json.dumps(v, allow_nan=False, ensure_ascii=False)
 
@@ -464,19 +502,17 @@ def _write_json(f: IO, metadata: dict, rows: Iterable[TimelineRow],
     f.writelines(f"  {dump(key)}: {dump(value)},\n" for key, value in head.items())
     f.write('  "rows": [')
     stats: dict[int, _FaceStats] = {}
-    frames = _FrameCounter()
     sep = ""
     for r in rows:
         f.write(f"{sep}\n    {dump(r.to_json())}")
         sep = ","
-        frames.add(r.frame_index)
         if r.face_found:
             stats.setdefault(r.face_id, _FaceStats()).add(r)
     f.write("\n  ],\n")
     # JSON object keys are strings: face ids become "1", "2", ...
     extra = extension.json_fields() if extension is not None else {}  # the study's "events" and "study"
     f.writelines(f"  {dump(key)}: {dump(value)},\n" for key, value in extra.items())
-    f.write(f'  "summary": {dump(_json_summary(_summarise(stats, frames.n)))}\n}}\n')
+    f.write(f'  "summary": {dump(_json_summary(_summarise(stats, n_frames)))}\n}}\n')
 
 
 def _json_summary(summary: dict) -> dict:
@@ -504,7 +540,7 @@ def _complete_end(f: IO[bytes], size: int) -> int:
 
 
 def _iter_csv_rows(path: Path, tolerate_torn_tail: bool, size: int | None = None,
-                   opened: IO[bytes] | None = None) -> Iterator[TimelineRow]:
+                   opened: IO[bytes] | None = None, warn_torn: bool = True) -> Iterator[TimelineRow]:
     """The rows of a timeline CSV (or a journal), streamed: constant memory however long the file. `size` reads
     only the first `size` bytes (a journal another thread is still appending to). `opened` is the file already open
     for reading (binary), which this closes: a journal opened while it still existed reads on after its recorder
@@ -518,7 +554,7 @@ def _iter_csv_rows(path: Path, tolerate_torn_tail: bool, size: int | None = None
         end = total
         if tolerate_torn_tail:
             end = _complete_end(f, total)
-            if end < total:
+            if end < total and warn_torn:
                 log.warning("%s: dropped an incomplete last line (the writer was killed mid-row)", path)
     except OSError as e:
         if f is not None:
@@ -539,9 +575,9 @@ def _iter_csv_rows(path: Path, tolerate_torn_tail: bool, size: int | None = None
             if tolerate_torn_tail:
                 return
             raise ExportError(f"{path} is empty (expected a FAN Live timeline CSV)")
-        missing = [c for c in V1_COLUMNS if c not in header]  # version 1 files lack the signal columns
-        if missing:
-            raise ExportError(f"{path} is not a FAN Live timeline CSV (missing columns: {', '.join(missing)})")
+        error = _missing_columns_error(path, header)  # version 1 files lack the signal columns: fine
+        if error is not None:
+            raise error
         for lineno, values in enumerate(reader, start=2):
             try:
                 yield TimelineRow.from_csv(dict(zip(header, values)))
@@ -629,16 +665,17 @@ def _summarise(stats: dict[int, _FaceStats], n_frames: int = 0) -> dict:
     return out
 
 
-def summarize_rows(rows: Iterable[TimelineRow]) -> dict:
-    """The same summary SessionRecorder.summary() gives, for rows read back from a file. Its n_frames (coverage's
-    denominator) counts the frames the file has rows for: every frame with --all-frames, else those with a face."""
+def summarize_rows(rows: Iterable[TimelineRow], n_frames: int | None = None) -> dict:
+    """The same summary SessionRecorder.summary() gives, for rows read back from a file. n_frames (coverage's
+    denominator) is the session's frames processed; a file's rows tell it only with --all-frames (a JSON export's
+    summary has it), so by default it counts the frames the rows are on."""
     stats: dict[int, _FaceStats] = {}
     frames = _FrameCounter()
     for r in rows:
         frames.add(r.frame_index)
         if r.face_found:
             stats.setdefault(r.face_id, _FaceStats()).add(r)
-    return _summarise(stats, frames.n)
+    return _summarise(stats, frames.n if n_frames is None else n_frames)
 
 
 def format_summary(summary: dict) -> str:
@@ -672,6 +709,26 @@ def extension_journal_for(rows_journal: Path | str) -> Path:
     return j.with_name(j.stem + EXTENSION_JOURNAL_SUFFIX)
 
 
+def session_info_for(rows_journal: Path | str) -> Path:
+    """Where a recorder keeps what recovery needs besides the rows (metadata, its exports, all_frames):
+    out.csv.partial.csv -> out.csv.partial.session.json."""
+    j = Path(rows_journal)
+    return j.with_name(j.stem + SESSION_INFO_SUFFIX)
+
+
+def _companions(rows_journal: Path) -> tuple[Path, Path]:
+    """The files that live and go with a rows journal: the study journal and the session info."""
+    return extension_journal_for(rows_journal), session_info_for(rows_journal)
+
+
+def remove_journal(rows_journal: Path | str) -> None:
+    """Delete a rows journal and the files beside it (study journal, session info). Raises OSError."""
+    rows_journal = Path(rows_journal)
+    rows_journal.unlink(missing_ok=True)
+    for p in _companions(rows_journal):
+        p.unlink(missing_ok=True)
+
+
 def _move_aside(journal: Path) -> Path:
     """A journal left by a crashed session with the same export: keep it under the next free -N name."""
     base = journal.name[: -len(JOURNAL_SUFFIX)]
@@ -679,8 +736,9 @@ def _move_aside(journal: Path) -> Path:
     while (dest := journal.with_name(f"{base}.partial-{k}.csv")).exists():
         k += 1
     os.replace(journal, dest)
-    if extension_journal_for(journal).exists():  # its markers go with it
-        os.replace(extension_journal_for(journal), extension_journal_for(dest))
+    for old, new in zip(_companions(journal), _companions(dest)):  # its markers and session info go with it
+        if old.exists():
+            os.replace(old, new)
     log.warning("a journal from an earlier, unfinished session was at %s; moved it to %s (recover_journal turns it "
                 "into a CSV)", journal, dest)
     return dest
@@ -695,7 +753,11 @@ class SessionRecorder:
     """
 
     def __init__(self, export_paths: Iterable[Path | str], metadata: SessionMetadata,
-                 extension: RecorderExtension | None = None, all_frames: bool = False):
+                 extension: RecorderExtension | None = None, all_frames: bool = False, n_frames: int | None = None):
+        """`all_frames`: the exports also get a face_found=0 row for each frame without a face (the journal always
+        has one, so the session's frames are known after a crash). `n_frames`: the frames of the session these
+        rows come from, for a recorder that exports a finished session's rows again (its frames without a face
+        are not among them); by default the frames added are counted."""
         targets = check_export_targets(export_paths)
         for p in targets:
             clean_orphan_temp_files(p.parent, p.name)  # a run killed while it wrote this export's final file
@@ -704,8 +766,9 @@ class SessionRecorder:
         self._rows: list[TimelineRow] | None = [] if not targets else None  # memory-only recorders keep them here
         self._n_rows = 0
         self._stats: dict[int, _FaceStats] = {}
-        self._frames = _FrameCounter()         # frames seen (add_result counts frames without a face too)
-        self.all_frames = bool(all_frames)     # add_result writes a face_found=0 row for a frame without a face
+        self._frames = _FrameCounter()         # frames processed, with or without a face (the summary's n_frames)
+        self._given_frames = None if n_frames is None else int(n_frames)
+        self.all_frames = bool(all_frames)     # the exports keep the face_found=0 rows of frames without a face
         self._lock = threading.Lock()          # stats, counters, journal handle
         self._close_lock = threading.Lock()    # one close() at a time; held while the exports are written
         self._accepting = True
@@ -725,6 +788,12 @@ class SessionRecorder:
                 self._journal.flush()
             except OSError as e:
                 raise ExportError(f"cannot create the journal {self.journal_path}: {_os_reason(e)}") from None
+            info = {"metadata": metadata.to_dict(), "exports": [str(p) for p in targets], "all_frames": self.all_frames}
+            try:
+                _atomic_write(session_info_for(self.journal_path), lambda f: json.dump(info, f, indent=1))
+            except OSError as e:  # only a recovery after a crash needs it (for its JSON): record without it
+                log.warning("cannot write %s (%s): a crash would be recovered as a CSV only",
+                            session_info_for(self.journal_path), _os_reason(e))
         self.extension = extension  # markers and baseline (app/study.py), journalled beside the rows
         if extension is not None and self.journal_path is not None:
             try:
@@ -740,18 +809,20 @@ class SessionRecorder:
         self.add_many((row,))
 
     def add_result(self, result) -> list[TimelineRow]:
-        """Record one processed frame (an app.pipeline.FrameResult): its rows (rows_from_result, with this
-        recorder's all_frames) go in as add_many's; the frame counts towards the session's frames either way.
-        Returns the rows recorded."""
-        rows = rows_from_result(result, self.all_frames)
+        """Record one processed frame (an app.pipeline.FrameResult): one row per face, or a face_found=0 row when it
+        has none (journalled, so the frame counts towards the session's frames; exported with all_frames). Returns
+        the rows the exports get."""
+        rows = rows_from_result(result, all_frames=True)
         self.add_many(rows)
-        if not rows:
-            with self._lock:
-                self._frames.add(int(result.frame.index))
-        return rows
+        return [r for r in rows if self._exported(r)]
+
+    def _exported(self, row: TimelineRow) -> bool:
+        return row.face_found or self.all_frames
 
     def add_many(self, rows: Iterable[TimelineRow]) -> None:
-        """Record rows (typically one frame's faces). They are in the journal, handed to the OS, when this returns.
+        """Record rows (typically one frame's faces; a face_found=0 row for a frame without a face: exported only
+        with all_frames, counted as a frame of the session either way). They are in the journal, handed to the OS,
+        when this returns.
         A journal that cannot be written (disk full) raises ExportError; the recorder then takes no more rows, and
         close() still writes every export it can from what the journal holds."""
         rows = list(rows)
@@ -780,7 +851,7 @@ class SessionRecorder:
                     raise ExportError(self._journal_error) from None
             else:
                 self._rows.extend(rows)
-            self._n_rows += len(rows)
+            self._n_rows += sum(map(self._exported, rows))
             for r in rows:
                 self._frames.add(r.frame_index)
                 if r.face_found:
@@ -792,7 +863,7 @@ class SessionRecorder:
         if self._rows is not None:
             with self._lock:
                 rows = list(self._rows)
-            yield from rows
+            yield from filter(self._exported, rows)
             return
         size, opened = None, None
         with self._lock:  # close() deletes the journal under this lock: open it here, or read the finished export
@@ -812,7 +883,8 @@ class SessionRecorder:
         if done:
             yield from read_session(self.export_paths[0])[1]
         elif opened is not None:
-            yield from _iter_csv_rows(self.journal_path, tolerate_torn_tail=True, size=size, opened=opened)
+            yield from filter(self._exported, _iter_csv_rows(self.journal_path, tolerate_torn_tail=True, size=size,
+                                                             opened=opened, warn_torn=False))
 
     @property
     def rows(self) -> list[TimelineRow]:
@@ -822,9 +894,16 @@ class SessionRecorder:
     def __len__(self) -> int:
         return self._n_rows
 
-    def summary(self) -> dict:
+    @property
+    def n_frames(self) -> int:
+        """The session's frames: every frame processed, with a face or not (coverage's denominator)."""
         with self._lock:
-            return _summarise(self._stats, self._frames.n)
+            return self._frames.n if self._given_frames is None else self._given_frames
+
+    def summary(self) -> dict:
+        n_frames = self.n_frames
+        with self._lock:
+            return _summarise(self._stats, n_frames)
 
     # -- finishing
 
@@ -856,12 +935,15 @@ class SessionRecorder:
                         self._journal_error = f"cannot write the journal {self.journal_path}: {_os_reason(e)}"
                 with contextlib.suppress(OSError):  # durability of a file about to be replaced by the exports
                     os.fsync(journal.fileno())
+            # The journal's cut last line, if any, is the failed write the journal error already reports: no warning.
             if self._rows is not None:
                 def source() -> Iterable[TimelineRow]:
-                    return self._rows
+                    return filter(self._exported, self._rows)
             else:
                 def source() -> Iterable[TimelineRow]:
-                    return _iter_csv_rows(self.journal_path, tolerate_torn_tail=True)
+                    return filter(self._exported, _iter_csv_rows(self.journal_path, tolerate_torn_tail=True,
+                                                                 warn_torn=False))
+            n_frames = self.n_frames
             written, failed = [], []
             ext = self.extension
             if ext is not None and self.export_paths:
@@ -873,7 +955,8 @@ class SessionRecorder:
                     if target.suffix.lower() == ".csv":
                         _atomic_write(target, lambda f: _write_csv(f, source(), *ext_args))
                     else:
-                        _atomic_write(target, lambda f: _write_json(f, self.metadata.to_dict(), source(), *ext_args))
+                        _atomic_write(target, lambda f: _write_json(f, self.metadata.to_dict(), source(), n_frames,
+                                                                     *ext_args))
                     written.append(str(target))
                 except OSError as e:
                     failed.append(f"{target} ({_os_reason(e)})")
@@ -899,7 +982,7 @@ class SessionRecorder:
                 self._done = True
                 if self.journal_path is not None:
                     try:
-                        self.journal_path.unlink(missing_ok=True)
+                        remove_journal(self.journal_path)
                     except OSError as e:
                         log.warning("exports written, but the journal %s could not be removed: %s",
                                     self.journal_path, e)
@@ -924,20 +1007,7 @@ def read_session(path: Path | str) -> tuple[dict, list[TimelineRow]]:
         return {}, _read_csv_rows(path, tolerate_torn_tail=bool(_JOURNAL_RE.search(path.name)))
     if suffix != ".json":
         raise ValueError(f"{path}: unsupported file type {suffix or '(none)'!r}, use .csv or .json")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ExportError(f"cannot read {path}: {_os_reason(e)}") from None
-    except json.JSONDecodeError as e:
-        raise ExportError(f"{path} is not valid JSON ({e})") from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        raise ExportError(f"{path} is not a FAN Live session (schema is not {SCHEMA!r})")
-    version = doc.get("version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise ExportError(f"{path} has session schema version {version!r}; this FAN Live reads up to {SCHEMA_VERSION}")
-    labels = doc.get("labels")
-    if labels != list(EMOTIONS):
-        raise ExportError(f"{path}: labels {labels} differ from this app's {list(EMOTIONS)}")
+    doc = _read_session_doc(path)
     try:
         rows = [TimelineRow.from_json(r) for r in doc.get("rows", [])]
     except (KeyError, TypeError, ValueError) as e:
@@ -945,24 +1015,113 @@ def read_session(path: Path | str) -> tuple[dict, list[TimelineRow]]:
     return doc.get("metadata", {}), rows
 
 
+def _read_session_doc(path: Path) -> dict:
+    """A JSON export's document, its schema, version and labels checked (ExportError otherwise)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ExportError(f"cannot read {path}: {_os_reason(e)}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ExportError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise ExportError(f"{path} is not a FAN Live session export (schema is not {SCHEMA!r})")
+    version = doc.get("version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise ExportError(f"{path} has session schema version {version!r}; this FAN Live reads up to {SCHEMA_VERSION}")
+    labels = doc.get("labels")
+    if labels != list(EMOTIONS):
+        raise ExportError(f"{path}: labels {labels} differ from this app's {list(EMOTIONS)}")
+    return doc
+
+
+def _missing_columns_error(path: Path, header: list[str]) -> ExportError | None:
+    """The error for a CSV whose header lacks a session's columns (a version 1 file has V1_COLUMNS only)."""
+    missing = [c for c in V1_COLUMNS if c not in header]
+    if not missing:
+        return None
+    shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+    return ExportError(f"{path} is not a FAN Live session export (missing columns {shown})")
+
+
+def check_session_file(path: Path | str) -> Path:
+    """`path`, when it is a session export that read_session reads (a CSV with the session's columns, or a JSON of
+    this schema), checked without reading its rows (a CSV's header only): for an input such as a baseline recording,
+    before a model loads. Raises ExportError, one line."""
+    path = Path(path)
+    if path.is_dir():
+        raise ExportError(f"{path} is a folder, not a FAN Live session export (a .csv or .json file)")
+    if not path.exists():
+        raise ExportError(f"{path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        _read_session_doc(path)
+        return path
+    if suffix != ".csv":
+        raise ExportError(f"{path} is not a FAN Live session export (a .csv or .json file, not {suffix or 'a file without a suffix'})")
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            header = next(csv.reader(f), [])
+    except OSError as e:
+        raise ExportError(f"cannot read {path}: {_os_reason(e)}") from None
+    except (UnicodeDecodeError, csv.Error):
+        header = []
+    error = _missing_columns_error(path, header)
+    if error is not None:
+        raise error
+    return path
+
+
+def _free_name(folder: Path, stem: str, suffix: str) -> Path:
+    """folder/stem+suffix, or stem.recovered+suffix (-2, -3...) when that exists: recovery never overwrites."""
+    dest, k = folder / f"{stem}{suffix}", 1
+    while dest.exists():
+        dest = folder / f"{stem}.recovered{'' if k == 1 else f'-{k}'}{suffix}"
+        k += 1
+    return dest
+
+
+def _read_session_info(rows_journal: Path) -> dict | None:
+    """A journal's session info (SessionRecorder writes it beside the journal), or None: none (a journal written
+    before there was one) or unreadable (said in the log)."""
+    path = session_info_for(rows_journal)
+    if not path.is_file():
+        return None
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(info, dict) and isinstance(info.get("metadata"), dict):
+            return info
+    except (OSError, ValueError) as e:
+        log.warning("%s cannot be read (%s): the rows are recovered as a CSV only", path, e)
+    return None
+
+
 def recover_journal(path: Path | str, dest: Path | str | None = None) -> Path:
-    """Turn a journal left by a crashed session into a final CSV (written atomically); delete the journal; return the
-    CSV's path. A last line cut by the crash is dropped. By default `out.csv.partial.csv` becomes `out.csv`
-    (`out.json.partial.csv` becomes `out.csv`), or `out.recovered.csv` when that file already exists."""
+    """Turn a journal left by a crashed or killed session into its final files, written atomically, as its own
+    close() would have: the CSV, the JSON when the session exported one (metadata and summary from the session info
+    beside the journal: n_frames counts every frame it processed), and the study files when it had a study. Deletes
+    the journal; returns the CSV's path (a JSON goes beside it, same stem). A last line cut by the crash is dropped.
+    By default `out.csv.partial.csv` becomes `out.csv` (`out.json.partial.csv` becomes `out.csv` + `out.json`), or
+    `out.recovered.csv` when that file already exists."""
     path = Path(path)
     if not path.is_file():
         raise ExportError(f"no journal at {path}")
-    rows = _read_csv_rows(path, tolerate_torn_tail=True)
-    if dest is None:
-        m = _JOURNAL_RE.search(path.name)
-        base = Path(path.name[: m.start()]) if m else Path(path.stem + ".recovered")
-        stem = base.stem if base.suffix.lower() in EXPORT_SUFFIXES else base.name
-        dest = path.with_name(stem + ".csv")
-        k = 1
-        while dest.exists():
-            dest = path.with_name(f"{stem}.recovered{'' if k == 1 else f'-{k}'}.csv")
-            k += 1
-    dest = Path(dest)
+    journal_rows = _read_csv_rows(path, tolerate_torn_tail=True)
+    info = _read_session_info(path)
+    # The journal has a row for every frame processed; without session info (an older journal) it is taken as is.
+    all_frames = info is None or bool(info.get("all_frames"))
+    rows = [r for r in journal_rows if r.face_found or all_frames]
+    frames = _FrameCounter()
+    for r in journal_rows:
+        frames.add(r.frame_index)
+    m = _JOURNAL_RE.search(path.name)
+    base = Path(path.name[: m.start()]) if m else Path(path.stem + ".recovered")
+    stem = base.stem if base.suffix.lower() in EXPORT_SUFFIXES else base.name
+    dest = _free_name(path.parent, stem, ".csv") if dest is None else Path(dest)
+    json_dest = None
+    if info is not None and any(Path(e).suffix.lower() == ".json" for e in info.get("exports", [])):
+        json_dest = dest.with_suffix(".json")
+        if json_dest.exists():
+            json_dest = _free_name(dest.parent, dest.stem, ".json")
     study_journal, study = extension_journal_for(path), None
     if study_journal.is_file():  # the session's markers and baseline choice: recovered with its rows
         from app.study import Study, StudyError  # lazy: app.study builds on this module
@@ -974,12 +1133,15 @@ def recover_journal(path: Path | str, dest: Path | str | None = None) -> Path:
             study = None
     try:
         _atomic_write(dest, lambda f: _write_csv(f, rows, study))
+        if json_dest is not None:
+            metadata = dict(info["metadata"])
+            metadata["extra"] = {**(metadata.get("extra") or {}), "recovered_from": path.name}
+            _atomic_write(json_dest, lambda f: _write_json(f, metadata, rows, frames.n, study))
         if study is not None:
             study.write_sidecars(dest, lambda: rows)
     except OSError as e:
         raise ExportError(f"cannot write {dest}: {_os_reason(e)} (the journal {path} is kept)") from None
-    path.unlink()
-    study_journal.unlink(missing_ok=True)
+    remove_journal(path)
     return dest
 
 

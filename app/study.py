@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import IO, Literal
 
 from app.emotions import EMOTIONS
-from app.session import TimelineRow, _atomic_write, extension_journal_for, read_session
+from app.session import ExportError, TimelineRow, _atomic_write, check_session_file, extension_journal_for, read_session
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,10 @@ EPOCHS_COLUMNS: tuple[str, ...] = ("marker_id", "marker_time_s", "label", "face_
 SUMMARY_COLUMNS: tuple[str, ...] = ("start_s", "end_s", "face_id", "n_frames", "coverage", "dominant", *PROB_COLUMNS)
 SIDECAR_KINDS = ("events", "epochs", "summary")
 DEFAULT_EPOCH = (1.0, 3.0)
+# Interval summaries: the shortest interval (below it the summary file grows by a row per interval and face, ~20 MB
+# a second of video at 1e-9 s), and the most intervals one video may be cut into.
+SUMMARY_MIN_S = 0.01
+MAX_SUMMARY_INTERVALS = 1_000_000
 _STEP_RESOLUTION_S = 1e-4  # frame steps are counted at 0.1 ms: a camera's jittery times fall into a few bins
 
 
@@ -145,7 +149,10 @@ def parse_epoch(text: str) -> EpochWindow:
     if len(parts) != 2:
         raise StudyError(f"an epoch is PRE,POST in seconds, e.g. 1,3 (1 s before to 3 s after), got {text!r}")
     pre, post = (_finite("the epoch's PRE and POST", p.strip()) for p in parts)
-    return EpochWindow(abs(pre), post)
+    try:
+        return EpochWindow(abs(pre), post)
+    except StudyError:  # say what was given, not the window it became (-1,-1 is pre 1, post -1)
+        raise StudyError(f"an epoch needs a positive length, POST >= 0 (PRE may be written -PRE), got {text!r}") from None
 
 
 BaselineKind = Literal["first", "between", "file"]
@@ -206,11 +213,34 @@ def parse_baseline(text: str) -> BaselineSpec:
             raise StudyError(f"between: needs two marker labels, START,END, got {arg!r}")
         return BaselineSpec("between", start_label=labels[0], end_label=labels[1])
     if kind == "file":
-        p = Path(arg.strip()).expanduser()
-        if not p.is_file():
-            raise StudyError(f"baseline recording {p} does not exist")
-        return BaselineSpec("file", path=str(p))
+        return BaselineSpec("file", path=str(check_baseline_recording(arg.strip())))
     raise StudyError(f"unknown baseline {kind!r}: use first:SECONDS, between:START,END or file:SESSION.csv")
+
+
+def parse_summary_every(text: str) -> float:
+    """--summary-every SECONDS: at least SUMMARY_MIN_S."""
+    seconds = _finite("the summary interval", str(text).strip())
+    if not seconds >= SUMMARY_MIN_S:
+        raise StudyError(f"the summary interval must be at least {SUMMARY_MIN_S:g} s, got {text!r}")
+    return seconds
+
+
+def check_summary_intervals(every_s: float, duration_s: float, source: str) -> None:
+    """Raise StudyError when a source of `duration_s` seconds would have more than MAX_SUMMARY_INTERVALS intervals
+    (checked before the model loads, from the duration its container declares)."""
+    n = math.ceil(duration_s / every_s) if every_s > 0 and math.isfinite(duration_s) else 0
+    if n > MAX_SUMMARY_INTERVALS:
+        raise StudyError(f"--summary-every {every_s:g} cuts {source} ({duration_s:.0f} s) into {n:,} intervals, more "
+                         f"than {MAX_SUMMARY_INTERVALS:,}: give at least {duration_s / MAX_SUMMARY_INTERVALS:.2g} s")
+
+
+def check_baseline_recording(path: Path | str) -> Path:
+    """A baseline recording's path, once it is known to be a session export (app.session.check_session_file):
+    every front end asks this when the baseline is chosen, before any frame is processed. Raises StudyError."""
+    try:
+        return check_session_file(Path(path).expanduser())
+    except ExportError as e:
+        raise StudyError(f"baseline recording {e}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,8 +250,8 @@ class StudyConfig:
     baseline: BaselineSpec | None = None      # None: no corrected columns
 
     def __post_init__(self) -> None:
-        if self.summary_every_s is not None and not _finite("--summary-every", self.summary_every_s) > 0:
-            raise StudyError(f"the summary interval must be > 0 seconds, got {self.summary_every_s!r}")
+        if self.summary_every_s is not None and not _finite("--summary-every", self.summary_every_s) >= SUMMARY_MIN_S:
+            raise StudyError(f"the summary interval must be at least {SUMMARY_MIN_S:g} s, got {self.summary_every_s!r}")
 
     def to_json(self) -> dict:
         return {"epoch": [self.epoch.pre_s, self.epoch.post_s], "summary_every_s": self.summary_every_s,
@@ -275,7 +305,10 @@ def compute_baseline(spec: BaselineSpec, markers: Iterable[Marker], rows: Iterab
 
     span = None
     if spec.kind == "file":
-        _, file_rows = read_session(spec.path)
+        try:
+            _, file_rows = read_session(check_baseline_recording(spec.path))
+        except ExportError as e:  # changed or gone since it was chosen
+            raise StudyError(f"baseline recording {e}") from None
         for r in file_rows:
             if _face_id(r) is not None:
                 add(None, r.probs)

@@ -103,6 +103,26 @@ def test_face_leaves_and_enters(videos, model, tmp_path):
     assert entered.min() > 20 and entered.max() >= n_enter - 3  # rows start when it enters
 
 
+def test_frames_and_coverage_mean_the_same_in_the_console_the_json_and_the_api(videos, model, tmp_path):
+    """face_noface.mov (169 frames, a face on the first 72): the JSON said n_frames 72 and coverage 1.0 while the
+    console said 43% and the API 169 frames. One definition now: every processed frame, face or not."""
+    from app.api import analyze_video
+    from app.pipeline import PipelineConfig
+
+    video = videos / "face_noface.mov"
+    proc = run_cli("--video", video, "--export", tmp_path / "f.csv", "--export", tmp_path / "f.json", weights=model)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "f.json").read_text())["summary"]
+    n = _frame_count(video)
+    assert f"face_noface.mov: {n} frames" in proc.stdout.splitlines()
+    assert summary["n_frames"] == n and summary["n_rows"] == len(pd.read_csv(tmp_path / "f.csv")) < n
+    coverage = summary["faces"]["1"]["coverage"]
+    assert coverage < summary["n_rows"] / n + 1e-9 and f"reliable on {coverage:.0%} of the frames" in proc.stdout
+    df = analyze_video(video, PipelineConfig(weights=model))
+    assert df.attrs["frames"] == n and df.attrs["summary"]["n_frames"] == n
+    assert df.attrs["summary"]["faces"][1] == summary["faces"]["1"]
+
+
 def _frame_count(path: Path) -> int:
     from app.capture import open_source
 
@@ -122,11 +142,15 @@ def test_folder_of_videos(videos, model, tmp_path):
     folder.mkdir()
     for name in ("single_face.mp4", "no_face.mp4"):
         shutil.copy(videos / name, folder / name)
+    (folder / "more").mkdir()  # a subfolder is not searched, and that is said
+    shutil.copy(videos / "single_face.mp4", folder / "more" / "inner.mp4")
     proc = run_cli("--video", folder, "--export", tmp_path / "out", weights=model)
     assert proc.returncode == 0, proc.stderr
     assert len(pd.read_csv(tmp_path / "out" / "single_face.csv")) > 50
     assert len(pd.read_csv(tmp_path / "out" / "no_face.csv")) == 0
     assert "done (2): no_face.mp4, single_face.mp4" in proc.stdout.splitlines()
+    assert f"warning: 1 subfolder of {folder} not searched (only the videos directly in it are replayed): more" in \
+        proc.stderr.splitlines()
 
 
 def test_folder_replay_goes_on_after_a_bad_file_and_ends_with_a_summary(videos, model, tmp_path):
@@ -226,6 +250,26 @@ def test_paths_are_checked_before_the_model_loads(videos, tmp_path):
     assert "x.txt" in err
 
 
+def test_an_existing_folder_as_the_export_of_one_video_says_it_is_a_folder(videos, tmp_path):
+    """It said "unsupported file type '(none)'"."""
+    err = one_line_error(run_cli("--video", videos / "single_face.mp4", "--export", tmp_path,
+                                 weights=tmp_path / "no_model_here.onnx"))
+    assert err == (f"error: cannot export to {tmp_path}: it is a folder (give a .csv or .json file name; a folder is "
+                   "for a folder of videos)")
+
+
+def test_markers_after_the_end_of_the_video_are_a_warning(videos, model, tmp_path):
+    markers = tmp_path / "stimuli.csv"
+    markers.write_text("time_s,label\n1.0,early\n5.0,late\n")  # single_face.mp4 ends at 2.37 s
+    proc = run_cli("--video", videos / "single_face.mp4", "--export", tmp_path / "s.csv", "--markers", markers,
+                   weights=model)
+    assert proc.returncode == 0, proc.stderr
+    assert [line for line in proc.stderr.splitlines() if "marker" in line] == [
+        "warning: single_face.mp4: 1 marker after the end of the video (its last frame is at 2.37 s): 'late' at 5 s; "
+        "their epochs have no rows"]
+    assert pd.read_csv(tmp_path / "s_epochs.csv").label.tolist() == ["early", "late"]
+
+
 def test_sigterm_writes_the_final_export_like_ctrl_c(videos, model, tmp_path):
     """Issue 13, defect 3: SIGTERM left only the journal; SIGINT wrote the exports."""
     import signal
@@ -253,6 +297,106 @@ def test_sigterm_writes_the_final_export_like_ctrl_c(videos, model, tmp_path):
     assert not journal.exists() and not list(tmp_path.glob("*.tmp"))
 
 
+def test_a_second_run_to_the_same_export_is_refused_before_its_model_loads(videos, model, tmp_path):
+    """Two headless runs to one c.csv: the second took the first's live journal away (the first then failed with
+    "cannot read c.csv.partial.csv" and c.csv held the second's rows). Now the second says so in one line, exit 1,
+    before it loads a model (here a missing one), and the first finishes its own export."""
+    import signal
+    import time
+
+    out = tmp_path / "c.csv"
+    first = subprocess.Popen([sys.executable, "main.py", "--no-window", "--quiet", "--video",
+                              str(videos / "WolfgangLanger_Pexels.mp4"), "--export", str(out), "--weights", str(model)],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal = tmp_path / "c.csv.partial.csv"
+    try:
+        deadline = time.monotonic() + 120
+        while not (journal.exists() and len(journal.read_text().splitlines()) > 5):
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.1)
+        second = run_cli("--video", videos / "no_face.mp4", "--export", out, weights=tmp_path / "no_model_here.onnx")
+        assert second.returncode == 1
+        assert one_line_error(second) == f"error: {out} is being written by another run, pid {first.pid}"
+        assert second.stderr.splitlines() == [one_line_error(second)]
+        first.send_signal(signal.SIGTERM)
+        _, err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 128 + signal.SIGTERM and "error" not in err, err
+    assert len(pd.read_csv(out)) > 5  # the first run's rows (no_face.mp4 has none)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv"]
+
+
+@pytest.fixture
+def signal_handlers_restored():
+    """main.main() installs its stop handlers in this (the test's) process: put pytest's back afterwards."""
+    import signal
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, handler)
+
+
+def test_a_stop_signal_during_the_final_writes_lets_them_finish(videos, model, tmp_path, monkeypatch,
+                                                               signal_handlers_restored):
+    """A SIGTERM that came while the study files were being written cut the writes short and left the journal
+    and its .study.jsonl behind, though the docs say a SIGTERM removes them. The final writes now finish first."""
+    import os
+    import signal
+
+    import main as cli
+    from app.study import Study
+
+    real = Study.write_sidecars
+
+    def write_sidecars(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # a real signal, delivered while the final files are written
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Study, "write_sidecars", write_sidecars)
+    code = cli.main(["--no-window", "--quiet", "--video", str(videos / "single_face.mp4"), "--export",
+                     str(tmp_path / "d.csv"), "--export", str(tmp_path / "d.json"), "--summary-every", "1",
+                     "--weights", str(model)])
+    assert code == 128 + signal.SIGTERM
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "d.json", "d_summary.csv"]
+    assert len(pd.read_csv(tmp_path / "d.csv")) == 72 and len(pd.read_csv(tmp_path / "d_summary.csv")) == 3
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--summary-every", "1e-9", "at least 0.01 s, got '1e-9'"),
+    ("--summary-every", "0", "at least 0.01 s, got '0'"),
+    ("--epoch", "-1,-1", "got '-1,-1'"),
+    ("--baseline", "file:VIDEO", "single_face.mp4 is not a FAN Live session export (a .csv or .json file, not .mp4)"),
+    ("--baseline", "file:MARKERS", "markers.csv is not a FAN Live session export (missing columns frame_index, "
+                                   "face_id, x0, y0 and 12 more)"),
+    ("--baseline", "file:FOLDER", "is a folder, not a FAN Live session export"),
+])
+def test_study_options_are_checked_before_the_model_loads(videos, tmp_path, option, value, message):
+    """--baseline file:VIDEO failed only after the whole video, leaving its journal; a markers file as the baseline
+    was silently ignored; --summary-every 1e-9 never finished; --epoch=-1,-1 echoed 'got 1,-1'. Each is now one
+    line, exit 2, before the model (here a missing one) is looked at."""
+    markers = tmp_path / "markers.csv"
+    markers.write_text("time_s,label\n1.0,rest\n")
+    value = value.replace("VIDEO", str(videos / "single_face.mp4")).replace("MARKERS", str(markers)).replace(
+        "FOLDER", str(videos))
+    out = tmp_path / "x.csv"
+    proc = run_cli(f"{option}={value}", "--video", videos / "single_face.mp4", "--export", out,
+                   weights=tmp_path / "no_model_here.onnx")
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [one_line_error(proc)] and message in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["markers.csv"]
+
+
+def test_summary_every_may_not_cut_a_video_into_too_many_intervals(videos, tmp_path):
+    proc = run_cli("--video", videos / "single_face.mp4", "--export", tmp_path / "x.csv", "--summary-every", "0.01",
+                   "--repeat", "5000", weights=tmp_path / "no_model_here.onnx")  # 12,000 s of video
+    assert proc.returncode == 2
+    assert "into 1,200,000 intervals, more than 1,000,000" in one_line_error(proc)
+    assert not list(tmp_path.iterdir())
+
+
 def test_repeat_replays_one_file_as_one_long_session(videos, model, tmp_path):
     """--repeat N: the soak test that measures memory over a long replay (README); indices and times go on."""
     proc = run_cli("--video", videos / "single_face.mp4", "--export", tmp_path / "r.csv", "--repeat", "2",
@@ -262,6 +406,18 @@ def test_repeat_replays_one_file_as_one_long_session(videos, model, tmp_path):
     assert df["frame_index"].tolist() == list(range(144)) and df["time_s"].is_monotonic_increasing
     assert [line.split(" frames")[0] for line in proc.stderr.splitlines() if line.startswith("pass")] == \
         ["pass 1/2: 72", "pass 2/2: 144"]
+
+
+def test_the_soak_passes_are_lines_of_their_own_beside_the_progress_bar(videos, model, tmp_path):
+    """--repeat's per-pass memory lines were printed into the progress bar's line."""
+    cmd = [sys.executable, "main.py", "--no-window", "--video", str(videos / "single_face.mp4"), "--export",
+           str(tmp_path / "r.csv"), "--repeat", "2", "--weights", str(model)]  # with the progress bar
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    passes = [line for line in proc.stderr.splitlines() if "pass " in line]
+    assert len(passes) == 2 and ("frame/s" in proc.stderr or "s/frame" in proc.stderr)  # the bar was drawn
+    for k, line in enumerate(passes, start=1):
+        assert line.split("\r")[-1].startswith(f"pass {k}/2: {72 * k} frames"), repr(line)
 
 
 def test_disk_full_mid_run_is_one_error_line_and_every_writable_target_is_written(videos, model, tmp_path,

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from app.session import rows_from_result
 from app.study import (
+    SUMMARY_MIN_S,
     Baseline,
     BaselineSpec,
     EpochWindow,
@@ -41,6 +42,7 @@ from app.study import (
     Study,
     StudyConfig,
     StudyError,
+    check_baseline_recording,
     compute_baseline,
     parse_epoch,
 )
@@ -86,7 +88,7 @@ class MarkerController(QObject):
     @property
     def summary_every_s(self) -> float | None:
         v = float(self.store.value(SUMMARY_SETTING, 0.0) or 0.0)
-        return v if v > 0 else None
+        return v if v >= SUMMARY_MIN_S else None
 
     def set_summary_every(self, seconds: float) -> None:
         self.store.setValue(SUMMARY_SETTING, float(seconds))
@@ -377,7 +379,12 @@ class MarkersDock(QDockWidget):
             if not path:
                 self.baseline_kind.setCurrentIndex(0)
                 return
-            spec = BaselineSpec("file", path=path)
+            try:
+                spec = BaselineSpec("file", path=str(check_baseline_recording(path)))
+            except StudyError as e:  # e.g. a stimulus log picked by mistake: said now, not dropped at the export
+                self.controller.error_occurred.emit(str(e))
+                self.baseline_kind.setCurrentIndex(0)
+                return
         self.controller.set_baseline(spec)
 
     def _show_lsl(self, on: bool) -> None:

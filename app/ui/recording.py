@@ -118,8 +118,8 @@ class RecordingController(QObject):
             self.error_occurred.emit("Nothing to export yet: nothing has been recorded in this session.")
             return None
         study = last.extension.copy() if last.extension is not None else None  # markers, baseline, summary
-        return self._run_task(lambda: export_rows(last.rows, last.metadata, Path(path), kinds, face_id, study),
-                              on_done=self._on_exported)
+        return self._run_task(lambda: export_rows(last.rows, last.metadata, Path(path), kinds, face_id, study,
+                                                  n_frames=last.n_frames), on_done=self._on_exported)
 
     def _on_exported(self, paths: list) -> None:
         self.notice.emit(f"Exported {', '.join(p.name for p in paths)} to {folder_link(Path(paths[0]).parent)}",
@@ -134,7 +134,8 @@ class RecordingController(QObject):
         for path in paths:
             try:
                 export_rows(last.rows, last.metadata, Path(path), (Path(path).suffix.lower().lstrip(".") or "csv",),
-                            extension=last.extension.copy() if last.extension is not None else None)
+                            extension=last.extension.copy() if last.extension is not None else None,
+                            n_frames=last.n_frames)
             except Exception as e:  # noqa: BLE001
                 print(f"fan-live: export to {path} failed: {e}", file=sys.stderr)
 

@@ -140,10 +140,11 @@ EXPORT_KINDS = ("csv", "json", "png")
 
 
 def export_rows(rows: list[TimelineRow], metadata: SessionMetadata, target: Path, kinds: Iterable[str] = EXPORT_KINDS,
-                face_id: int | None = None, extension=None) -> list[Path]:
+                face_id: int | None = None, extension=None, n_frames: int | None = None) -> list[Path]:
     """Write rows to target's stem with each suffix in `kinds` (.csv/.json through a SessionRecorder, .png through
     plot_timeline of `face_id`, or the face with most rows); `extension` (an app.study.Study, not attached to
-    another recorder) adds the study files beside them. Return the paths written. Raises ExportError, or
+    another recorder) adds the study files beside them; `n_frames` is the session's frame count (its recorder's
+    n_frames: the rows leave out frames without a face). Return the paths written. Raises ExportError, or
     ValueError when there are no rows."""
     if not rows:
         raise ValueError("nothing to export yet: no face has been recorded in this session")
@@ -152,7 +153,7 @@ def export_rows(rows: list[TimelineRow], metadata: SessionMetadata, target: Path
     tables = [base.with_name(f"{base.name}.{k}") for k in kinds if k in ("csv", "json")]
     written = []
     if tables:
-        with SessionRecorder(tables, metadata, extension=extension) as rec:
+        with SessionRecorder(tables, metadata, extension=extension, n_frames=n_frames) as rec:
             rec.add_many(rows)
         written += tables
     if "png" in kinds:

@@ -55,5 +55,10 @@ def test_analyze_folder_adds_the_video_and_reports_failures(videos, single, tmp_
 def test_bad_input_is_one_line_and_the_config_is_checked(tmp_path):
     with pytest.raises(CaptureError, match="missing.mp4"):
         analyze_video(tmp_path / "missing.mp4")
+    with pytest.raises(CaptureError) as info:  # said "no video files in folder ." (Path("") is the working folder)
+        analyze_video("")
+    assert str(info.value) == "no video given (an empty path)"
+    with pytest.raises(CaptureError, match="is a folder: analyze_folder reads every video in one"):
+        analyze_video(tmp_path)
     with pytest.raises(ValueError, match="workers"):
         AnalysisConfig(workers=0)

@@ -118,3 +118,59 @@ def test_the_cli_rerun_skips_the_complete_videos_and_says_so(folder, sequential)
     assert "done (0): -" in lines
     assert [x for x in lines if x.startswith("failed (1): corrupt.mp4 (")]
     assert {p.name: p.stat().st_mtime_ns for p in out1.glob("*.csv")} == before  # not rewritten
+
+
+@pytest.mark.parametrize("how", ["SIGTERM to the driver", "SIGHUP to the driver", "Ctrl+C to the process group"])
+def test_a_stop_signal_stops_every_worker_and_leaves_the_cut_videos_for_a_rerun(videos, tmp_path, how):
+    """A --workers 2 run that is signalled stops the videos in progress at their next frame (their rows so far
+    exported) and starts no other; the manifest lists only complete videos, so a rerun redoes the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import pandas as pd
+
+    from app.paths import ROOT
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.mp4", "b.mp4"):  # 472 frames each: the two workers are on these when the signal comes
+        shutil.copy(videos / "WolfgangLanger_Pexels.mp4", src / name)
+    for name in ("c.mp4", "d.mp4"):
+        shutil.copy(videos / "single_face.mp4", src / name)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "main.py", "--no-window", "--quiet", "--video", str(src), "--export",
+                             str(out), "--workers", "2"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    journals = [journal_path_for(out / f"{k}.csv") for k in "ab"]
+
+    def rows(journal: Path) -> int:
+        try:
+            return len(journal.read_text().splitlines()) - 1
+        except OSError:
+            return 0
+
+    signum = {"SIGTERM to the driver": signal.SIGTERM, "SIGHUP to the driver": signal.SIGHUP}.get(how, signal.SIGINT)
+    try:
+        deadline = time.monotonic() + 300
+        while not all(rows(j) > 10 for j in journals):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        if how.startswith("Ctrl+C"):
+            os.killpg(proc.pid, signum)  # a terminal sends it to every process of the foreground group
+        else:
+            os.kill(proc.pid, signum)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 128 + signum, err
+    assert "Traceback" not in err and "interrupted" in err
+    for k in "ab":  # stopped part-way, the rows so far exported, no journal left
+        assert 10 <= len(pd.read_csv(out / f"{k}.csv")) < 472
+    assert not (out / "c.csv").exists() and not (out / "d.csv").exists()  # never started
+    assert not [p.name for p in out.iterdir() if ".partial" in p.name or p.name.endswith(".tmp")]
+    for k in "abcd":  # nothing counts as complete: a rerun redoes all four
+        assert complete_result(src / f"{k}.mp4", [out / f"{k}.csv"], PipelineConfig()) is None

@@ -244,6 +244,39 @@ def test_killed_process_keeps_its_rows_and_recover_journal_makes_a_csv(tmp_path)
     assert read_session(final)[1] == make_rows(25)
 
 
+def test_a_session_killed_with_sigkill_is_recovered_as_csv_and_json_like_a_closed_one(tmp_path):
+    """A SIGTERM writes both exports; a session recovered after SIGKILL got a CSV only. Recovery now writes the JSON
+    too, from the session info beside the journal, and its summary counts every frame processed (here 5 of the 30
+    had no face)."""
+    out = tmp_path / "cam.csv"
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_session import make_metadata, make_rows
+        from app.session import SessionRecorder, TimelineRow
+        rec = SessionRecorder([{str(out)!r}, {str(out.with_suffix(".json"))!r}], make_metadata(user="p01"))
+        rec.add_many(make_rows(25))
+        rec.add_many([TimelineRow.no_face(i / 25, i) for i in range(25, 30)])
+        print(rec.n_frames, flush=True)
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "30"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    assert recover_journal(journal_path_for(out)) == out
+    assert read_session(out)[1] == make_rows(25)
+    meta, rows = read_session(out.with_suffix(".json"))
+    assert rows == make_rows(25) and meta["source"] == "camera 0"
+    assert meta["extra"] == {"user": "p01", "recovered_from": "cam.csv.partial.csv"}
+    summary = json.loads(out.with_suffix(".json").read_text())["summary"]
+    assert summary["n_frames"] == 30 and summary["n_rows"] == 50
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cam.csv", "cam.json"]
+
+
 def test_recover_never_overwrites_an_existing_export(tmp_path):
     out = tmp_path / "a.csv"
     rec = SessionRecorder([out], make_metadata())
@@ -260,11 +293,32 @@ def test_leftover_journal_of_a_crashed_session_is_moved_aside_not_overwritten(tm
     old = SessionRecorder([out], make_metadata())
     old.add_many(make_rows(3))
     before = journal_path_for(out).read_text()
-    with SessionRecorder([out], make_metadata()) as rec:   # same export, the old session never closed
+    del old  # the old session never closed, and its process is gone (the kernel drops its lock)
+    with SessionRecorder([out], make_metadata()) as rec:   # same export
         rec.add_many(make_rows(1))
     assert (tmp_path / "a.csv.partial-2.csv").read_text() == before
     assert len(pd.read_csv(out)) == 2
     assert recover_journal(tmp_path / "a.csv.partial-2.csv") == tmp_path / "a.recovered.csv"
+
+
+def test_an_export_a_live_session_records_into_is_refused_and_that_session_goes_on(tmp_path):
+    """A second recorder (another run) on the export of a session still recording: it used to move the live,
+    locked journal aside, so the first session failed at its end and the file held the second one's rows."""
+    from app.session import check_export_targets
+
+    out = tmp_path / "c.csv"
+    rows = make_rows(6, faces=(1,))
+    first = SessionRecorder([out], make_metadata())
+    first.add_many(rows[:3])
+    for second in (lambda: check_export_targets([out]), lambda: SessionRecorder([tmp_path / "d.json", out],
+                                                                                 make_metadata())):
+        with pytest.raises(ExportError) as info:
+            second()
+        assert str(info.value) == f"{out} is being written by another run, pid {os.getpid()}"
+    first.add_many(rows[3:])
+    first.close()
+    assert read_session(out)[1] == rows
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv"]
 
 
 def test_export_failure_at_close_keeps_the_journal_and_names_it(tmp_path):
@@ -534,6 +588,39 @@ def test_disk_full_mid_run_writes_every_writable_target_and_keeps_the_journal(tm
     assert not (full / "s.csv").exists()
     assert rec.journal_path.exists() and len(pd.read_csv(rec.journal_path)) == 6
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_a_full_disk_is_one_message_not_a_killed_writer_warning_per_export(tmp_path, caplog):
+    """The disk fills up in the middle of a row: the journal ends with half a row. close() said so once per export
+    ("dropped an incomplete last line (the writer was killed mid-row)", twice), though nothing was killed and the
+    journal error already says what happened."""
+    rows = make_rows(8, faces=(1,))
+    rec = SessionRecorder([tmp_path / "s.csv", tmp_path / "s.json"], make_metadata())
+    rec.add_many(rows[:5])
+
+    class FillsUp:
+        """The journal's file: the next write gets half its bytes onto the disk, then ENOSPC."""
+        def __init__(self, f):
+            self._f = f
+
+        def write(self, text):
+            self._f.write(text[: len(text) // 2])
+            self._f.flush()
+            raise OSError(28, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self._f, name)
+
+    rec._journal = FillsUp(rec._journal)
+    rec._writer = __import__("csv").writer(rec._journal, lineterminator="\n")
+    with pytest.raises(ExportError, match="No space left"):
+        rec.add_many(rows[5:])
+    rec._journal = rec._journal._f
+    with caplog.at_level("WARNING"), pytest.raises(ExportError) as info:
+        rec.close()
+    assert "No space left" in str(info.value) and "\n" not in str(info.value)
+    assert not [r for r in caplog.records if "incomplete last line" in r.getMessage()]
+    assert read_session(tmp_path / "s.json")[1] == rows[:5] and read_session(tmp_path / "s.csv")[1] == rows[:5]
 
 
 def test_close_survives_a_journal_that_fails_to_close(tmp_path):

@@ -46,7 +46,7 @@ def _row(i: int, label: str = "happiness", reliability: float | None = 0.9, sign
 
 def test_version_2_round_trip_with_face_less_rows(tmp_path):
     rows = [_row(0), _row(1), TimelineRow.no_face(2 / 25, 2), _row(3, "neutral", 0.2)]
-    with SessionRecorder([tmp_path / "s.csv", tmp_path / "s.json"], _meta()) as rec:
+    with SessionRecorder([tmp_path / "s.csv", tmp_path / "s.json"], _meta(), all_frames=True) as rec:
         rec.add_many(rows)
     for name in ("s.csv", "s.json"):
         _, back = read_session(tmp_path / name)
@@ -157,3 +157,42 @@ def test_version_3_latency_round_trip_and_version_2_files_still_read(tmp_path):
                                                   "version": 2, "rows": [v2.to_json()]}))
     assert read_session(tmp_path / "v2.json")[1] == [v2]
     assert replace(_row(0), latency_ms=float("nan")).latency_ms is None  # unknown, like an unsolved pose
+def _frame_results(n_frames: int, with_face: range):
+    """Real FrameResults of `n_frames` frames at 25 fps; the frames in `with_face` have one face (reliability 0.9)."""
+    from app.capture import Frame
+    from app.faces import Face
+    from app.inference import Prediction
+    from app.pipeline import FrameResult
+    from app.signals import FaceSignals
+
+    probs = np.full(7, 0.05, np.float32)
+    probs[3] = 0.7
+    out = []
+    for i in range(n_frames):
+        frame = Frame(index=i, time_s=i / 25, image=np.zeros((8, 8, 3), np.uint8))
+        if i not in with_face:
+            out.append(FrameResult(frame=frame, faces=[], predictions={}))
+            continue
+        face = Face(box=(1, 2, 30, 40), landmarks5=np.zeros((5, 2)), track_id=1)
+        pred = Prediction(track_id=1, probs=probs, label="happiness", confidence=0.7, alpha=[0.6], weight=[1.0],
+                          frame_indices=[i])
+        sig = FaceSignals(np.full(52, 0.5, np.float32), 1.0, 2.0, 3.0, 4.0, 50.0, 0.9)
+        out.append(FrameResult(frame=frame, faces=[face], predictions={1: pred}, signals={1: sig}))
+    return out
+
+
+@pytest.mark.parametrize("all_frames", [False, True])
+def test_the_json_summary_counts_every_processed_frame_as_the_recorder_does(tmp_path, all_frames):
+    """n_frames and coverage have one definition: the frames processed, with or without a face. The JSON summary
+    counted the frames that had rows (face rows only, without --all-frames): 72 against 169 on face_noface.mov."""
+    with SessionRecorder([tmp_path / "s.csv", tmp_path / "s.json"], _meta(), all_frames=all_frames) as rec:
+        for result in _frame_results(10, with_face=range(4)):
+            rec.add_result(result)
+    summary = json.loads((tmp_path / "s.json").read_text())["summary"]
+    assert summary["n_frames"] == rec.summary()["n_frames"] == rec.n_frames == 10
+    assert summary["faces"]["1"]["coverage"] == rec.summary()["faces"][1]["coverage"] == pytest.approx(0.4)
+    assert len(pd.read_csv(tmp_path / "s.csv")) == (10 if all_frames else 4)
+    # an export of the finished session's rows (the window's Export...) keeps the session's frame count
+    with SessionRecorder([tmp_path / "e.json"], _meta(), n_frames=rec.n_frames) as again:
+        again.add_many(rec.rows)
+    assert json.loads((tmp_path / "e.json").read_text())["summary"] == summary

@@ -15,7 +15,7 @@ import pytest
 
 from app.emotions import EMOTIONS
 from app.paths import ROOT
-from app.session import SessionRecorder, extension_journal_for, journal_path_for, recover_journal
+from app.session import CSV_COLUMNS, SessionRecorder, extension_journal_for, journal_path_for, recover_journal
 from app.study import (
     CORRECTED_COLUMNS,
     PROB_COLUMNS,
@@ -80,13 +80,31 @@ def test_epoch_and_baseline_options(tmp_path):
     assert parse_baseline("between:rest start,rest end") == BaselineSpec("between", start_label="rest start",
                                                                           end_label="rest end")
     rec = tmp_path / "rest.csv"
-    rec.write_text("x")
+    rec.write_text(",".join(CSV_COLUMNS) + "\n")  # a session export (here without rows)
     assert parse_baseline(f"file:{rec}").path == str(rec)
-    for bad in ("first:0", "first", "between:a", "file:/no/such.csv", "middle:3"):
+    for bad in ("first:0", "first", "between:a", "file:/no/such.csv", "middle:3", f"file:{tmp_path}"):
         with pytest.raises(StudyError):
             parse_baseline(bad)
-    with pytest.raises(StudyError):
-        StudyConfig(summary_every_s=0)
+    for every in (0, 1e-9, 0.009):
+        with pytest.raises(StudyError, match="at least 0.01 s"):
+            StudyConfig(summary_every_s=every)
+    assert StudyConfig(summary_every_s=0.01).summary_every_s == 0.01
+
+
+def test_a_baseline_file_that_is_not_a_session_is_refused_and_never_silently_dropped(tmp_path):
+    """A markers file given as the baseline recording: parse_baseline refuses it (naming the missing columns); one
+    that is chosen and later is no session (a window's choice, a journal's) is a baseline_error, not a silent
+    export without corrected columns."""
+    markers = tmp_path / "stimuli.csv"
+    markers.write_text("time_s,label\n1.0,rest\n")
+    with pytest.raises(StudyError) as info:
+        parse_baseline(f"file:{markers}")
+    assert str(info.value) == (f"baseline recording {markers} is not a FAN Live session export (missing columns "
+                               "frame_index, face_id, x0, y0 and 12 more)")
+    out = record(tmp_path, Study(StudyConfig(baseline=BaselineSpec("file", path=str(markers)))))
+    study = json.loads(out.with_suffix(".json").read_text())["study"]
+    assert study["baseline"] is None and "not a FAN Live session export" in study["baseline_error"]
+    assert not set(CORRECTED_COLUMNS) & set(pd.read_csv(out).columns)
 
 
 # ------------------------------------------------------------------------------------------------------ tables

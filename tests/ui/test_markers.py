@@ -92,6 +92,16 @@ def test_markers_added_in_the_window_appear_in_its_exports(make_window, videos, 
     assert names == ["out.csv", "out.json", "out_events.csv", "out_epochs.csv", "out_summary.csv"]
     assert pd.read_csv(tmp_path / "out_epochs.csv").equals(ep)
 
+    # a file that is no session (here the events table) is refused when it is picked, not dropped at the export
+    events_path = tmp_path / "out_events.csv"
+    monkeypatch.setattr("app.ui.markers.QFileDialog.getOpenFileName", lambda *a, **k: (str(events_path), ""))
+    w.markers_dock.baseline_kind.setCurrentIndex(3)
+    with qtbot.waitSignal(c.error_occurred, timeout=TIMEOUT_MS) as refused:
+        w.markers_dock.apply_baseline()
+    assert refused.args[0].startswith(f"baseline recording {events_path} is not a FAN Live session export")
+    assert w.markers_dock.baseline_kind.currentIndex() == 0 and c.study.config.baseline != BaselineSpec(
+        "file", path=str(events_path))
+
     # a separate recording as the baseline (the dock's file dialog, answered here): one mean for every face
     monkeypatch.setattr("app.ui.markers.QFileDialog.getOpenFileName", lambda *a, **k: (str(csv_path), ""))
     w.markers_dock.baseline_kind.setCurrentIndex(3)

@@ -3,6 +3,8 @@ probabilities and attention bars update; export and autosave read back; a corrup
 stays usable; no camera and no model are explained in the window; keys and clicks work; closing stops every thread."""
 from __future__ import annotations
 
+import queue
+import threading
 import time
 
 import numpy as np
@@ -230,18 +232,118 @@ def test_a_file_is_analysed_frame_by_frame_even_when_the_model_is_slower_than_re
     assert sorted({r.frame_index for r in w.session_log.rows()}) == list(range(72))  # one face on every frame
 
 
+class PacedModel:
+    """Pipeline.process that starts on a frame, says which, and finishes only when the test lets it: the test sets
+    the model's pace, so a slow model is slow by construction, not by the clock."""
+
+    def __init__(self, monkeypatch):
+        from app.pipeline import Pipeline
+
+        self.started: queue.Queue[int] = queue.Queue()   # frame indices, as the model starts on them
+        self._go = threading.Semaphore(0)
+        self._free = threading.Event()
+        process = Pipeline.process
+
+        def paced(pipeline, frame):
+            self.started.put(frame.index)
+            while not self._go.acquire(timeout=0.05) and not self._free.is_set():
+                pass
+            return process(pipeline, frame)
+
+        monkeypatch.setattr(Pipeline, "process", paced)
+
+    def next_started(self) -> int:
+        return self.started.get(timeout=TIMEOUT_MS / 1000)
+
+    def finish_one(self) -> None:
+        self._go.release()
+
+    def free(self) -> None:
+        """No more waiting (the window is about to close)."""
+        self._free.set()
+
+
+class PacedCamera(FrameSource):
+    """A live source of a real video's frames that delivers the next frame only when the test says so."""
+
+    is_live = True
+
+    def __init__(self, video):
+        self._video = open_source(video)
+        self._name = "camera 0"
+        self._size = self._video.size
+        self._n = 0
+        self._ticks = threading.Semaphore(0)
+
+    @property
+    def position(self) -> int:
+        return self._n
+
+    def deliver(self) -> None:
+        self._ticks.release()
+
+    def read(self):
+        while not self._ticks.acquire(timeout=0.05):
+            if self._closed:
+                return None
+        frame = self._video.read()
+        if frame is None:
+            self._video.seek(0)
+            frame = self._video.read()
+        self._n += 1
+        return Frame(self._n - 1, (self._n - 1) / 30, frame.image)
+
+    def _close(self):
+        self._video.close()
+
+
 @pytest.mark.data
-def test_a_slow_model_drops_camera_frames_instead_of_lagging(make_window, videos, qtbot, monkeypatch):
+def test_a_slow_model_gets_the_newest_camera_frame_and_the_skipped_ones_are_counted(make_window, videos, qtbot,
+                                                                                     monkeypatch):
+    """The live policy, at a pace the test sets (no wall-clock figures): while the model works on a frame, newer
+    camera frames replace each other in the one-slot hand-off, each replacement counted as a drop; the model then
+    takes the newest; no frame is shown after a newer one."""
     from app.ui import main_window, workers
 
-    slow_pipeline(monkeypatch, 0.15)  # ~6 fps: five times slower than the 30 fps camera
+    camera = PacedCamera(videos / "single_face.mp4")
+    model = PacedModel(monkeypatch)
+    shown, processed = [], []
+    render = main_window.MainWindow.render
+
+    def render_and_note(self):
+        if self.latest is not None:
+            shown.append(self.latest.frame.index)
+        render(self)
+
+    monkeypatch.setattr(main_window.MainWindow, "render", render_and_note)
     monkeypatch.setattr(main_window, "list_cameras", lambda *a, **k: [0])
-    monkeypatch.setattr(workers, "open_source", lambda spec: FakeCamera(videos / "single_face.mp4"))
+    monkeypatch.setattr(workers, "open_source", lambda spec: camera)
     w = make_window()
-    qtbot.waitUntil(lambda: w.pipeline_worker.frames_processed >= 8, timeout=TIMEOUT_MS)
-    # the newest frame was always taken: most frames were skipped, and none waits in a queue
-    assert w.handoff.latest and w.handoff.dropped > 2 * w.pipeline_worker.frames_processed
-    assert w.capture_worker.last_index - w.latest.frame.index <= 8
+    qtbot.waitUntil(lambda: w.pipeline_info is not None and w.capture_worker is not None, timeout=TIMEOUT_MS)
+    w.pipeline_worker.frame_processed.connect(lambda result, *_: processed.append(result.frame.index))
+
+    def arrives(k: int) -> None:  # one camera frame, handed over before the next one comes
+        camera.deliver()
+        qtbot.waitUntil(lambda: w.capture_worker.last_index == k, timeout=TIMEOUT_MS)
+
+    try:
+        camera.deliver()
+        assert model.next_started() == 0          # the model is busy with frame 0
+        for k in range(1, 7):                      # six frames come meanwhile: each replaces the one before it
+            arrives(k)
+        assert w.handoff.latest and w.handoff.dropped == 5
+        model.finish_one()
+        assert model.next_started() == 6           # the newest frame, not the oldest waiting
+        arrives(7)
+        arrives(8)
+        model.finish_one()
+        assert model.next_started() == 8
+        model.finish_one()
+        qtbot.waitUntil(lambda: processed == [0, 6, 8] and shown and shown[-1] == 8, timeout=TIMEOUT_MS)
+    finally:
+        model.free()
+    assert w.handoff.dropped == 6 and w.capture_worker.frames_read == 9 == len(processed) + w.handoff.dropped
+    assert shown == sorted(shown) and set(shown) <= {0, 6, 8}  # never a stale frame after a newer one
 
 
 @pytest.mark.data
@@ -375,6 +477,23 @@ def test_as_fast_as_possible_processes_every_frame(make_window, videos, qtbot):
     qtbot.waitUntil(lambda: w.latest.frame.index == 71, timeout=TIMEOUT_MS)
     assert w.pipeline_worker.frames_processed == w.capture_worker.frames_read == 72 and w.handoff.dropped == 0
     assert sorted({r.frame_index for r in w.session_log.rows()}) == list(range(72))  # one face on every frame
+
+
+@pytest.mark.data
+def test_a_window_sessions_json_counts_every_frame_processed(make_window, videos, qtbot, tmp_path):
+    """The window's JSONs took the frames with a face for the session's frames (72 of face_noface.mov's 169), in the
+    autosaved session and in Export... alike; coverage was over those 72."""
+    import json
+
+    w = make_window(videos / "face_noface.mov", fast=True)
+    saved = []
+    w.session_saved.connect(saved.append)
+    qtbot.waitUntil(lambda: bool(saved), timeout=TIMEOUT_MS)
+    summary = json.loads(saved[0][1].read_text())["summary"]
+    assert summary["n_frames"] == w.pipeline_worker.frames_processed == 169 > summary["n_rows"]
+    with qtbot.waitSignal(w.session_exported, timeout=TIMEOUT_MS):
+        w.export_to(tmp_path / "e.json", kinds=("json",))
+    assert json.loads((tmp_path / "e.json").read_text())["summary"] == summary
 
 
 @pytest.mark.data
