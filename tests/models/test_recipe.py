@@ -73,6 +73,8 @@ def test_tiny_recipe_runs_every_step_from_a_restored_pack(recipe_run):
         assert list(s["domains"]) == ["ferplus_valid", "rafdb_val", "sfew_val", "taiwanese_val", "ckplus_frames"]
         assert all(0 < r["n"] <= TINY["limit"] for r in s["domains"].values())
         assert s["mean"]["macro_f1"] == pytest.approx(sum(r["macro_f1"] for r in s["domains"].values()) / 5)
+    suite = card.extra["metrics"]["suite"]  # the measured numbers are in the card too
+    assert suite["int8"]["mean"] == results["steps"]["evaluate"]["result"]["int8"]["mean"]
     table = "\n".join(results["table"])
     assert all(f"| {name} |" in table for name in STEPS) and "| mean over 5 domains |" in table
     assert seconds < 240  # the tiny budget (about a minute on a free 2-core machine)
