@@ -1,5 +1,6 @@
 """Training data as a few compact files, for a machine that has neither ../shared/data nor MediaPipe (the GPU box:
-its working tree travels under 64 MiB per call, and the checkout already takes ~46 MB of that).
+at most 64 MiB of working tree and carried files travel per call: README.md, "Training on a GPU", carries the parts
+over successive calls).
 
     python -m models.pack create --out cache/pack --chunk-mb 16       # here: pixels + landmarks, lzma, in parts
     python -m models.pack restore cache/pack --data /tmp/data --cache-dir /tmp/cache    # there

@@ -427,12 +427,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from app.card import ModelError
     from models.datasets import DatasetError
+    from models.teachers import TEACHERS
 
     parser = argparse.ArgumentParser(prog="python -m models.recipe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     add_dataclass_args(sub.add_parser("gpu", help="run the recipe (resumable)"), RecipeConfig,
-                       choices={"device": ("auto", "cpu", "cuda"), "color": ("gray", "rgb"),
+                       choices={"device": ("auto", "cpu", "cuda"), "color": ("gray", "rgb"), "teacher": tuple(TEACHERS),
                                 "precisions": PRECISIONS})
     c = sub.add_parser("compare", help="a recipe model against a baseline through the same suite, on this machine")
     c.add_argument("--weights", type=Path, required=True, help="the new model's card")
