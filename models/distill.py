@@ -23,9 +23,9 @@ Contract:
 - The student's input is augmented (models.augment.train_augment, or flips only); the target stays the teacher's
   embedding of the clean crop, so the student learns an identity code that survives jitter, blur and occlusion.
 - Which images: FER+ (the splits in --ferplus-splits, Train only by default: Valid selects models and Test scores
-  them), RAF-DB train less the project's held-out val split (models.datasets.rafdb_split, when it exists), and all of
-  CK+ (note: CK+ is scored by subject-independent CV, and its images are then no longer unseen by the student, though
-  no expression label is used here). --holdout keeps a seeded share of the crops out of training to score the
+  them), RAF-DB train less the project's held-out val split (models.datasets.rafdb_split), and all of CK+ (note: CK+
+  is scored by subject-independent CV, and its images are then no longer unseen by the student, though no expression
+  label is used here); `sfew` and `taiwanese` add the train parts of their fixed splits (models.loading.DOMAINS). --holdout keeps a seeded share of the crops out of training to score the
   student's cosine to the teacher's (centred) code each epoch; the mean face scores 0 there.
 - Checkpoints are models.train frames checkpoints (`embedder` state dict of a ResNet18Embedder with a 7-way fc that
   was never trained, `epoch`, `preprocess` and `config` as JSON strings, `hardware`), plus `distill_head`, `teacher`,
@@ -67,7 +67,8 @@ log = logging.getLogger(__name__)
 FEATURES_VERSION = 1       # bump when teacher_features' crops or maths change: old feature caches are then ignored
 WARP_CHUNK = 512           # images re-warped and embedded at a time (a 224 px RGB chunk is ~77 MB)
 PARTIAL_EVERY = 4096       # images between saves of a resumable partial feature file
-DATASETS = ("ferplus", "rafdb", "ckplus")
+DATASETS = ("ferplus", "rafdb", "ckplus")  # the default set; sfew and taiwanese (train parts) are accepted too
+KNOWN_DATASETS = ("ferplus", "ckplus", "rafdb", "sfew", "taiwanese")
 
 
 # ------------------------------------------------------------------------------------------- teacher features
@@ -216,7 +217,7 @@ def student_cosine(student: ResNet18Embedder, proj: DistillHead, crops_u8: torch
 @dataclass
 class DistillConfig:
     teacher: str = "dlib"
-    datasets: str = ",".join(DATASETS)        # comma-separated: ferplus, rafdb, ckplus
+    datasets: str = ",".join(DATASETS)        # comma-separated, from KNOWN_DATASETS
     ferplus_splits: str = "train"             # comma-separated FER+ splits (train, valid, test)
     data: str = str(data_root())
     cache_dir: str = str(ROOT / "cache")
@@ -242,26 +243,12 @@ class DistillConfig:
     device: str = "auto"
 
 
-def _rafdb_samples(data: Path) -> tuple[list, np.ndarray | None]:
-    """RAF-DB train samples and the indices to distil on (None = all): models.datasets' reader and its held-out val
-    split when they exist, else train_labels.csv read as a plain index CSV."""
-    from models import datasets
-
-    reader = getattr(datasets, "read_rafdb", None)
-    if reader is not None:
-        samples = reader(data)
-    else:
-        folder = data / "rafdb" if (data / "rafdb").is_dir() else data
-        samples = datasets.read_index_csv(folder / "train_labels.csv")
-    split = getattr(datasets, "rafdb_split", None)
-    keep = np.asarray(split(samples)[0], np.int64) if split is not None else None
-    return samples, keep
-
-
 def dataset_samples(data: Path, dataset: str, ferplus_splits: list[str]) -> list[tuple[str, list, np.ndarray | None]]:
     """[(cache name, samples, indices to distil on or None for all)], with models.facecache's CLI cache names so
-    its crop and landmark caches are shared."""
+    its crop and landmark caches are shared. The one-folder domains of models.loading.DOMAINS (RAF-DB, SFEW, the
+    posed set) give their train part only: their fixed held-out parts select and score expression models."""
     from models import datasets
+    from models.loading import DOMAINS
 
     if dataset == "ferplus":
         folder = data / "ferplus" if (data / "ferplus").is_dir() else data
@@ -271,10 +258,11 @@ def dataset_samples(data: Path, dataset: str, ferplus_splits: list[str]) -> list
     if dataset == "ckplus":
         folder = data / "ckplus48" if (data / "ckplus48").is_dir() else data
         return [("ckplus", datasets.read_ckplus(folder), None)]
-    if dataset == "rafdb":
-        samples, keep = _rafdb_samples(data)
-        return [("rafdb_train", samples, keep)]
-    raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+    if dataset in DOMAINS and DOMAINS[dataset].split is not None:
+        domain = DOMAINS[dataset]
+        samples = domain.read(data)
+        return [(domain.cache_name, samples, np.asarray(domain.split(samples)[0], np.int64))]
+    raise ValueError(f"unknown dataset {dataset!r}; choose from {', '.join(KNOWN_DATASETS)}")
 
 
 def load_crop_sets(cfg: DistillConfig, pre: Preprocess, progress: bool = True) -> list[tuple[str, AlignedSet]]:

@@ -170,12 +170,13 @@ def suite_sets(data: Path, pre, cache_dir: Path, progress: bool = True, limit: i
 
 
 def run_suite(card, data: Path, cache_dir: Path, device: str, attention: str | None, progress: bool = True,
-              limit: int = 0, precision: str = "auto") -> dict:
+              limit: int = 0, precision: str = "auto", threads: int | None = None) -> dict:
     """Each domain's report (+ detection_rate) through the card's embedder and FAN head, each image a window of
-    one frame, exactly as predict_images scores images."""
+    one frame, exactly as predict_images scores images. threads: the embedder's ONNX Runtime threads (None: the
+    app's default)."""
     from app.inference import Embedder, FanHeadRunner
 
-    embedder = Embedder(card, device, precision=precision)
+    embedder = Embedder(card, device, threads, precision=precision)
     head = FanHeadRunner(card, attention or card.default_attention, device)
     reports = {}
     for name, aligned in suite_sets(data, card.preprocess, cache_dir, progress, limit).items():

@@ -1,11 +1,14 @@
 """Training data as a few compact files, for a machine that has neither ../shared/data nor MediaPipe (the GPU box:
-its working tree travels under 64 MiB per call, and the checkout already takes ~46 MB of that).
+at most 64 MiB of working tree and carried files travel per call: README.md, "Training on a GPU", carries the parts
+over successive calls).
 
     python -m models.pack create --out cache/pack --chunk-mb 16       # here: pixels + landmarks, lzma, in parts
     python -m models.pack restore cache/pack --data /tmp/data --cache-dir /tmp/cache    # there
 
-A pack holds every image of FER+ (the splits present) and CK+48 as raw pixels, RAF-DB's JPEG files byte for byte
-(re-encoding would change their pixels), their label files byte for byte, and the face landmarks this machine's MediaPipe found (`<name>_landmarks.npz` beside the crop caches). Restoring
+A pack holds every image of FER+ (the splits present) and CK+48 as raw pixels; the JPEG files of RAF-DB and the
+posed Taiwanese set byte for byte (re-encoding would change their pixels), and SFEW's PNG files byte for byte (smaller
+that way); their label files byte for byte (the posed set's observer ratings too), and the face landmarks this
+machine's MediaPipe found (`<name>_landmarks.npz` beside the crop caches). Restoring
 writes the same folder layout (PNG, pixel-identical) and the landmark files, so `models.train`/`models.cv` warp
 the crops from them without a detector: the crops are the ones this machine trains on. Each part carries a
 sha256 in manifest.json; a missing or damaged part is named in one error line. Packs hold research data: keep them
@@ -32,9 +35,13 @@ from models.facecache import (cached_aligned_set, dataset_splits, default_cache_
                               load_landmarks, read_image, save_landmarks)
 
 FORMAT = "fan-live-data-pack/1"
-DATASETS = ("ferplus", "ckplus", "rafdb")
-LABEL_NAMES = ("label.csv", "index.csv", "train_labels.csv")  # what the FER+, CK+ and RAF-DB readers read
+DATASETS = ("ferplus", "ckplus", "rafdb", "sfew", "taiwanese")
+# what the FER+, CK+, RAF-DB and posed-set readers read, and the posed set's observer ratings (soft labels, ambiguity)
+LABEL_NAMES = ("label.csv", "index.csv", "train_labels.csv", "labels.csv", "Image_info.xls")
 VERBATIM = frozenset({".jpg", ".jpeg"})  # files kept byte for byte: decoding and re-encoding JPEG is lossy
+# datasets whose (lossless) files also travel byte for byte because that is smaller: SFEW's 860 PNGs are 25.6 MB as
+# files and 35.7 MB as lzma-compressed raw pixels (measured); FER+/CK+48's 48 px PNGs pack smaller as raw pixels
+VERBATIM_DATASETS = frozenset({"sfew"})
 
 
 class PackError(ValueError):
@@ -69,7 +76,7 @@ def build_payload(data: Path, cache_dir: Path, datasets=DATASETS, progress: bool
         landmarks, detected, fallback = stored
         k = len(splits)
         arrays[f"{k}/files"] = np.array([_relative(s.path, data) for s in samples])
-        if all(Path(s.path).suffix.lower() in VERBATIM for s in samples):
+        if dataset in VERBATIM_DATASETS or all(Path(s.path).suffix.lower() in VERBATIM for s in samples):
             blobs = [Path(s.path).read_bytes() for s in tqdm(samples, desc=f"read {name}", disable=not progress)]
             arrays[f"{k}/sizes"] = np.array([len(b) for b in blobs], np.int64)
             arrays[f"{k}/bytes"] = np.frombuffer(b"".join(blobs), np.uint8)
@@ -143,7 +150,7 @@ def restore(pack: Path, data: Path, cache_dir: Path, progress: bool = True) -> l
         (data / rel).write_bytes(z[f"label{i}"].tobytes())
     for k, split in enumerate(meta["splits"]):
         files = z[f"{k}/files"]
-        if f"{k}/bytes" in z.files:  # files kept byte for byte (JPEG)
+        if f"{k}/bytes" in z.files:  # files kept byte for byte (JPEG, SFEW's PNG)
             blob, offset = z[f"{k}/bytes"], 0
             for rel, size in tqdm(zip(files, z[f"{k}/sizes"]), total=len(files), desc=f"write {split['name']}",
                                   disable=not progress):
@@ -183,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--out", type=Path, default=default_cache_dir() / "pack")
     c.add_argument("--cache-dir", type=Path, default=None, help="crop/landmark caches (default: cache/)")
     c.add_argument("--chunk-mb", type=float, default=16.0, help="largest part in MB (default 16)")
-    c.add_argument("--datasets", default=",".join(DATASETS), help="comma list of ferplus, ckplus, rafdb")
+    c.add_argument("--datasets", default=",".join(DATASETS), help="comma list of " + ", ".join(DATASETS))
     r = sub.add_parser("restore", help="write the data folder and landmark files from a pack")
     r.add_argument("pack", type=Path)
     r.add_argument("--data", type=Path, required=True, help="where the data folder is written")

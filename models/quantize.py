@@ -111,8 +111,10 @@ def agreement(card, crops: list[np.ndarray], runs: int = 200) -> dict:
 
 
 def add_int8(card_path: Path, crops: list[np.ndarray], check: list[np.ndarray], method: str = "minmax",
-             source: dict | None = None, weight_type: str = "s8") -> Path:
-    """Quantize the model's embedder and list it in all its cards (atomically, card by card). Returns the int8 path."""
+             source: dict | None = None, weight_type: str = "s8", command: str | None = None) -> Path:
+    """Quantize the model's embedder and list it in all its cards (atomically, card by card). Returns the int8 path.
+    command: what the card records as the command that made it (default: this process's python -m models.quantize
+    arguments)."""
     import onnxruntime
 
     card = load_card(card_path)
@@ -127,7 +129,7 @@ def add_int8(card_path: Path, crops: list[np.ndarray], check: list[np.ndarray], 
                                             "uint8 weights") + f", uint8 activations, {method} calibration",
                                "calibration": source or {"n": len(crops)},
                                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                               "command": "python -m models.quantize " + " ".join(sys.argv[1:])}
+                               "command": command or "python -m models.quantize " + " ".join(sys.argv[1:])}
     write_model_cards(card.path.parent, content)  # from here the model loads with its int8 graph
     if check:
         content["quantization"]["agreement"] = agreement(load_card(card_path), check)

@@ -1,7 +1,8 @@
-"""models/pack.py: a tiny real slice of FER+, CK+48 and RAF-DB packed in parts, restored elsewhere, and aligned there from
-the packed landmarks with MediaPipe unavailable: the crops must equal the ones made here."""
-import csv
-import shutil
+"""models/pack.py: a tiny real slice of FER+, CK+48, RAF-DB, SFEW and the posed set (conftest's tiny_data) packed in
+parts, restored elsewhere, and aligned there from the packed landmarks with MediaPipe unavailable: the crops must
+equal the ones made here."""
+import hashlib
+import json
 import subprocess
 import sys
 
@@ -12,49 +13,21 @@ import models.facecache as facecache
 from app.paths import ROOT
 from app.preprocess import Preprocess
 from models.facecache import cached_aligned_set, dataset_splits, read_image
-from models.pack import PackError, create, main, read_pack, restore
+from models.pack import DATASETS, PackError, create, main, read_pack, restore
 from models.train import load_ferplus_split
 
 pytestmark = pytest.mark.data
 
 
-@pytest.fixture()
-def tiny_data(shared_data, tmp_path):
-    """12 FER+ Train and 6 Valid images with their label.csv rows, and two CK+48 sequences with their index rows."""
-    root = tmp_path / "data"
-    for split, n in (("FER2013Train", 12), ("FER2013Valid", 6)):
-        src, dst = shared_data / "ferplus" / split, root / "ferplus" / split
-        dst.mkdir(parents=True)
-        rows = (src / "label.csv").read_text().splitlines()[:n]
-        (dst / "label.csv").write_text("\n".join(rows) + "\n")
-        for row in rows:
-            shutil.copy(src / row.split(",")[0], dst)
-    src, dst = shared_data / "ckplus48", root / "ckplus48"
-    with open(src / "index.csv", newline="") as fh:
-        rows = list(csv.reader(fh))
-    keep = [rows[0]] + [r for r in rows[1:] if r[3] in {"S010_004", "S148_002"}]
-    dst.mkdir(parents=True)
-    with open(dst / "index.csv", "w", newline="") as fh:
-        csv.writer(fh).writerows(keep)
-    for r in keep[1:]:
-        (dst / r[0]).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(src / r[0], dst / r[0])
-    src, dst = shared_data / "rafdb", root / "rafdb"  # 5 RAF-DB JPEGs with their train_labels.csv rows
-    rows = (src / "train_labels.csv").read_text().splitlines()
-    picked = [rows[0]] + rows[1::2500][:5]
-    dst.mkdir(parents=True)
-    (dst / "train_labels.csv").write_text("\n".join(picked) + "\n")
-    for row in picked[1:]:
-        (dst / row.split(",")[0]).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(src / row.split(",")[0], dst / row.split(",")[0])
-    return root
-
-
 def test_pack_round_trip_without_mediapipe(tiny_data, tmp_path, monkeypatch):
-    manifest = create(tiny_data, tmp_path / "pack", tmp_path / "cache_here", chunk_mb=0.004, progress=False)
-    assert len(manifest["parts"]) > 1  # split into parts of at most 4 kB
-    assert all(p["bytes"] <= 4000 for p in manifest["parts"])
-    assert [s["images"] for s in manifest["splits"]] == [12, 6, 6, 5]
+    manifest = create(tiny_data, tmp_path / "pack", tmp_path / "cache_here", chunk_mb=0.1, progress=False)
+    assert len(manifest["parts"]) > 1  # split into parts of at most 100 kB, each with its sha256
+    assert all(p["bytes"] <= 100_000 for p in manifest["parts"])
+    for part in manifest["parts"]:
+        assert hashlib.sha256((tmp_path / "pack" / part["name"]).read_bytes()).hexdigest() == part["sha256"]
+    assert json.loads((tmp_path / "pack" / "manifest.json").read_text()) == manifest
+    assert [(s["dataset"], s["images"]) for s in manifest["splits"]] == [
+        ("ferplus", 24), ("ferplus", 12), ("ckplus", 6), ("rafdb", 21), ("sfew", 21), ("taiwanese", 24)]
 
     def no_detector(*args, **kwargs):
         raise AssertionError("the restored data must not need MediaPipe")
@@ -62,7 +35,8 @@ def test_pack_round_trip_without_mediapipe(tiny_data, tmp_path, monkeypatch):
     monkeypatch.setattr(facecache, "_make_detector", no_detector)
     there = tmp_path / "there"
     restore(tmp_path / "pack", there / "data", there / "cache", progress=False)
-    for dataset in ("ferplus", "ckplus", "rafdb"):
+    assert (there / "data/taiwanese/Image_info.xls").read_bytes() == (tiny_data / "taiwanese/Image_info.xls").read_bytes()
+    for dataset in DATASETS:
         here_splits, there_splits = dataset_splits(tiny_data, dataset), dataset_splits(there / "data", dataset)
         assert list(here_splits) == list(there_splits)
         for name, samples in there_splits.items():
@@ -70,7 +44,7 @@ def test_pack_round_trip_without_mediapipe(tiny_data, tmp_path, monkeypatch):
             assert [s.label for s in samples] == [s.label for s in ref]  # label files restored byte for byte
             for a, b in zip(samples, ref):
                 assert np.array_equal(read_image(a.path), read_image(b.path))  # pixel-identical images
-                if a.path.suffix == ".jpg":  # JPEG travels byte for byte
+                if dataset in ("rafdb", "sfew", "taiwanese"):  # JPEG, and SFEW's PNG, travel byte for byte
                     assert a.path.read_bytes() == b.path.read_bytes()
             for pre in (Preprocess(), Preprocess(input_size=48)):  # any crop size, from the landmarks alone
                 mine = cached_aligned_set(ref, pre, tmp_path / "cache_here", name, progress=False)
@@ -90,13 +64,13 @@ def test_training_modules_import_without_mediapipe_or_qt():
             "        if name.split('.')[0] in ('mediapipe', 'PySide6', 'onnxruntime'):\n"
             "            raise ImportError('blocked ' + name)\n"
             "sys.meta_path.insert(0, Block())\n"
-            "import models.train, models.cv, models.pack, models.evaluate\n")
+            "import models.train, models.cv, models.pack, models.evaluate, models.recipe\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-800:]
 
 
 def test_damaged_or_missing_part_is_one_error_line(tiny_data, tmp_path, capsys):
-    create(tiny_data, tmp_path / "pack", tmp_path / "cache", chunk_mb=0.004, progress=False)
+    create(tiny_data, tmp_path / "pack", tmp_path / "cache", chunk_mb=0.1, progress=False)
     part = tmp_path / "pack" / "part-001.xz"
     data = bytearray(part.read_bytes())
     data[10] ^= 0xFF
