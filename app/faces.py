@@ -117,6 +117,12 @@ class DetectorConfig:
     # mode) is tried again with a border of CLOSEUP_PAD of its longer side; while that padded view finds faces it is
     # the view tried first. 0 = never (the training crop caches pin this). Out of repr for the same reason as above.
     closeup_every: int = field(default=0, repr=False)
+    # While the mesh tracks no face its next result depends on the image alone (MediaPipe's graph then runs its face
+    # detector on the whole image, and nothing carries over from earlier frames), so an image identical to one it
+    # has just found nothing in would find nothing again: such a call is skipped, and the result is the same (title
+    # cards, paused or frozen video). False calls the mesh on every view of every frame (the benchmark's A/B). Out
+    # of repr: the results do not depend on it.
+    skip_still: bool = field(default=True, repr=False)
 
 
 CLOSEUP_PAD = 0.25  # border per side, as a share of the frame's longer side (edge pixels replicated)
@@ -135,6 +141,9 @@ class FaceMeshDetector:
             min_tracking_confidence=config.min_tracking_confidence)
         self._padded = False  # the padded view found the last faces: try it first
         self._missed = 0      # frames in a row without a face
+        self._idle = True     # the mesh's last call returned no face at all (before any filter): it tracks nothing
+        self._still: dict[int, np.ndarray] = {}  # pad -> a copy of the last image the idle mesh found nothing in
+        self.calls = {"mesh": 0, "still": 0}     # mesh calls made, and skipped because the image had not changed
 
     def detect(self, image_bgr: np.ndarray) -> list[Face]:
         every = self.config.closeup_every
@@ -153,12 +162,24 @@ class FaceMeshDetector:
 
     def _detect_view(self, image_bgr: np.ndarray, pad: int) -> list[Face]:
         """Faces in the image seen with a replicated border of `pad` pixels, in the image's own coordinates."""
-        if pad:
-            image_bgr = cv2.copyMakeBorder(image_bgr, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        h, w = image_bgr.shape[:2]
-        rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB) if image_bgr.ndim == 3 else \
-            cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2RGB)
+        seen = self._still.get(pad) if self.config.skip_still and self._idle else None
+        if seen is not None and seen.shape == image_bgr.shape and np.array_equal(seen, image_bgr):
+            self.calls["still"] += 1
+            return []
+        view = cv2.copyMakeBorder(image_bgr, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else image_bgr
+        h, w = view.shape[:2]
+        rgb = cv2.cvtColor(view, cv2.COLOR_BGR2RGB) if view.ndim == 3 else cv2.cvtColor(view, cv2.COLOR_GRAY2RGB)
         result = self._mesh.process(rgb)
+        self.calls["mesh"] += 1
+        found = bool(result.multi_face_landmarks)
+        if self.config.skip_still:
+            if self._idle and not found:  # from the idle state this image gives nothing: remember it (a copy, as
+                if seen is None or seen.shape != image_bgr.shape:  # the caller may draw on its frame later)
+                    seen = self._still[pad] = np.empty_like(image_bgr)
+                np.copyto(seen, image_bgr)
+            elif found:
+                self._still.clear()
+        self._idle = not found
         faces = []
         for lm in result.multi_face_landmarks or ():
             pts = mesh_points(lm, w, h) - pad  # (468 or 478, 2) pixels of the unpadded image

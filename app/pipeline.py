@@ -52,6 +52,9 @@ class PipelineConfig:
     signals: bool = True
     threads: int | None = None           # ONNX Runtime intra-op threads of the embedder; None = min(2, cores)
     gate: str = "off"                    # app.gate: off | detector | stride:K (the mesh on frames with no track)
+    # The face mesh skips an image identical to one it has just found no face in (app.faces.DetectorConfig
+    # .skip_still: the same rows); False only for the benchmark's A/B.
+    skip_still: bool = True
     calibrated: bool = True              # probabilities with the card's fitted temperature; False: the head's raw output
 
 
@@ -110,7 +113,7 @@ class Pipeline:
         return FaceMeshDetector(DetectorConfig(max_faces=c.max_faces, min_detection_confidence=c.min_detection_confidence,
                                                min_face_px=c.min_face_px, video=self._video,
                                                refine_landmarks=c.blendshapes and c.signals,
-                                               closeup_every=CLOSEUP_EVERY))
+                                               closeup_every=CLOSEUP_EVERY, skip_still=c.skip_still))
 
     @property
     def card(self) -> ModelCard:

@@ -93,3 +93,35 @@ def test_a_close_up_that_fills_the_frame_is_still_found(videos):
         face = next(fs[0] for fs in map(det.detect, crops) if fs)
     assert face.box[0] < 0 or face.box[1] < 0 or face.box[2] > 640 or face.box[3] > 640  # past the edges
     assert np.all((face.landmarks5 > 0) & (face.landmarks5 < 640))  # eyes, nose, mouth inside the frame
+
+
+@pytest.mark.data
+def test_an_unchanged_image_is_not_read_again_while_no_face_is_tracked_and_the_faces_are_the_same(videos):
+    """skip_still: title cards (an image repeated), a face (never skipped: the mesh tracks it) and the sky, through
+    the close-up retry's padded views too: every frame's faces equal those of a mesh called on every view."""
+    from app.capture import open_source
+    from app.pipeline import CLOSEUP_EVERY
+
+    with open_source(videos / "single_face.mp4") as src:
+        face_frames = [f.image for f in itertools.islice(src, 20)]
+    with open_source(videos / "no_face.mp4") as src:
+        sky = [f.image for f in itertools.islice(src, 12)]
+    card = np.full_like(face_frames[0], 40)
+    cv2.putText(card, "Part 2", (200, 190), cv2.FONT_HERSHEY_SIMPLEX, 2, (255, 255, 255), 3)
+    sky = [cv2.resize(f, face_frames[0].shape[1::-1]) for f in sky]
+    frames = [card] * 17 + face_frames + [card] * 13 + sky + [sky[-1]] * 6 + face_frames[:5] + [card] * 9
+
+    def run(skip: bool):
+        config = DetectorConfig(max_faces=2, closeup_every=CLOSEUP_EVERY, skip_still=skip)
+        with FaceMeshDetector(config) as det:
+            return [det.detect(f.copy()) for f in frames], det.calls
+
+    got, calls = run(True)
+    want, every = run(False)
+    assert every["still"] == 0 and calls["still"] >= 30
+    assert calls["mesh"] + calls["still"] == every["mesh"]
+    for g, w in zip(got, want):
+        assert len(g) == len(w)
+        for a, b in zip(g, w):
+            assert np.array_equal(a.box, b.box) and np.array_equal(a.mesh, b.mesh)
+    assert sum(map(bool, got)) >= 20  # the faces were found, and found alike
