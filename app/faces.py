@@ -123,7 +123,35 @@ class DetectorConfig:
     # cards, paused or frozen video). False calls the mesh on every view of every frame (the benchmark's A/B). Out
     # of repr: the results do not depend on it.
     skip_still: bool = field(default=True, repr=False)
+    # Small faces in a large frame (a group, a classroom at 1080p): the mesh's own detector sees the whole frame at
+    # 128x128, where a face of 150 of 1920 pixels is 10 pixels and lost. The small-face pass finds them on tiles of
+    # the frame and reads each with the mesh on a crop around it (SmallFaceConfig below). auto: on for frames whose
+    # longer side is at least SmallFaceConfig.min_frame_side; on; off. Out of repr: the training caches (one face,
+    # small frames) never reach it.
+    small_faces: str = field(default="auto", repr=False)
 
+    def __post_init__(self) -> None:
+        if self.small_faces not in SMALL_FACES_MODES:
+            raise ValueError(f"small_faces must be one of {', '.join(SMALL_FACES_MODES)}, got {self.small_faces!r}")
+
+
+SMALL_FACES_MODES = ("auto", "on", "off")
+
+
+@dataclass(frozen=True)
+class SmallFaceConfig:
+    """The small-face pass's settings (DetectorConfig.small_faces)."""
+
+    min_frame_side: int = 1280   # auto: frames with a longer side of at least this many pixels
+    tile: int = 640              # search tiles of about this many pixels a side (what the detector reads well)
+    tile_overlap: float = 0.25   # each tile reaches this share of its size into its neighbours: no face is cut
+    tile_input: int = 256        # a tile is shrunk to this longer side before the detector (it reads 128x128)
+    search_every: int = 5        # frames between two searches while fewer than max_faces are found; a face lost
+                                 # in between is found again by the next one (within the tracker's max_missed)
+    crop_scale: float = 2.0      # the crop the mesh reads around a face: this many times the face box's side
+
+
+SMALL_FACES = SmallFaceConfig()
 
 CLOSEUP_PAD = 0.25  # border per side, as a share of the frame's longer side (edge pixels replicated)
 
@@ -143,7 +171,9 @@ class FaceMeshDetector:
         self._missed = 0      # frames in a row without a face
         self._idle = True     # the mesh's last call returned no face at all (before any filter): it tracks nothing
         self._still: dict[int, np.ndarray] = {}  # pad -> a copy of the last image the idle mesh found nothing in
-        self.calls = {"mesh": 0, "still": 0}     # mesh calls made, and skipped because the image had not changed
+        self.calls = {"mesh": 0, "still": 0, "search": 0, "crop": 0}  # mesh calls made, skipped as unchanged
+        # (still), tiled searches and crop mesh calls of the small-face pass
+        self._small: _SmallFaces | None = None  # the small-face pass, made on the first frame that needs it
 
     def detect(self, image_bgr: np.ndarray) -> list[Face]:
         every = self.config.closeup_every
@@ -158,7 +188,15 @@ class FaceMeshDetector:
                     self._padded = other_pad > 0
         if faces:
             self._missed = 0
+        if self._small_pass(image_bgr.shape):
+            if self._small is None:
+                self._small = _SmallFaces(self.config, SMALL_FACES, self.calls)
+            faces = self._small.detect(image_bgr, faces)
         return faces
+
+    def _small_pass(self, shape: tuple[int, ...]) -> bool:
+        mode = self.config.small_faces
+        return mode == "on" or (mode == "auto" and max(shape[:2]) >= SMALL_FACES.min_frame_side)
 
     def _detect_view(self, image_bgr: np.ndarray, pad: int) -> list[Face]:
         """Faces in the image seen with a replicated border of `pad` pixels, in the image's own coordinates."""
@@ -192,9 +230,120 @@ class FaceMeshDetector:
 
     def close(self) -> None:
         self._mesh.close()
+        if self._small is not None:
+            self._small.close()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _covered(box: np.ndarray, boxes) -> bool:
+    return any(_overlap(box, b) > DUPLICATE_OVERLAP for b in boxes)
+
+
+def _read_mesh(result, w: int, h: int, offset: tuple[float, float], min_face_px: float) -> list[Face]:
+    """MediaPipe's face mesh result on an image of w x h -> Faces in pixels moved by `offset`, too-small ones left
+    out."""
+    faces = []
+    for lm in result.multi_face_landmarks or ():
+        pts = mesh_points(lm, w, h) + np.asarray(offset, np.float32)
+        x0, y0 = pts[:468].min(0)
+        x1, y1 = pts[:468].max(0)
+        face = Face(box=np.array([x0, y0, x1, y1]), landmarks5=landmarks5_from_mesh(pts), mesh=pts)
+        if face.size >= min_face_px:
+            faces.append(face)
+    return faces
+
+
+class _SmallFaces:
+    """The small-face pass of one FaceMeshDetector. Per frame, after the whole-frame mesh:
+
+    1. every face of the last frame that the whole-frame mesh did not find again is read on a crop around its last
+       box (a face mesh in still mode on that crop, one face);
+    2. every `search_every` frames, while fewer than max_faces are found, MediaPipe's face detector looks at
+       overlapping tiles of the frame, each shrunk to `tile_input` pixels; a face it sees that no face found covers
+       is read on a crop the same way, on this frame.
+
+    A crop is a square of `crop_scale` times the face's box, inside the frame: there the face is as large to the
+    mesh's own detector as in a webcam's frame. Faces from crops come after the whole-frame mesh's, up to
+    max_faces, never one covered by another (DUPLICATE_OVERLAP)."""
+
+    def __init__(self, config: DetectorConfig, small: SmallFaceConfig, calls: dict):
+        import mediapipe as mp
+
+        self.config, self.small, self.calls = config, small, calls
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=1, refine_landmarks=config.refine_landmarks,
+            min_detection_confidence=config.min_detection_confidence)
+        self._detector = mp.solutions.face_detection.FaceDetection(
+            model_selection=0, min_detection_confidence=config.min_detection_confidence)
+        self._last: list[np.ndarray] = []  # the last frame's face boxes
+        self._since_search = small.search_every  # search on the first frame
+
+    def detect(self, image_bgr: np.ndarray, found: list[Face]) -> list[Face]:
+        faces = list(found)
+        wanted = [b for b in self._last if not _covered(b, [f.box for f in faces])]
+        self._since_search += 1
+        if len(faces) + len(wanted) < self.config.max_faces and self._since_search >= self.small.search_every:
+            self._since_search = 0
+            wanted += [b for b in self.search(image_bgr) if not _covered(b, [f.box for f in faces] + wanted)]
+        for box in wanted:
+            if len(faces) >= self.config.max_faces:
+                break
+            for face in self.read_crop(image_bgr, box):
+                if not _covered(face.box, [f.box for f in faces]):
+                    faces.append(face)
+        self._last = [f.box for f in faces]
+        return faces
+
+    def tiles(self, shape: tuple[int, ...]) -> list[tuple[int, int, int, int]]:
+        """(x0, y0, x1, y1) of the search tiles of a frame: about `tile` pixels a side, overlapping."""
+        h, w = shape[:2]
+        nx, ny = max(1, round(w / self.small.tile)), max(1, round(h / self.small.tile))
+        tw = min(w, int(w / nx * (1 + self.small.tile_overlap)))
+        th = min(h, int(h / ny * (1 + self.small.tile_overlap)))
+        return [(int(x), int(y), int(x) + tw, int(y) + th) for y in np.linspace(0, h - th, ny)
+                for x in np.linspace(0, w - tw, nx)]
+
+    def search(self, image_bgr: np.ndarray) -> list[np.ndarray]:
+        """Face boxes (x0, y0, x1, y1) the detector sees on the frame's tiles, one per face (largest kept)."""
+        self.calls["search"] += 1
+        boxes = []
+        for x0, y0, x1, y1 in self.tiles(image_bgr.shape):
+            tile = image_bgr[y0:y1, x0:x1]
+            scale = min(1.0, self.small.tile_input / max(tile.shape[:2]))
+            if scale < 1.0:
+                tile = cv2.resize(tile, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            result = self._detector.process(cv2.cvtColor(tile, cv2.COLOR_BGR2RGB))
+            for d in result.detections or ():
+                r = d.location_data.relative_bounding_box
+                tw, th = x1 - x0, y1 - y0
+                boxes.append(np.array([x0 + r.xmin * tw, y0 + r.ymin * th, x0 + (r.xmin + r.width) * tw,
+                                       y0 + (r.ymin + r.height) * th], np.float32))
+        boxes.sort(key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
+        kept: list[np.ndarray] = []
+        for b in boxes:
+            if not _covered(b, kept):
+                kept.append(b)
+        return kept
+
+    def read_crop(self, image_bgr: np.ndarray, box: np.ndarray) -> list[Face]:
+        """The face mesh on a square crop around `box` -> the face in it (frame pixels), or none."""
+        self.calls["crop"] += 1
+        h, w = image_bgr.shape[:2]
+        side = int(min(max(box[2] - box[0], box[3] - box[1]) * self.small.crop_scale, w, h))
+        if side < 16:
+            return []
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        x0 = int(min(max(cx - side / 2, 0), w - side))
+        y0 = int(min(max(cy - side / 2, 0), h - side))
+        crop = image_bgr[y0:y0 + side, x0:x0 + side]
+        result = self._mesh.process(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB))
+        return _read_mesh(result, side, side, (x0, y0), self.config.min_face_px)
+
+    def close(self) -> None:
+        self._mesh.close()
+        self._detector.close()

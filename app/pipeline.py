@@ -55,6 +55,8 @@ class PipelineConfig:
     # The face mesh skips an image identical to one it has just found no face in (app.faces.DetectorConfig
     # .skip_still: the same rows); False only for the benchmark's A/B.
     skip_still: bool = True
+    # Small faces in large frames (app.faces: tiled search, the mesh on a crop around each): auto | on | off
+    small_faces: str = DetectorConfig.small_faces
     calibrated: bool = True              # probabilities with the card's fitted temperature; False: the head's raw output
 
 
@@ -113,7 +115,8 @@ class Pipeline:
         return FaceMeshDetector(DetectorConfig(max_faces=c.max_faces, min_detection_confidence=c.min_detection_confidence,
                                                min_face_px=c.min_face_px, video=self._video,
                                                refine_landmarks=c.blendshapes and c.signals,
-                                               closeup_every=CLOSEUP_EVERY, skip_still=c.skip_still))
+                                               closeup_every=CLOSEUP_EVERY, skip_still=c.skip_still,
+                                               small_faces=c.small_faces))
 
     @property
     def card(self) -> ModelCard:
