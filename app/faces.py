@@ -7,10 +7,51 @@ which would give one person several ids; `suppress_duplicates` keeps the larger 
 """
 from __future__ import annotations
 
+import importlib.util
+import sys
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
+def mediapipe_solutions():
+    """mediapipe.python.solutions with its face_mesh and face_detection modules imported, and nothing else of
+    MediaPipe yet.
+
+    `import mediapipe` runs the package's __init__, which imports every solution's drawing helpers (matplotlib's
+    pyplot) and the Tasks API (its audio side too): ~0.6-0.9 s of a replay's ~1.5 s start-up, none of which the face
+    mesh uses. Here, when MediaPipe is not imported yet, the two packages above the solutions are registered
+    without running their __init__, and the two solution modules are imported on their own. The rest is not lost:
+    the first attribute that code anywhere asks of either package (`mp.solutions.drawing_utils`, `mp.tasks`,
+    `mp.__version__`) runs both __init__s as usual, in the package objects already registered."""
+    if "mediapipe" not in sys.modules:
+        spec = importlib.util.find_spec("mediapipe")
+        package = importlib.util.module_from_spec(spec)
+        sys.modules["mediapipe"] = package
+        try:
+            solutions_spec = importlib.util.find_spec("mediapipe.python.solutions")  # imports mediapipe.python
+            solutions = importlib.util.module_from_spec(solutions_spec)
+            sys.modules["mediapipe.python.solutions"] = solutions
+            sys.modules["mediapipe.python"].solutions = solutions
+        except BaseException:
+            del sys.modules["mediapipe"]
+            sys.modules.pop("mediapipe.python.solutions", None)
+            raise
+
+        def finish(name: str):
+            for module in (solutions, package):  # the solutions' __init__ first: the package's imports it
+                module.__dict__.pop("__getattr__", None)
+            solutions_spec.loader.exec_module(solutions)
+            spec.loader.exec_module(package)
+            return getattr(package, name)
+
+        package.__getattr__ = finish
+        solutions.__getattr__ = lambda name: getattr(finish("solutions"), name)
+    import mediapipe.python.solutions.face_detection  # noqa: F401 - registers the module on its package
+    import mediapipe.python.solutions.face_mesh  # noqa: F401
+
+    return sys.modules["mediapipe.python.solutions"]
+
 
 # Face-mesh landmark indices (MediaPipe canonical mesh). "image-left" is the subject's right side.
 _LEFT_EYE = (33, 133)      # image-left eye: outer and inner corners
@@ -160,10 +201,8 @@ class FaceMeshDetector:
     """MediaPipe face mesh over BGR uint8 frames. Not thread-safe: one instance per thread."""
 
     def __init__(self, config: DetectorConfig = DetectorConfig()):
-        import mediapipe as mp  # imported here so importing app.faces stays cheap
-
         self.config = config
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
+        self._mesh = mediapipe_solutions().face_mesh.FaceMesh(
             static_image_mode=not config.video, max_num_faces=config.max_faces, refine_landmarks=config.refine_landmarks,
             min_detection_confidence=config.min_detection_confidence,
             min_tracking_confidence=config.min_tracking_confidence)
@@ -272,13 +311,12 @@ class _SmallFaces:
     max_faces, never one covered by another (DUPLICATE_OVERLAP)."""
 
     def __init__(self, config: DetectorConfig, small: SmallFaceConfig, calls: dict):
-        import mediapipe as mp
-
         self.config, self.small, self.calls = config, small, calls
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
+        solutions = mediapipe_solutions()
+        self._mesh = solutions.face_mesh.FaceMesh(
             static_image_mode=True, max_num_faces=1, refine_landmarks=config.refine_landmarks,
             min_detection_confidence=config.min_detection_confidence)
-        self._detector = mp.solutions.face_detection.FaceDetection(
+        self._detector = solutions.face_detection.FaceDetection(
             model_selection=0, min_detection_confidence=config.min_detection_confidence)
         self._last: list[np.ndarray] = []  # the last frame's face boxes
         self._since_search = small.search_every  # search on the first frame

@@ -158,3 +158,29 @@ def test_an_unchanged_image_is_not_read_again_while_no_face_is_tracked_and_the_f
         for a, b in zip(g, w):
             assert np.array_equal(a.box, b.box) and np.array_equal(a.mesh, b.mesh)
     assert sum(map(bool, got)) >= 20  # the faces were found, and found alike
+
+
+def test_the_face_mesh_starts_without_the_rest_of_mediapipe_which_stays_importable():
+    """mediapipe_solutions(): the detector comes up without MediaPipe's drawing helpers (matplotlib) and Tasks API,
+    and the first use of either afterwards still finds the whole package (a fresh interpreter: MediaPipe is
+    imported once per process)."""
+    import subprocess
+    import sys
+
+    from app.paths import ROOT
+
+    code = """
+import sys
+from app.faces import DetectorConfig, FaceMeshDetector
+FaceMeshDetector(DetectorConfig()).close()
+light = not any(m.startswith(("matplotlib", "mediapipe.tasks")) for m in sys.modules)
+import mediapipe as mp
+from mediapipe.python.solutions import face_mesh
+assert mp.solutions.face_mesh is face_mesh and mp.solutions.drawing_utils.DrawingSpec
+assert mp.tasks.vision.FaceLandmarker and mp.__version__ and not hasattr(mp, "python")
+print("light" if light else "heavy")
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=str(ROOT))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split()[-1] == "light"
