@@ -111,12 +111,14 @@ class Pipeline:
         self._beside: ThreadPoolExecutor | None = None  # the signals' helper thread, started on first use
 
     def _make_detector(self) -> FaceMeshDetector:
-        c = self.config
-        return FaceMeshDetector(DetectorConfig(max_faces=c.max_faces, min_detection_confidence=c.min_detection_confidence,
-                                               min_face_px=c.min_face_px, video=self._video,
-                                               refine_landmarks=c.blendshapes and c.signals,
-                                               closeup_every=CLOSEUP_EVERY, skip_still=c.skip_still,
-                                               small_faces=c.small_faces))
+        return FaceMeshDetector(self.detector_config(self.config, self._video))
+
+    @staticmethod
+    def detector_config(c: PipelineConfig, video: bool = True) -> DetectorConfig:
+        """The face mesh's settings for a pipeline of config `c` (also the benchmark's decode + mesh bar)."""
+        return DetectorConfig(max_faces=c.max_faces, min_detection_confidence=c.min_detection_confidence,
+                              min_face_px=c.min_face_px, video=video, refine_landmarks=c.blendshapes and c.signals,
+                              closeup_every=CLOSEUP_EVERY, skip_still=c.skip_still, small_faces=c.small_faces)
 
     @property
     def card(self) -> ModelCard:
