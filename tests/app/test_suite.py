@@ -22,8 +22,14 @@ def test_compare_rows_counts_the_faces_found_per_frame_against_the_reference():
 
 
 @pytest.mark.data
-def test_the_gpu_suite_runs_on_the_cpu_provider_and_writes_one_file(tmp_path, ffmpeg):
+@pytest.mark.parametrize("with_ffmpeg", [True, False], ids=["ffmpeg", "no-ffmpeg"])
+def test_the_gpu_suite_runs_on_the_cpu_provider_and_writes_one_file(tmp_path, ffmpeg, monkeypatch, with_ffmpeg):
+    """As a lent GPU machine would run it, on the CPU provider at a tiny size; also where there is no ffmpeg (that
+    machine's image has none): its clips are then made with OpenCV."""
     from app.bench import main
+
+    if not with_ffmpeg:
+        monkeypatch.setenv("FANLIVE_FFMPEG", str(tmp_path / "no-ffmpeg-here"))
 
     out = tmp_path / "out"
     assert main(["--suite", "--device", "cpu", "--out", str(out), "--seconds", "0.4", "--frames", "10",
