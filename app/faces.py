@@ -369,16 +369,23 @@ class _SmallFaces:
         return kept
 
     def read_crop(self, image_bgr: np.ndarray, box: np.ndarray) -> list[Face]:
-        """The face mesh on a square crop around `box` -> the face in it (frame pixels), or none."""
+        """The face mesh on a square crop centred on `box` -> the face in it (frame pixels), or none. Where the
+        crop reaches past the frame, the frame's edge pixels are replicated (as the close-up retry does): a face at
+        the frame's edge stays in the crop's middle, where the mesh's detector finds it."""
         self.calls["crop"] += 1
         h, w = image_bgr.shape[:2]
-        side = int(min(max(box[2] - box[0], box[3] - box[1]) * self.small.crop_scale, w, h))
+        side = int(max(box[2] - box[0], box[3] - box[1]) * self.small.crop_scale)
         if side < 16:
             return []
-        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        x0 = int(min(max(cx - side / 2, 0), w - side))
-        y0 = int(min(max(cy - side / 2, 0), h - side))
-        crop = image_bgr[y0:y0 + side, x0:x0 + side]
+        x0 = int(round((box[0] + box[2]) / 2 - side / 2))
+        y0 = int(round((box[1] + box[3]) / 2 - side / 2))
+        crop = image_bgr[max(y0, 0):max(min(y0 + side, h), 0), max(x0, 0):max(min(x0 + side, w), 0)]
+        if crop.size == 0:
+            return []
+        top, left = max(-y0, 0), max(-x0, 0)
+        bottom, right = side - top - crop.shape[0], side - left - crop.shape[1]
+        if top or left or bottom or right:
+            crop = cv2.copyMakeBorder(crop, top, bottom, left, right, cv2.BORDER_REPLICATE)
         result = self._mesh.process(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB))
         return _read_mesh(result, side, side, (x0, y0), self.config.min_face_px)
 
