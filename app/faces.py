@@ -4,6 +4,11 @@ FaceMeshDetector.detect() is the pure per-frame core; tracking (stable ids) live
 app.preprocess, which the training module shares. detect() returns one Face per person: MediaPipe's video mode
 can report one face twice in a frame (a face it tracks and the same face detected again, boxes overlapping ~85%),
 which would give one person several ids; `suppress_duplicates` keeps the larger of such boxes.
+
+Beside the whole-frame mesh: the close-up retry (a padded view, for a face larger than the frame), the skipping of
+an image identical to one the idle mesh has just found nothing in (the same result, for free), and the small-face
+pass for large frames (a tiled search, the mesh on a crop around each face). `mediapipe_solutions()` imports only
+the two MediaPipe solutions used here.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+
 
 def mediapipe_solutions():
     """mediapipe.python.solutions with its face_mesh and face_detection modules imported, and nothing else of
@@ -257,15 +263,7 @@ class FaceMeshDetector:
             elif found:
                 self._still.clear()
         self._idle = not found
-        faces = []
-        for lm in result.multi_face_landmarks or ():
-            pts = mesh_points(lm, w, h) - pad  # (468 or 478, 2) pixels of the unpadded image
-            x0, y0 = pts[:468].min(0)
-            x1, y1 = pts[:468].max(0)
-            face = Face(box=np.array([x0, y0, x1, y1]), landmarks5=landmarks5_from_mesh(pts), mesh=pts)
-            if face.size >= self.config.min_face_px:
-                faces.append(face)
-        return suppress_duplicates(faces)
+        return suppress_duplicates(_read_mesh(result, w, h, (-pad, -pad), self.config.min_face_px))
 
     def close(self) -> None:
         self._mesh.close()
@@ -284,8 +282,8 @@ def _covered(box: np.ndarray, boxes) -> bool:
 
 
 def _read_mesh(result, w: int, h: int, offset: tuple[float, float], min_face_px: float) -> list[Face]:
-    """MediaPipe's face mesh result on an image of w x h -> Faces in pixels moved by `offset`, too-small ones left
-    out."""
+    """MediaPipe's face mesh result on an image of w x h -> Faces with (468 or 478, 2) mesh points in pixels moved by
+    `offset` (into the frame's coordinates), too-small ones left out."""
     faces = []
     for lm in result.multi_face_landmarks or ():
         pts = mesh_points(lm, w, h) + np.asarray(offset, np.float32)
