@@ -34,7 +34,7 @@ LEVERS: dict[str, dict] = {
     "as shipped": {},
     "still images read again (skip_still off)": {"skip_still": False},
     "no stage overlap": {"overlap": False},
-    "embedder on 2 threads (1 shipped)": {"threads": 2},
+    "embedder on 2 threads": {"threads": 2},  # shipped: min(2, cores - 1), app.overlap
     "gate detector": {"gate": "detector"},
     "gate stride:2": {"gate": "stride:2"},
     "gate stride:4": {"gate": "stride:4"},
