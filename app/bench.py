@@ -330,7 +330,7 @@ def main_suites(args, parser) -> int:
                     video = args.video
                 result = suite.long_bench(video, max(1, args.rounds))
             suite.print_long(result)
-    except (CaptureError, ModelError, FFmpegMissing, RuntimeError) as e:
+    except (CaptureError, ModelError, FFmpegMissing, RuntimeError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         if args.suite:  # the one file still comes back, and says why it holds no numbers
             args.out.mkdir(parents=True, exist_ok=True)
