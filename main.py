@@ -177,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="headless: on frames with no tracked face, run the face mesh only when MediaPipe's cheap "
                         "face detector sees a face (detector) or on every K-th frame (stride:K, an entering face "
                         "may be found up to K-1 frames late); default off (app/gate.py, docs/results.md)")
+    from app.faces import SMALL_FACES, SMALL_FACES_MODES
+
+    p.add_argument("--small-faces", choices=SMALL_FACES_MODES, default=None,
+                   help="find faces too small for the face mesh's own detector: search tiles of the frame and read "
+                        "each face on a crop around it (default auto: for frames of "
+                        f"{SMALL_FACES.min_frame_side} pixels or more on the longer side; app/faces.py)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--verbose", action="store_true",
                    help="headless: show the native libraries' own log lines (MediaPipe, TensorFlow Lite)")
@@ -286,7 +292,8 @@ def run_headless(args) -> int:
     config = PipelineConfig(weights=args.weights, device=args.device, precision=args.precision,
                             attention=args.attention, window_length=args.window, max_faces=args.max_faces,
                             all_frames=args.all_frames, blendshapes=args.blendshapes, gate=args.gate,
-                            calibrated=args.calibrated)
+                            calibrated=args.calibrated,
+                            **({"small_faces": args.small_faces} if args.small_faces else {}))
     many = args.video.is_dir()
     # A folder goes through app/parallel.py (workers, Ray, resume); LSL streams from this process, so not there.
     spread = (many or args.workers > 1 or args.ray is not None) and not args.lsl and args.repeat == 1
@@ -397,7 +404,8 @@ def run_headless_live(args) -> int:
     config = PipelineConfig(weights=args.weights, device=args.device, precision=args.precision,
                             attention=args.attention, window_length=args.window, max_faces=args.max_faces,
                             all_frames=args.all_frames, blendshapes=args.blendshapes, gate=args.gate,
-                            calibrated=args.calibrated)
+                            calibrated=args.calibrated,
+                            **({"small_faces": args.small_faces} if args.small_faces else {}))
     status = _StatusLine(enabled=not args.quiet)
 
     def on_event(event) -> None:  # the end of the source is said once, after the exports

@@ -29,6 +29,20 @@ model: the issue-17 goal is a replay at least this fast), the start-up (model an
 embedder's cost per face at batch 1/2/4/8 on the video's own crops (the batching lever). `--gate MODE` (app/gate.py:
 detector | stride:K) runs every stage and the whole replay twice, gate off (before) and on (after), and says whether
 the rows are identical (mean ms per frame is shown too: on a clip with long empty stretches the median hides them).
+
+    python -m app.bench --long [--video CLIP] [--rounds 3]
+    python -m app.bench --faces [--video CLIP] [--seconds 8]
+    python -m app.bench --suite --device cuda --out DIR [--seconds 6] [--frames 0]
+
+`--long`: the whole command `python main.py --video CLIP --export X.csv --no-window` (start-up included) against
+decode + face mesh on the same clip, and each speed lever turned off or on by itself, each replay a fresh process,
+interleaved rounds, rows compared with the face mesh on every frame (default clip: the shared videos between title
+cards, ~2,650 frames at 640x360, made at run time with ffmpeg; app/clips.py). `--faces`: 1, 4 and 9 faces tiled
+into 1920x1080 (default: WolfgangLanger_Pexels.mp4), faces found per frame, the share of frames with all of them,
+ids, duplicates and fps, and the 9 faces without the small-face pass. `--suite`: the GPU machine's run (app/suite.py):
+the embedder alone at batch 1/4/16 and end to end on 1/4/16 faces, on --device and on the CPU, a replay of a shared
+clip on both and whether the rows agree within tolerance; writes DIR/bench_suite.json (exit 1 when the rows
+disagree). app/suite.py says what each measures.
 """
 from __future__ import annotations
 
@@ -79,6 +93,8 @@ def decode_only(video: Path) -> tuple[int, float]:
             n += 1
     return n, time.perf_counter() - t0
 
+
+LIVE_SECONDS = 20.0  # --live: each stream's length
 
 STAGES = ("decode", "detect_align", "embed", "head", "signals", "signals_wait", "export")
 
@@ -181,16 +197,9 @@ def replay_fps(video: Path, config, keep: Path | None = None, overlap: bool = Tr
 
 def decode_mesh(video: Path, pipeline) -> tuple[int, float]:
     """Decode + the pipeline's own face mesh on every frame (nothing else): the bar for the whole replay."""
-    from app.capture import open_source
+    from app.suite import decode_mesh as bar
 
-    pipeline.reset()  # a fresh MediaPipe graph, as a replay starts with
-    n = 0
-    t0 = time.perf_counter()
-    with open_source(video) as src:
-        while (frame := src.read()) is not None:
-            pipeline.detector.detect(frame.image)
-            n += 1
-    return n, time.perf_counter() - t0
+    return bar(video, pipeline.config)
 
 
 def embed_batches(video: Path, pipeline, sizes=(1, 2, 4, 8), max_crops: int = 64) -> dict:
@@ -288,6 +297,52 @@ def main_live(args) -> int:
     return 0
 
 
+def main_suites(args, parser) -> int:
+    """--long, --faces, --suite (app/suite.py)."""
+    from app import suite
+    from app.capture import CaptureError
+    from app.card import ModelError
+    from app.loopback import FFmpegMissing
+    from app.paths import data_root
+
+    videos = data_root() / "videos"
+    if args.suite and args.out is None:
+        parser.error("--suite needs --out DIR (where bench_suite.json goes)")
+    try:
+        if args.suite:
+            seconds = {"seconds": args.seconds} if args.seconds else {}
+            _, passed = suite.gpu_suite(args.out, device=args.device, frames=args.frames, repeat=args.repeat,
+                                        video=args.video, **seconds)
+            return 0 if passed else 1
+        if args.faces:
+            seconds = {"seconds": args.seconds} if args.seconds else {}
+            result = suite.faces_bench(args.video or videos / "WolfgangLanger_Pexels.mp4", repeat=args.repeat,
+                                       device=args.device, **seconds)
+            suite.print_faces(result)
+        else:
+            with tempfile.TemporaryDirectory() as d:
+                if args.video is None:
+                    from app.clips import long_clip
+
+                    print("making the long clip (title cards between the shared videos) with ffmpeg ...")
+                    video = long_clip(videos, Path(d) / "long.mp4")
+                else:
+                    video = args.video
+                result = suite.long_bench(video, max(1, args.rounds))
+            suite.print_long(result)
+    except (CaptureError, ModelError, FFmpegMissing, RuntimeError, ImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        if args.suite:  # the one file still comes back, and says why it holds no numbers
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / suite.SUITE_FILE).write_text(json.dumps(
+                {"suite": 1, "device_asked": args.device, "error": str(e), "hardware": hardware()}, indent=2) + "\n")
+        return 1
+    result["hardware"] = hardware()
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from app.card import PRECISIONS
 
@@ -298,7 +353,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="measure the live path on a 30 fps loopback stream, 1 and 4 faces (needs ffmpeg)")
     p.add_argument("--live-video", type=Path, default=None,
                    help="--live: the video to stream (default: the shared single_face.mp4)")
-    p.add_argument("--seconds", type=float, default=20.0, help="--live: seconds of each stream")
+    p.add_argument("--seconds", type=float, default=None,
+                   help=f"--live: seconds of each stream ({LIVE_SECONDS:g}); --faces and --suite: of each grid clip "
+                        "(app/suite.py's defaults)")
+    p.add_argument("--long", action="store_true",
+                   help="the whole replay command against decode + face mesh on a long clip, each lever A/B")
+    p.add_argument("--rounds", type=int, default=3, help="--long: interleaved rounds")
+    p.add_argument("--faces", action="store_true", help="1, 4 and 9 faces tiled into 1920x1080")
+    p.add_argument("--suite", action="store_true",
+                   help="the GPU machine's run: writes one JSON file into --out (needs ffmpeg)")
+    p.add_argument("--out", type=Path, default=None, help="--suite: the folder for bench_suite.json")
+    p.add_argument("--frames", type=int, default=0,
+                   help="--suite: replay only the shared clip's first N frames (0: all)")
+    p.add_argument("--replay-child", nargs=3, default=None, help=argparse.SUPPRESS)
     p.add_argument("--weights", type=Path, default=None)
     p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
@@ -309,10 +376,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="also measure with this face gate (app/gate.py) and compare the rows with the gate off")
     args = p.parse_args(argv)
     os.environ.setdefault("GLOG_minloglevel", "2")
+    if args.replay_child:
+        from app.suite import replay_child
+
+        return replay_child(args.replay_child)
     if args.live:
+        args.seconds = LIVE_SECONDS if args.seconds is None else args.seconds
         return main_live(args)
+    if args.long or args.faces or args.suite:
+        return main_suites(args, p)
     if args.video is None:
-        p.error("--video is required (or --live)")
+        p.error("--video is required (or --live, --long, --faces, --suite)")
 
     from app.capture import CaptureError
     from app.card import ModelError

@@ -59,9 +59,9 @@ class FaceGate:
         self._detector = None
         self.calls = {"mesh": 0, "gated": 0}
         if config.mode == "detector":
-            import mediapipe as mp
+            from app.faces import mediapipe_solutions
 
-            self._detector = mp.solutions.face_detection.FaceDetection(
+            self._detector = mediapipe_solutions().face_detection.FaceDetection(
                 model_selection=0, min_detection_confidence=config.min_detection_confidence)
 
     def allows(self, image_bgr: np.ndarray, tracking: bool) -> bool:

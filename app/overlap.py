@@ -13,10 +13,16 @@ in the thread re-raises in the caller's; leaving the `with` stops the thread, al
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 from app.ahead import ReadAhead
 from app.pipeline import Detection, Pipeline
+
+
+# The embedder's ONNX Runtime threads while stage 1 runs beside it: one core is left to the face mesh (on 2 cores, 1
+# thread, not the window's 2: a second thread would only contend with the mesh; measured in docs/results.md).
+EMBEDDER_THREADS = max(1, min(2, (os.cpu_count() or 1) - 1))
 
 
 class DetectAhead(ReadAhead[Detection]):

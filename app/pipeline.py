@@ -52,6 +52,11 @@ class PipelineConfig:
     signals: bool = True
     threads: int | None = None           # ONNX Runtime intra-op threads of the embedder; None = min(2, cores)
     gate: str = "off"                    # app.gate: off | detector | stride:K (the mesh on frames with no track)
+    # The face mesh skips an image identical to one it has just found no face in (app.faces.DetectorConfig
+    # .skip_still: the same rows); False only for the benchmark's A/B.
+    skip_still: bool = True
+    # Small faces in large frames (app.faces: tiled search, the mesh on a crop around each): auto | on | off
+    small_faces: str = DetectorConfig.small_faces
     calibrated: bool = True              # probabilities with the card's fitted temperature; False: the head's raw output
 
 
@@ -106,11 +111,14 @@ class Pipeline:
         self._beside: ThreadPoolExecutor | None = None  # the signals' helper thread, started on first use
 
     def _make_detector(self) -> FaceMeshDetector:
-        c = self.config
-        return FaceMeshDetector(DetectorConfig(max_faces=c.max_faces, min_detection_confidence=c.min_detection_confidence,
-                                               min_face_px=c.min_face_px, video=self._video,
-                                               refine_landmarks=c.blendshapes and c.signals,
-                                               closeup_every=CLOSEUP_EVERY))
+        return FaceMeshDetector(self.detector_config(self.config, self._video))
+
+    @staticmethod
+    def detector_config(c: PipelineConfig, video: bool = True) -> DetectorConfig:
+        """The face mesh's settings for a pipeline of config `c` (also the benchmark's decode + mesh bar)."""
+        return DetectorConfig(max_faces=c.max_faces, min_detection_confidence=c.min_detection_confidence,
+                              min_face_px=c.min_face_px, video=video, refine_landmarks=c.blendshapes and c.signals,
+                              closeup_every=CLOSEUP_EVERY, skip_still=c.skip_still, small_faces=c.small_faces)
 
     @property
     def card(self) -> ModelCard:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -24,7 +24,7 @@ from tqdm import tqdm
 from app import __version__
 from app.capture import CaptureError, PrefetchReader, RepeatedSource, iter_video_files, open_source
 from app.interrupt import StopFlag, finishing
-from app.overlap import DetectAhead
+from app.overlap import EMBEDDER_THREADS, DetectAhead
 from app.pipeline import Pipeline, PipelineConfig
 from app.session import ExportError, SessionMetadata, SessionRecorder, check_export_targets
 from app.study import Marker, Study, StudyConfig
@@ -184,6 +184,8 @@ def replay(video: Path, export: list[Path], config: PipelineConfig, progress: bo
     many = video.is_dir()
     files = check_inputs(video, export)
     results = []
+    if overlap and config.threads is None:
+        config = replace(config, threads=EMBEDDER_THREADS)
     with Pipeline(config) as pipeline:
         for f in files:
             targets = export_targets(f, export, many)
