@@ -43,8 +43,8 @@ from app.capture import (
 )
 from app.pipeline import Pipeline, PipelineConfig
 from app.session import ExportError, SessionRecorder, check_export_targets
+from app.study import SOURCE_GAP_LABEL
 
-SOURCE_GAP_LABEL = "source_gap"  # the marker label of a gap in a live source (events file, JSON events)
 STATUS_INTERVAL_S = 0.5          # how often on_status is called
 _POLL_S = 0.1                    # the loop wakes at least this often (duration, status, signals)
 

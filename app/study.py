@@ -47,6 +47,9 @@ EPOCHS_COLUMNS: tuple[str, ...] = ("marker_id", "marker_time_s", "label", "face_
                                    "coverage", "dominant", *PROB_COLUMNS)
 SUMMARY_COLUMNS: tuple[str, ...] = ("start_s", "end_s", "face_id", "n_frames", "coverage", "dominant", *PROB_COLUMNS)
 SIDECAR_KINDS = ("events", "epochs", "summary")
+# The label of a marker the app adds itself where a live source had a gap: an event of the session (events file,
+# JSON events), never an epoch (nothing was shown there; the rows stop).
+SOURCE_GAP_LABEL = "source_gap"
 DEFAULT_EPOCH = (1.0, 3.0)
 # Interval summaries: the shortest interval (below it the summary file grows by a row per interval and face, ~20 MB
 # a second of video at 1e-9 s), and the most intervals one video may be cut into.
@@ -650,12 +653,13 @@ class Study:
                           **({"baseline_error": self.baseline_error} if self.baseline_error else {})}}
 
     def write_sidecars(self, session_file: Path, rows: Callable[[], Iterable[TimelineRow]]) -> list[Path]:
-        """`<session>_events.csv` and `_epochs.csv` (when there are markers), `_summary.csv` (when summary_every_s
-        is set), from one streaming pass over the rows. Atomic; raises OSError."""
+        """`<session>_events.csv` (when there are markers), `_epochs.csv` (when there are markers other than
+        source gaps), `_summary.csv` (when summary_every_s is set), from one streaming pass over the rows. Atomic; raises OSError."""
         markers = self.markers
         if not markers and self.config.summary_every_s is None:
             return []
-        tables = StudyTables(markers, self.config)
+        stimuli = [m for m in markers if m.label != SOURCE_GAP_LABEL]
+        tables = StudyTables(stimuli, self.config)
         for r in rows():
             tables.add(r)
         extra = CORRECTED_COLUMNS if self._baseline is not None else ()
@@ -663,6 +667,7 @@ class Study:
         if markers:
             written.append(_write_table(sidecar_path(session_file, "events"), EVENTS_COLUMNS,
                                         ([m.marker_id, m.time_s, m.label] for m in markers)))
+        if stimuli:
             written.append(_write_table(sidecar_path(session_file, "epochs"), EPOCHS_COLUMNS + extra,
                                         tables.epoch_rows(self._baseline)))
         if self.config.summary_every_s is not None:

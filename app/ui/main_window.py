@@ -49,7 +49,7 @@ from app.capture import (
     mask_url,
 )
 from app.emotions import EMOTIONS
-from app.live import SOURCE_GAP_LABEL
+from app.study import SOURCE_GAP_LABEL
 from app.pipeline import FrameResult, PipelineConfig
 from app.ui import theme
 from app.ui.display import attention_cells

@@ -195,6 +195,7 @@ def test_a_stream_restarted_within_the_reconnect_window_is_one_session_with_a_ga
     assert not ((df.time_s > first["start_s"]) & (df.time_s < first["end_s"])).any()  # no rows in the gap
     events = pd.read_csv(tmp_path / "s_events.csv")
     assert events.label.tolist() == ["source_gap", "source_gap"]
+    assert not (tmp_path / "s_epochs.csv").exists()  # a gap is an event, not a stimulus
     assert events.time_s.tolist() == pytest.approx([first["start_s"], last["start_s"]])
     doc = json.loads((tmp_path / "s.json").read_text())
     assert [e["label"] for e in doc["events"]] == ["source_gap", "source_gap"]

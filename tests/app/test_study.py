@@ -24,6 +24,7 @@ from app.study import (
     Marker,
     Study,
     StudyConfig,
+    SOURCE_GAP_LABEL,
     StudyError,
     parse_baseline,
     parse_epoch,
@@ -130,6 +131,16 @@ def test_epoch_means_recomputed_from_the_per_frame_rows(tmp_path):
     doc = json.loads((tmp_path / "s.json").read_text())
     assert doc["events"] == [m.to_json() for m in markers]
     assert doc["study"]["epoch"] == [0.5, 1.0] and doc["study"]["baseline"] is None
+
+
+def test_a_source_gap_is_an_event_and_never_an_epoch(tmp_path):
+    gap_only = record(tmp_path, Study(StudyConfig(), [Marker(1, 1.0, SOURCE_GAP_LABEL)]), name="gap")
+    assert list(pd.read_csv(sidecar_path(gap_only, "events")).label) == [SOURCE_GAP_LABEL]
+    assert not sidecar_path(gap_only, "epochs").exists()
+    both = record(tmp_path, Study(StudyConfig(), [Marker(1, 1.0, SOURCE_GAP_LABEL), Marker(2, 2.0, "stimulus")]),
+                  name="both")
+    assert list(pd.read_csv(sidecar_path(both, "events")).label) == [SOURCE_GAP_LABEL, "stimulus"]
+    assert set(pd.read_csv(sidecar_path(both, "epochs")).marker_id) == {2}
 
 
 def test_interval_summary_and_coverage(tmp_path):
