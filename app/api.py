@@ -5,7 +5,7 @@
     df.groupby("face_id")["label"].value_counts(normalize=True)
     runs = analyze_folder("recordings/", AnalysisConfig(workers=2), export_dir="results/")   # resumable
 
-A DataFrame has exactly the columns of the CSV export, in its order (`app.session.CSV_COLUMNS`, the one source of
+A DataFrame has exactly the columns of the CSV export, in its order (`app.timeline.recorder.CSV_COLUMNS`, the one source of
 truth), with the dtypes `pandas.read_csv` gives that file: it is built by reading the very CSV the run exported
 (a temporary one when no export is asked for), so the two can never differ. `analyze_folder` adds a leading
 `video` column (the file name). Run facts ride in `df.attrs`: `summary`, `status`, `damage`, `exports`, and for a
@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from app.pipeline import Pipeline, PipelineConfig
-from app.session import CSV_COLUMNS
+from app.timeline.recorder import CSV_COLUMNS
 
 # Columns read as whole numbers and as text; every other CSV column is a float. An empty export has no values to
 # infer dtypes from, so they are set from these.
@@ -83,9 +83,9 @@ def analyze_video(path: Path | str, config: AnalysisConfig | PipelineConfig | No
     """One video -> one row per (frame, face), the CSV export's columns. `exports` (.csv/.json paths) are also
     written, atomically, as the CLI writes them. A damaged (truncated) video gives what was decoded and says so in
     df.attrs["damage"]. Raises CaptureError / ModelError / ExportError (one line)."""
-    from app.replay import check_inputs, replay_file
+    from app.runs.replay import check_inputs, replay_file
 
-    from app.capture import CaptureError
+    from app.capture.video import CaptureError
 
     cfg = _as_config(config)
     if not str(path).strip():  # Path("") is ".", the working folder
@@ -112,7 +112,7 @@ def analyze_folder(folder: Path | str, config: AnalysisConfig | PipelineConfig |
     (`<stem>.csv`) and a rerun skips the videos whose exports are complete (`config.resume`), reading their rows
     back; without it, the exports live in a temporary folder. A video that fails is left out, with its one-line
     reason in df.attrs["failed"]; the others go on."""
-    from app.parallel import run_folder
+    from app.runs.folder import run_folder
 
     cfg = _as_config(config)
     with tempfile.TemporaryDirectory(prefix="fanlive-api-") as tmp:

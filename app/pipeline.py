@@ -3,7 +3,7 @@
 `Pipeline.process(frame)` is the synchronous core that the headless CLI, the benchmark and the Qt workers all call:
 a frame goes in, its result comes out. Timings of each stage travel with the result so every front end can show them.
 Each face with a prediction also gets its signals (app.signals: 52 blendshapes, head pose, reliability). Turning a
-result into export rows is the recorder's job (app.session.SessionRecorder.add_result), not the result's.
+result into export rows is the recorder's job (app.timeline.recorder.SessionRecorder.add_result), not the result's.
 
 The face-only part of the signals (blendshape network, pose, sharpness: ~1.3 ms of CPU a face) needs only the mesh
 and the crop, so it runs on one helper thread while the embedder runs on the caller's (both in ONNX Runtime /
@@ -19,14 +19,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.capture import Frame
-from app.card import ModelCard
-from app.faces import DetectorConfig, Face, FaceMeshDetector
-from app.gate import FaceGate, GateConfig
-from app.inference import Prediction, Recognizer, find_default_model
-from app.preprocess import align_face
-from app.signals import FaceSignals, SignalExtractor
-from app.tracking import FaceTracker
+from app.capture.video import Frame
+from app.recognition.card import ModelCard
+from app.faces.detect import DetectorConfig, Face, FaceMeshDetector
+from app.faces.gate import FaceGate, GateConfig
+from app.recognition.recognizer import Prediction, Recognizer, find_default_model
+from app.faces.align import align_face
+from app.signals.extract import FaceSignals, SignalExtractor
+from app.faces.track import FaceTracker
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,8 @@ class PipelineConfig:
     # The benchmark's A/B of what the signals add per face; rows without reliability weigh 1 in summaries.
     signals: bool = True
     threads: int | None = None           # ONNX Runtime intra-op threads of the embedder; None = min(2, cores)
-    gate: str = "off"                    # app.gate: off | detector | stride:K (the mesh on frames with no track)
-    # The face mesh skips an image identical to one it has just found no face in (app.faces.DetectorConfig
+    gate: str = "off"                    # app.faces.gate: off | detector | stride:K (the mesh on frames with no track)
+    # The face mesh skips an image identical to one it has just found no face in (app.faces.detect.DetectorConfig
     # .skip_still: the same rows); False only for the benchmark's A/B.
     skip_still: bool = True
     # Small faces in large frames (app.faces: tiled search, the mesh on a crop around each): auto | on | off
@@ -133,7 +133,7 @@ class Pipeline:
 
     def detect(self, frame: Frame) -> Detection:
         """Stage 1 (face gate, face mesh, tracker, alignment). Its state (detector, tracker) is not stage 2's, so a
-        replay may run stage 1 of the next frame on another thread while stage 2 runs (app/overlap.py)."""
+        replay may run stage 1 of the next frame on another thread while stage 2 runs (app/runs/overlap.py)."""
         t0 = time.perf_counter()
         gated = not self.gate.allows(frame.image, tracking=bool(self.tracker.active_ids))
         tracked = self.tracker.update([] if gated else self.detector.detect(frame.image))

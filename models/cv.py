@@ -34,16 +34,16 @@ from tqdm import tqdm
 
 from app.emotions import EMOTIONS
 from app.paths import ROOT, data_root
-from app.preprocess import Preprocess
-from models.augment import train_augment
-from models.checkpoints import load_embedder, write_json
-from models.cli import add_dataclass_args, command_line, config_from_args
-from models.datasets import subject_folds
-from models.heads import init_from_frame_classifier, train_head
-from models.loading import CK_LABELS, ckplus_label, clip_index, embed_all, load_ckplus, normalise, to_input
-from models.metrics import classification_report
-from models.networks import AttentionType, FanHead, ResNet18Embedder
-from models.runtime import lr_at
+from app.faces.align import Preprocess
+from models.data.augment import train_augment
+from models.engine.checkpoints import load_embedder, write_json
+from models.engine.cli import add_dataclass_args, command_line, config_from_args
+from models.data.datasets import subject_folds
+from models.networks.heads import init_from_frame_classifier, train_head
+from models.data.loading import CK_LABELS, ckplus_label, clip_index, embed_all, load_ckplus, normalise, to_input
+from models.engine.metrics import classification_report
+from models.networks.fan import AttentionType, FanHead, ResNet18Embedder
+from models.engine.runtime import lr_at
 
 PAPER = {"score_fusion": 94.80, "fan_self": 99.08, "fan_relation": 99.69}
 

@@ -6,10 +6,10 @@
     python -m models.train frames --init runs/distill/last.pt ...                        # then learn expressions
 
 Contract:
-- Every image goes through the app's own alignment (models.facecache, cached). The student sees its crop through
+- Every image goes through the app's own alignment (models.data.facecache, cached). The student sees its crop through
   the app's Preprocess (input size, colour, mean/std: what the live app feeds it). The teacher sees the SAME
   alignment (same landmarks, same template) re-warped from the original image at its own input size in RGB, with its
-  own normalisation (models.teachers); student and teacher crops of one image are rows of the same index.
+  own normalisation (models.networks.teachers); student and teacher crops of one image are rows of the same index.
 - `teacher_features(teacher, aligned)` embeds a crop set once: (N, D) float32, unit rows, cached as
   `<cache_dir>/teacher_<teacher>_<set>_<key>.npz`, the key a sha256 over the teacher's weights and input
   convention, the template, and the set's paths and landmarks (or its crops when it has no paths). A killed run
@@ -20,12 +20,12 @@ Contract:
   common direction (dlib: any two CK+ faces have cosine ~0.92, same person ~0.96; HSE 0.48 vs 0.75), so raw targets
   let a student that outputs the mean face score ~0.93 and leave little gradient for what tells people apart;
   centred, that student scores 0 (measured on CK+: dlib same/different 0.41 vs -0.09 after centring).
-- The student's input is augmented (models.augment.train_augment, or flips only); the target stays the teacher's
+- The student's input is augmented (models.data.augment.train_augment, or flips only); the target stays the teacher's
   embedding of the clean crop, so the student learns an identity code that survives jitter, blur and occlusion.
 - Which images: FER+ (the splits in --ferplus-splits, Train only by default: Valid selects models and Test scores
-  them), RAF-DB train less the project's held-out val split (models.datasets.rafdb_split), and all of CK+ (note: CK+
+  them), RAF-DB train less the project's held-out val split (models.data.datasets.rafdb_split), and all of CK+ (note: CK+
   is scored by subject-independent CV, and its images are then no longer unseen by the student, though no expression
-  label is used here); `sfew` and `taiwanese` add the train parts of their fixed splits (models.loading.DOMAINS). --holdout keeps a seeded share of the crops out of training to score the
+  label is used here); `sfew` and `taiwanese` add the train parts of their fixed splits (models.data.loading.DOMAINS). --holdout keeps a seeded share of the crops out of training to score the
   student's cosine to the teacher's (centred) code each epoch; the mean face scores 0 there.
 - Checkpoints are models.train frames checkpoints (`embedder` state dict of a ResNet18Embedder with a 7-way fc that
   was never trained, `epoch`, `preprocess` and `config` as JSON strings, `hardware`), plus `distill_head`, `teacher`,
@@ -53,14 +53,14 @@ from tqdm import tqdm
 
 from app.emotions import EMOTIONS
 from app.paths import ROOT, data_root
-from app.preprocess import Preprocess
-from models.facecache import AlignedSet, align_from_landmarks, cached_aligned_set, default_cache_dir
-from models.networks import ResNet18Embedder
-from models.teachers import TEACHERS, Teacher, load_teacher
-from models.checkpoints import load_checkpoint, save_checkpoint, write_json
-from models.cli import add_dataclass_args, config_from_args
-from models.loading import normalise, subset_landmarks_from_full, to_input
-from models.runtime import hardware_string, lr_at, resolve_device
+from app.faces.align import Preprocess
+from models.data.facecache import AlignedSet, align_from_landmarks, cached_aligned_set, default_cache_dir
+from models.networks.fan import ResNet18Embedder
+from models.networks.teachers import TEACHERS, Teacher, load_teacher
+from models.engine.checkpoints import load_checkpoint, save_checkpoint, write_json
+from models.engine.cli import add_dataclass_args, config_from_args
+from models.data.loading import normalise, subset_landmarks_from_full, to_input
+from models.engine.runtime import hardware_string, lr_at, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class DistillConfig:
     weight_decay: float = 5e-4
     warmup_epochs: float = 1.0
     center: bool = True                       # distil normalise(t - mean t) (see the module docstring)
-    augment: bool = True                      # models.augment.train_augment on the student's input
+    augment: bool = True                      # models.data.augment.train_augment on the student's input
     flip: bool = True                         # without augment: random horizontal flips only
     holdout: float = 0.02                     # seeded share of crops scored, never trained on
     limit: int = 0                            # >0: at most this many images per dataset split (tests, smoke runs)
@@ -244,11 +244,11 @@ class DistillConfig:
 
 
 def dataset_samples(data: Path, dataset: str, ferplus_splits: list[str]) -> list[tuple[str, list, np.ndarray | None]]:
-    """[(cache name, samples, indices to distil on or None for all)], with models.facecache's CLI cache names so
-    its crop and landmark caches are shared. The one-folder domains of models.loading.DOMAINS (RAF-DB, SFEW, the
+    """[(cache name, samples, indices to distil on or None for all)], with models.data.facecache's CLI cache names so
+    its crop and landmark caches are shared. The one-folder domains of models.data.loading.DOMAINS (RAF-DB, SFEW, the
     posed set) give their train part only: their fixed held-out parts select and score expression models."""
-    from models import datasets
-    from models.loading import DOMAINS
+    from models.data import datasets
+    from models.data.loading import DOMAINS
 
     if dataset == "ferplus":
         folder = data / "ferplus" if (data / "ferplus").is_dir() else data
@@ -367,7 +367,7 @@ def pretrain(cfg: DistillConfig) -> Path:
             "teacher": json.dumps({"name": teacher.name, "embed_dim": teacher.embed_dim,
                                    "input_norm": teacher.input_norm, "weights_sha256": teacher.weights_sha256})}
 
-    from models.augment import train_augment
+    from models.data.augment import train_augment
     for epoch in range(start_epoch, cfg.epochs):
         g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
         perm = torch.randperm(len(crops), generator=g)

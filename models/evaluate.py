@@ -8,7 +8,7 @@
 
 `suite` scores the five labelled domains the project has, each through the same path: FER+ Valid (48 px gray,
 web images), the project's fixed held-out splits of RAF-DB (in-the-wild colour), SFEW (film stills) and the posed
-Taiwanese set (6 performers never trained on; models.datasets), and CK+48 single frames (posed, lab; contempt left
+Taiwanese set (6 performers never trained on; models.data.datasets), and CK+48 single frames (posed, lab; contempt left
 out; never trained on), and prints one table: accuracy, macro-F1, UAR, recall per class and the
 face-detection rate. Landmarks come from the training crop cache when it holds them (the same MediaPipe detector
 and settings), so a re-run costs only the network.
@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from app.card import PRECISIONS, ModelError, load_card
+from app.recognition.card import PRECISIONS, ModelError, load_card
 from app.emotions import EMOTIONS
-from models.metrics import classification_report
+from models.engine.metrics import classification_report
 
 
 def as_warped(crops: np.ndarray) -> list[np.ndarray]:
@@ -42,8 +42,8 @@ def as_warped(crops: np.ndarray) -> list[np.ndarray]:
 def predict_images(paths_or_arrays, card, device: str, attention: str | None, progress: bool = True,
                    precision: str = "auto"):
     """Aligned through the card's preprocessing -> (probs (N, 7), detected (N,))."""
-    from app.inference import Embedder, FanHeadRunner
-    from models.facecache import align_images
+    from app.recognition.recognizer import Embedder, FanHeadRunner
+    from models.data.facecache import align_images
 
     aligned = align_images(paths_or_arrays, card.preprocess, progress=progress)
     embedder = Embedder(card, device, precision=precision)
@@ -61,9 +61,9 @@ def predict_clips(clips, card, device: str, attention: str | None, progress: boo
     """Each clip's frames (a frame folder or a video) through the same path -> (probs (N, 7), detected frames)."""
     from tqdm import tqdm
 
-    from app.capture import open_source
-    from app.inference import Embedder, FanHeadRunner
-    from models.facecache import align_images
+    from app.capture.video import open_source
+    from app.recognition.recognizer import Embedder, FanHeadRunner
+    from models.data.facecache import align_images
 
     embedder = Embedder(card, device, precision=precision)
     head = FanHeadRunner(card, attention or card.default_attention, device)
@@ -132,7 +132,7 @@ def save_confusion_plot(report: dict, path: Path, title: str) -> None:
 
 def load_items(args):
     """(kind, items, labels) for the chosen input."""
-    from models import datasets
+    from models.data import datasets
 
     if args.index:
         samples = datasets.read_index_csv(args.index)
@@ -152,7 +152,7 @@ def load_items(args):
 
 def suite_titles() -> dict[str, str]:
     """Report key -> table name of every suite domain: each training domain's held-out part, then CK+48 frames."""
-    from models.loading import DOMAINS
+    from models.data.loading import DOMAINS
 
     return {**{d.valid_name: d.title for d in DOMAINS.values()}, "ckplus_frames": "CK+48 frames"}
 
@@ -162,7 +162,7 @@ def suite_sets(data: Path, pre, cache_dir: Path, progress: bool = True, limit: i
     same names, so a training run's cache serves here and back): FER+ Valid, the fixed RAF-DB, SFEW and posed
     (held-out performers) splits, and CK+48 frames (never trained on). limit > 0 keeps every k-th image of each
     (quick checks and tests; the caches of such subsets are separate)."""
-    from models.loading import DOMAINS, load_ckplus_frames, load_valid
+    from models.data.loading import DOMAINS, load_ckplus_frames, load_valid
 
     sets = {d.valid_name: load_valid(name, data, pre, cache_dir, limit, progress) for name, d in DOMAINS.items()}
     sets["ckplus_frames"] = load_ckplus_frames(data, pre, cache_dir, limit, progress)
@@ -174,7 +174,7 @@ def run_suite(card, data: Path, cache_dir: Path, device: str, attention: str | N
     """Each domain's report (+ detection_rate) through the card's embedder and FAN head, each image a window of
     one frame, exactly as predict_images scores images. threads: the embedder's ONNX Runtime threads (None: the
     app's default)."""
-    from app.inference import Embedder, FanHeadRunner
+    from app.recognition.recognizer import Embedder, FanHeadRunner
 
     embedder = Embedder(card, device, threads, precision=precision)
     head = FanHeadRunner(card, attention or card.default_attention, device)
@@ -228,7 +228,7 @@ def suite_main(argv: list[str]) -> int:
     if args.limit < 0:
         p.error("--limit must be >= 0")
     try:
-        from models.datasets import DatasetError
+        from models.data.datasets import DatasetError
 
         card = load_card(args.weights)
         reports = run_suite(card, args.data or data_root(), args.cache_dir, args.device, args.attention,
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     try:
-        from models.datasets import DatasetError
+        from models.data.datasets import DatasetError
 
         card = load_card(args.weights)
         kind, items, labels = load_items(args)

@@ -10,13 +10,13 @@ Steps (library calls, never a CLI's main), in order:
   distill   models.distill.pretrain: a ResNet18 from scratch at input_size px learns the identity teacher's (hse or
             dlib) centred embedding on the train parts of FER+, RAF-DB, SFEW and the posed set (no labels; CK+48 and
             every held-out part stay unseen).
-  frames    models.train.train_frames: expressions on every domain of models.loading.DOMAINS, initialised from
+  frames    models.train.train_frames: expressions on every domain of models.data.loading.DOMAINS, initialised from
             distill, the small domains drawn `repeat` times an epoch, selection on the mean macro-F1 over the
             domains' held-out parts, SWA over the last swa_epochs.
   clips     models.train.train_clips: the FAN heads on synthetic clips of the same training images. No CK+ clips:
             CK+48 frames stay evaluation-only.
-  export    models.export: the ONNX graphs and cards (mirror-averaged embedder), torch vs ONNX Runtime parity.
-  quantize  models.quantize: the int8 embedder, calibrated on training crops.
+  export    models.release.export: the ONNX graphs and cards (mirror-averaged embedder), torch vs ONNX Runtime parity.
+  quantize  models.release.quantize: the int8 embedder, calibrated on training crops.
   evaluate  models.evaluate.run_suite: the five domains through the exported graphs, each precision in
             `precisions`, ONNX Runtime on the CPU; the mean over the domains.
 
@@ -41,10 +41,10 @@ from pathlib import Path
 from typing import Callable
 
 from app.paths import ROOT, data_root
-from models.checkpoints import write_json
-from models.cli import add_dataclass_args, command_line, config_from_args
+from models.engine.checkpoints import write_json
+from models.engine.cli import add_dataclass_args, command_line, config_from_args
 from models.distill import DistillConfig
-from models.loading import DOMAINS
+from models.data.loading import DOMAINS
 from models.train import ClipsConfig, FramesConfig
 
 RESULTS = "recipe.json"
@@ -56,7 +56,7 @@ LICENCE = ("research use only: trained on RAF-DB (non-commercial research use, n
            "and FER2013/FER+ (research use). The weights are the project's own; do not use them commercially.")
 TRAINING_DATA = ("identity pretraining (no labels) and expressions on the train parts of FER+ (FER2013 Training, "
                  "vote targets), RAF-DB basic train less its fixed 10% val split, SFEW 2.0 train less its fixed 20% "
-                 "split, and the posed Taiwanese set less 6 held-out performers (models.loading.DOMAINS); selection "
+                 "split, and the posed Taiwanese set less 6 held-out performers (models.data.loading.DOMAINS); selection "
                  "on the mean macro-F1 over those four held-out parts; CK+48 never trained on. Research-use data, "
                  "not shipped.")
 
@@ -71,7 +71,7 @@ class RecipeConfig:
     threads: int = 0                     # torch threads (0: torch's default) and ONNX Runtime's (0: every core)
     workers: int = 1                     # MediaPipe processes for images without stored landmarks (none after a
     #                                      restored pack: it brings every landmark)
-    teacher: str = "hse"                 # models.teachers: hse or dlib
+    teacher: str = "hse"                 # models.networks.teachers: hse or dlib
     input_size: int = 112
     color: str = "rgb"
     batch_size: int = 256                # distill and frames
@@ -91,7 +91,7 @@ class RecipeConfig:
     clip_sources: list[str] = field(default_factory=lambda: ["ferplus-synth"])  # no "ckplus": see the docstring
     clip_epochs: int = ClipsConfig.epochs
     clip_variants: int = 4               # precomputed degraded copies per image (the CPU augments them)
-    calibration: int = 512               # int8 calibration crops (models.quantize)
+    calibration: int = 512               # int8 calibration crops (models.release.quantize)
     precisions: list[str] = field(default_factory=lambda: list(PRECISIONS))
     name: str = "fan_r18_recipe"         # file stem of the exported graphs
     window_length: int = 16              # the card's FAN window (the shipped model's)
@@ -114,8 +114,8 @@ def apply_tiny(cfg: RecipeConfig) -> RecipeConfig:
 
 
 def check_config(cfg: RecipeConfig) -> None:
-    from models.heads import HEADS
-    from models.teachers import TEACHERS
+    from models.networks.heads import HEADS
+    from models.networks.teachers import TEACHERS
 
     problems = []
     if cfg.teacher not in TEACHERS:
@@ -165,7 +165,7 @@ class Paths:
         every file it lists, the int8 graph included)."""
         output = self.output(step, cfg)
         if step == "export":
-            from app.card import ModelError, load_card
+            from app.recognition.card import ModelError, load_card
 
             try:
                 load_card(output)
@@ -189,7 +189,7 @@ def _distill(cfg: RecipeConfig, paths: Paths, command: str) -> tuple[dict, dict]
 
 
 def _frames(cfg: RecipeConfig, paths: Paths, command: str) -> tuple[dict, dict]:
-    from models.checkpoints import load_checkpoint
+    from models.engine.checkpoints import load_checkpoint
     from models.train import train_frames
 
     fcfg = FramesConfig(data=cfg.data, cache_dir=cfg.cache_dir, out=str(paths.frames), input_size=cfg.input_size,
@@ -224,7 +224,7 @@ def _clips(cfg: RecipeConfig, paths: Paths, command: str) -> tuple[dict, dict]:
 
 
 def _export(cfg: RecipeConfig, paths: Paths, command: str) -> tuple[dict, dict]:
-    from models.export import export_model, load_checkpoint, verify_parity
+    from models.release.export import export_model, load_checkpoint, verify_parity
 
     embedder, heads, pre, meta = load_checkpoint(paths.clips / "model.pt")
     embedder.flip_average = True  # the mean of the face and its mirror image, inside the graph (as shipped)
@@ -238,8 +238,8 @@ def _export(cfg: RecipeConfig, paths: Paths, command: str) -> tuple[dict, dict]:
 
 
 def _quantize(cfg: RecipeConfig, paths: Paths, command: str) -> tuple[dict, dict]:
-    from app.card import load_card
-    from models.quantize import add_int8, calibration_crops
+    from app.recognition.card import load_card
+    from models.release.quantize import add_int8, calibration_crops
 
     card = load_card(paths.card)
     crops, check, source = calibration_crops(Path(cfg.data), card.preprocess, Path(cfg.cache_dir), cfg.calibration,
@@ -254,10 +254,10 @@ def _quantize(cfg: RecipeConfig, paths: Paths, command: str) -> tuple[dict, dict
 def _evaluate(cfg: RecipeConfig, paths: Paths, command: str) -> tuple[dict, dict]:
     import torch
 
-    from app.card import load_card
+    from app.recognition.card import load_card
     from models.evaluate import run_suite
-    from models.export import update_cards
-    from models.runtime import hardware_string
+    from models.release.export import update_cards
+    from models.engine.runtime import hardware_string
 
     card = load_card(paths.card)
     threads = cfg.threads or os.cpu_count()
@@ -306,7 +306,7 @@ def compare_models(weights: Path, baseline: Path, data: Path, cache_dir: Path, p
                    limit: int = 0, threads: int | None = None, progress: bool = True) -> dict:
     """Both models through the same suite on this machine (validation data only): their means over the domains, and
     whether `weights` beats `baseline` on the mean macro-F1."""
-    from app.card import load_card
+    from app.recognition.card import load_card
     from models.evaluate import run_suite
 
     out = {"precision": precision, "criterion": "mean macro-F1 over the suite's domains (validation data only)"}
@@ -372,7 +372,7 @@ def run_recipe(cfg: RecipeConfig, command: str = "") -> dict:
     """Run every step not yet done (see the module docstring); returns the results, also in <out>/recipe.json."""
     import torch
 
-    from models.runtime import hardware_string, resolve_device
+    from models.engine.runtime import hardware_string, resolve_device
 
     cfg = apply_tiny(cfg)
     check_config(cfg)
@@ -425,9 +425,9 @@ def run_recipe(cfg: RecipeConfig, command: str = "") -> dict:
 def main(argv: list[str] | None = None) -> int:
     import logging
 
-    from app.card import ModelError
-    from models.datasets import DatasetError
-    from models.teachers import TEACHERS
+    from app.recognition.card import ModelError
+    from models.data.datasets import DatasetError
+    from models.networks.teachers import TEACHERS
 
     parser = argparse.ArgumentParser(prog="python -m models.recipe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -5,7 +5,7 @@
     python -m models.train clips  --embedder runs/frames/best.pt --heads relation self fusion gru gru-causal transformer
     torchrun --nproc_per_node 2 -m models.train frames ...      # data-parallel (gloo on CPU, NCCL on GPUs)
 
-Every image goes through the app's own alignment (models.facecache -> app.preprocess), cached once. Checkpoints are
+Every image goes through the app's own alignment (models.data.facecache -> app.faces.align), cached once. Checkpoints are
 plain dicts of tensors and numbers that load with torch.load(weights_only=True); `--resume` continues from last.pt.
 The resolved config is saved as config.json beside the run, and metrics.jsonl gets one line per epoch.
 """
@@ -26,17 +26,17 @@ from tqdm import tqdm
 
 from app.emotions import EMOTIONS
 from app.paths import ROOT, data_root
-from app.preprocess import Preprocess
-from models.augment import degrade, random_affine, train_augment
-from models.checkpoints import load_checkpoint, load_embedder, save_checkpoint, write_json
-from models.cli import add_dataclass_args, config_from_args
-from models.faer import CenterLoss, FeaturesAndLogits, build_embedder, embedder_arch, load_backbone
-from models.heads import HEADS, head_spec, new_head, train_head
-from models.loading import (DOMAINS, FrameData, ckplus_clip_tensors, embed_all, load_ferplus_split,
-                            load_frame_data, normalise, to_input)
-from models.metrics import classification_report
-from models.networks import ResNet18Embedder
-from models.runtime import DistInfo, hardware_string, lr_at, resolve_device, set_threads
+from app.faces.align import Preprocess
+from models.data.augment import degrade, random_affine, train_augment
+from models.engine.checkpoints import load_checkpoint, load_embedder, save_checkpoint, write_json
+from models.engine.cli import add_dataclass_args, config_from_args
+from models.networks.faer import CenterLoss, FeaturesAndLogits, build_embedder, embedder_arch, load_backbone
+from models.networks.heads import HEADS, head_spec, new_head, train_head
+from models.data.loading import (DOMAINS, FrameData, ckplus_clip_tensors, embed_all, load_ferplus_split,
+    load_frame_data, normalise, to_input)
+from models.engine.metrics import classification_report
+from models.networks.fan import ResNet18Embedder
+from models.engine.runtime import DistInfo, hardware_string, lr_at, resolve_device, set_threads
 
 K = len(EMOTIONS)
 
@@ -66,7 +66,7 @@ class FramesConfig:
     swa_epochs: int = 0                # >0: average the weights of the last N epochs (SWA) into swa.pt
     swa_lr: float = 0.005              # the cosine decays to this LR, then holds it through the SWA epochs
     device: str = "auto"
-    # training data: FER+ Train and the train part of each other domain's fixed split (models.loading.DOMAINS)
+    # training data: FER+ Train and the train part of each other domain's fixed split (models.data.loading.DOMAINS)
     datasets: list[str] = field(default_factory=lambda: list(DOMAINS))
     # the domains whose held-out part selects the checkpoint (mean macro-F1); CK+48 frames are only reported
     valid_datasets: list[str] = field(default_factory=lambda: list(DOMAINS))
@@ -76,7 +76,7 @@ class FramesConfig:
     label_smoothing: float = 0.0       # target = (1 - e) * target + e / K
     mixup: float = 0.0                 # > 0: mixup with lambda ~ Beta(a, a) on images and targets (0 = off)
     wild_augment: bool = True          # colour jitter, JPEG artefacts, downscale-then-upscale (far-away faces)
-    # FAER options (models.faer): a contextual channel attention block (or an SE block, for comparison) where the
+    # FAER options (models.networks.faer): a contextual channel attention block (or an SE block, for comparison) where the
     # map is still spatial at input_size, and a centre loss on the pooled feature weighted by center_loss_weight
     cc_attention: bool = False
     se_attention: bool = False
@@ -90,7 +90,7 @@ class ClipsConfig:
     data: str = str(data_root())
     cache_dir: str = str(ROOT / "cache")
     out: str = "runs/clips"
-    # stage-2 heads to train, by name (models.heads.HEADS: relation self fusion gru gru-causal transformer)
+    # stage-2 heads to train, by name (models.networks.heads.HEADS: relation self fusion gru gru-causal transformer)
     heads: list[str] = field(default_factory=lambda: ["relation", "self"])
     sources: list[str] = field(default_factory=lambda: ["ferplus-synth", "ckplus"])
     datasets: list[str] = field(default_factory=lambda: list(DOMAINS))  # images for synthetic clips
@@ -600,7 +600,7 @@ def train_clips(cfg: ClipsConfig) -> Path:
 
 
 STAGES = {"frames": (FramesConfig, train_frames, "stage 1: ResNet18 frame embedder on FER+ (and RAF-DB)"),
-          "clips": (ClipsConfig, train_clips, "stage 2: heads (models.heads) on clips of frozen features"),
+          "clips": (ClipsConfig, train_clips, "stage 2: heads (models.networks.heads) on clips of frozen features"),
           "average": (AverageConfig, average_checkpoints, "average embedder checkpoints' weights")}
 
 

@@ -35,7 +35,7 @@ def astronaut_bgr() -> np.ndarray:
 def random_gray_model(tmp_path_factory) -> Path:
     """One seeded random-init model (64 px gray, relation and self heads, window 16) exported once for the whole run
     (an export takes ~10 s). FOR TESTS ONLY, and READ-ONLY: a test that changes a file copies the folder first."""
-    from models.export import export_random_model
+    from models.release.export import export_random_model
 
     return export_random_model(tmp_path_factory.mktemp("random_gray"))
 
@@ -43,7 +43,7 @@ def random_gray_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def random_rgb_model(tmp_path_factory) -> Path:
     """The same for 64 px RGB (the shipped model's input). READ-ONLY, as above."""
-    from models.export import export_random_model
+    from models.release.export import export_random_model
 
     return export_random_model(tmp_path_factory.mktemp("random_rgb"), color="rgb")
 
@@ -52,7 +52,7 @@ def random_rgb_model(tmp_path_factory) -> Path:
 def ffmpeg() -> str:
     """The ffmpeg binary that sends loopback streams (.ci/run installs it). Skipped where it is missing, except in CI,
     where a missing ffmpeg must not pass as a green run."""
-    from app.loopback import FFmpegMissing, find_ffmpeg
+    from app.tools.loopback import FFmpegMissing, find_ffmpeg
 
     try:
         return find_ffmpeg()
@@ -66,7 +66,7 @@ def ffmpeg() -> str:
 def loopback(ffmpeg):
     """make(clip, start=True, **LoopbackStream options) -> a real ffmpeg stream on udp://127.0.0.1:<free port>; every
     stream made is stopped at teardown, whatever the test did."""
-    from app.loopback import LoopbackStream
+    from app.tools.loopback import LoopbackStream
 
     streams = []
 

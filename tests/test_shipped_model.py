@@ -5,9 +5,9 @@ import re
 import numpy as np
 import pytest
 
-from app.card import load_card
+from app.recognition.card import load_card
 from app.emotions import EMOTIONS
-from app.inference import find_default_model
+from app.recognition.recognizer import find_default_model
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +55,9 @@ def test_readme_states_the_cards_numbers(card):
 
 
 def test_smiling_astronaut_is_happy(card, astronaut_bgr):
-    from app.faces import DetectorConfig, FaceMeshDetector
-    from app.inference import Embedder, FanHeadRunner
-    from app.preprocess import align_face
+    from app.faces.detect import DetectorConfig, FaceMeshDetector
+    from app.recognition.recognizer import Embedder, FanHeadRunner
+    from app.faces.align import align_face
 
     with FaceMeshDetector(DetectorConfig(video=False)) as det:
         face = det.detect(astronaut_bgr)[0]
@@ -70,7 +70,7 @@ def test_smiling_astronaut_is_happy(card, astronaut_bgr):
 @pytest.mark.data
 def test_wolfgang_labels_are_not_constant(card, videos, tmp_path):
     from app.pipeline import PipelineConfig
-    from app.replay import replay
+    from app.runs.replay import replay
 
     out = tmp_path / "w.json"
     replay(videos / "WolfgangLanger_Pexels.mp4", [out], PipelineConfig(weights=card.path), progress=False)

@@ -27,13 +27,13 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QThread, Signal
 
-from app.capture import CaptureError, ReconnectingSource, describe_source, mask_url, open_source
-from app.card import ModelError
+from app.capture.video import CaptureError, ReconnectingSource, describe_source, mask_url, open_source
+from app.recognition.card import ModelError
 from app.pipeline import FrameResult, Pipeline, PipelineConfig
-from app.session import ExportError
-from app.ui.handoff import Captured, FrameHandoff
-from app.ui.meters import RateMeter
-from app.ui.sessions import SessionLog
+from app.timeline.recorder import ExportError
+from app.capture.handoff import Captured, FrameHandoff
+from app.ui.state.meters import RateMeter
+from app.ui.controllers.sessions import SessionLog
 
 _generations = itertools.count(1)  # shared by all capture workers, so a new source never reuses a generation
 
@@ -56,7 +56,7 @@ class SourceInfo:
 
 class CaptureWorker(QThread):
     source_opened = Signal(object)    # SourceInfo
-    source_event = Signal(object)     # app.capture.SourceEvent: a live source was lost, came back, or ended
+    source_event = Signal(object)     # app.capture.video.SourceEvent: a live source was lost, came back, or ended
     source_ended = Signal()           # a file reached its end (and is not looping): the worker pauses there
     damage_found = Signal(str)        # a file ended early (fewer frames than it declares): why, once per source
     error_occurred = Signal(str)
@@ -325,7 +325,7 @@ class PipelineInfo:
     window_length: int
     random_init: bool
     fallback_reason: str | None  # why CUDA is not used although it was asked for (None otherwise)
-    precision: str  # the embedder graph that runs: fp32 | int8 (app.inference.Embedder)
+    precision: str  # the embedder graph that runs: fp32 | int8 (app.recognition.recognizer.Embedder)
     pipeline: Pipeline  # for session metadata only (reads immutable attributes); only the worker calls process()
 
 

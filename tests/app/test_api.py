@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from app.api import AnalysisConfig, analyze_folder, analyze_video
-from app.capture import CaptureError
+from app.capture.video import CaptureError
 from app.pipeline import PipelineConfig
-from app.session import CSV_COLUMNS, LIVE_COLUMNS, read_session
+from app.timeline.recorder import CSV_COLUMNS, LIVE_COLUMNS, read_session
 
 pytestmark = pytest.mark.data
 

@@ -1,6 +1,6 @@
 import re
 
-from app import session
+from app.timeline import recorder as session
 from app.emotions import EMOTION_COLORS, EMOTIONS, canonical_emotion, emotion_index
 
 

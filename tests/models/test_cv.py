@@ -8,8 +8,8 @@ import json
 
 from models.cv import (CK_LABELS, CVConfig, clip_errors, clip_index, cv_command, finetune_joint, load_ckplus, main,
                        parse_args, parse_seeds, run_cv)
-from models.networks import AttentionType
-from models.checkpoints import load_embedder
+from models.networks.fan import AttentionType
+from models.engine.checkpoints import load_embedder
 
 pytestmark = pytest.mark.data
 

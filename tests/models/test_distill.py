@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from app.preprocess import Preprocess
+from app.faces.align import Preprocess
 from models import distill
-from models.datasets import read_ckplus
+from models.data.datasets import read_ckplus
 from models.distill import DistillHead, distill_step, teacher_features
-from models.facecache import cached_aligned_set
-from models.networks import ResNet18Embedder
-from models.teachers import load_teacher
-from models.checkpoints import load_checkpoint, load_embedder
-from models.loading import normalise, to_input
+from models.data.facecache import cached_aligned_set
+from models.networks.fan import ResNet18Embedder
+from models.networks.teachers import load_teacher
+from models.engine.checkpoints import load_checkpoint, load_embedder
+from models.data.loading import normalise, to_input
 from models.train import FramesConfig, train_frames
 
 pytestmark = [pytest.mark.data, pytest.mark.usefixtures("one_torch_thread")]

@@ -9,11 +9,11 @@ import time
 import pytest
 import torch
 
-import models.facecache as facecache
-from app.card import load_card
+import models.data.facecache as facecache
+from app.recognition.card import load_card
 from app.paths import ROOT
-from models.checkpoints import load_checkpoint
-from models.pack import create, restore
+from models.engine.checkpoints import load_checkpoint
+from models.data.pack import create, restore
 from models.recipe import RESULTS, STEPS, TINY, RecipeConfig, apply_tiny, main, run_recipe
 
 pytestmark = [pytest.mark.data, pytest.mark.usefixtures("one_torch_thread")]

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from app.paths import ROOT
-from app.preprocess import Preprocess
-from models.networks import ResNet18Embedder
-from models.checkpoints import CheckpointError, load_checkpoint, load_embedder
-from models.loading import DOMAINS, load_ferplus_split, normalise, to_input
-from models.runtime import lr_at
+from app.faces.align import Preprocess
+from models.networks.fan import ResNet18Embedder
+from models.engine.checkpoints import CheckpointError, load_checkpoint, load_embedder
+from models.data.loading import DOMAINS, load_ferplus_split, normalise, to_input
+from models.engine.runtime import lr_at
 from models.train import (AverageConfig, ClipsConfig, FramesConfig, average_checkpoints, convert_first_conv,
                           soft_cross_entropy, train_clips, train_frames)
 
@@ -196,7 +196,7 @@ def test_a_gray_network_converts_exactly_to_rgb():
 
 
 def test_repeat_sets_each_domains_share_of_an_epoch():
-    from models.loading import FrameData
+    from models.data.loading import FrameData
     from models.train import epoch_order, parse_repeats
 
     source = np.repeat([0, 1, 2], [100, 20, 10])

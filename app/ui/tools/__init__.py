@@ -1,0 +1,1 @@
+"""Tools that drive the real window: the window benchmark and the README screenshot."""

@@ -1,0 +1,1 @@
+"""The Qt widgets: the main window (wiring), the video view, panels, timeline, transport bar and settings dock."""

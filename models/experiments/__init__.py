@@ -1,0 +1,2 @@
+"""One-off measurement drivers: the head comparison and corruption probe, the domain probe, the FAER ablation and the
+blendshape sanity check."""
