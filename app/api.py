@@ -5,7 +5,7 @@
     df.groupby("face_id")["label"].value_counts(normalize=True)
     runs = analyze_folder("recordings/", AnalysisConfig(workers=2), export_dir="results/")   # resumable
 
-A DataFrame has exactly the columns of the CSV export, in its order (`app.timeline.recorder.CSV_COLUMNS`, the one source of
+A DataFrame has exactly the columns of the CSV export, in its order (`app.timeline.rows.CSV_COLUMNS`, the one source of
 truth), with the dtypes `pandas.read_csv` gives that file: it is built by reading the very CSV the run exported
 (a temporary one when no export is asked for), so the two can never differ. `analyze_folder` adds a leading
 `video` column (the file name). Run facts ride in `df.attrs`: `summary`, `status`, `damage`, `exports`, and for a
@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from app.pipeline import Pipeline, PipelineConfig
-from app.timeline.recorder import CSV_COLUMNS
+from app.timeline.rows import CSV_COLUMNS
 
 # Columns read as whole numbers and as text; every other CSV column is a float. An empty export has no values to
 # infer dtypes from, so they are set from these.

@@ -45,7 +45,7 @@ def _int_in(lo: int, hi: int):
 def _study_option(name: str):
     """An argparse type from app.study's parser `name` (imported on use: --help stays light)."""
     def parse(text: str):
-        from app.study import extension as study
+        from app.study import options as study
 
         try:
             return getattr(study, name)(text)
@@ -232,7 +232,7 @@ def _summary_intervals_error(args, videos: list[Path]) -> str | None:
     """Why --summary-every cuts a video into too many intervals (from the duration each container declares), if
     it does: an option out of range, found before the model loads."""
     from app.capture.video import open_source
-    from app.study.extension import StudyError, check_summary_intervals
+    from app.study.options import StudyError, check_summary_intervals
 
     for video in videos if args.summary_every is not None else ():
         with open_source(video) as source:
@@ -247,7 +247,7 @@ def _summary_intervals_error(args, videos: list[Path]) -> str | None:
 def _study_inputs(args, given: list[str]):
     """(StudyConfig or None, markers) from the study options, checked before the model loads (StudyError, a
     ValueError: one line)."""
-    from app.study.extension import EpochWindow, StudyConfig, StudyError, read_markers
+    from app.study.options import EpochWindow, StudyConfig, StudyError, read_markers
 
     if not given:
         return None, ()
@@ -270,7 +270,8 @@ def run_headless(args) -> int:
     from app.pipeline import PipelineConfig
     from app.runs.replay import check_inputs, replay
     from app.study.lsl import LslUnavailable
-    from app.timeline.recorder import ExportError, format_summary
+    from app.timeline.files import ExportError
+    from app.timeline.summary import format_summary
 
     if args.camera is not None:
         return run_headless_live(args)
@@ -390,7 +391,8 @@ def run_headless_live(args) -> int:
     from app.runs.live import LiveConfig, record
     from app.study.lsl import LslUnavailable
     from app.pipeline import PipelineConfig
-    from app.timeline.recorder import ExportError, format_summary
+    from app.timeline.files import ExportError
+    from app.timeline.summary import format_summary
 
     for name, given in (("--video", args.video is not None), ("--repeat", args.repeat != 1),
                         ("--workers", args.workers != 1), ("--ray", args.ray is not None)):

@@ -51,8 +51,8 @@ from app.runs.interrupt import STOP_SIGNALS, StopFlag, install_stop_handlers, si
 from app.paths import ROOT
 from app.pipeline import Pipeline, PipelineConfig
 from app.runs.replay import ReplayResult, check_inputs, export_targets, replay_file
-from app.timeline.recorder import (ExportError, _atomic_write, check_not_being_written, journal_path_for,
-    remove_journal)
+from app.timeline.files import ExportError, check_not_being_written, journal_path_for, remove_journal
+from app.durable import atomic_write
 
 MANIFEST_NAME = ".fanlive-manifest.json"
 MANIFEST_VERSION = 1
@@ -101,8 +101,8 @@ def _read_manifest(folder: Path) -> dict:
 
 
 def _write_manifest(folder: Path, videos: dict) -> None:
-    """Atomic (session._atomic_write): a killed driver leaves the old manifest or the new one."""
-    _atomic_write(folder / MANIFEST_NAME,
+    """Atomic (session.atomic_write): a killed driver leaves the old manifest or the new one."""
+    atomic_write(folder / MANIFEST_NAME,
                   lambda f: json.dump({"version": MANIFEST_VERSION, "videos": videos}, f, indent=1, sort_keys=True))
 
 
@@ -486,7 +486,7 @@ def _run_ray(todo, config: PipelineConfig, address: str, workers: int, bar, fini
         for name, data in sorted(files.items(), key=lambda kv: kv[0] not in {t.name for t in targets}):
             dest = targets[0].parent / name if name not in {t.name for t in targets} else \
                 next(t for t in targets if t.name == name)
-            _atomic_write(dest, lambda f, data=data: f.write(data), binary=True)
+            atomic_write(dest, lambda f, data=data: f.write(data), binary=True)
             written.append(dest)
         result.source, result.exports = video, written
         bar.update(result.frames)

@@ -30,8 +30,9 @@ import numpy as np
 from app.capture.video import (CaptureError, LatestFrameGrabber, ReconnectingSource, SourceEvent, SourceGap,
     camera_index, describe_source, is_device_path, is_live_spec, is_masked, mask_url, open_live)
 from app.pipeline import Pipeline, PipelineConfig
-from app.timeline.recorder import ExportError, SessionRecorder, check_export_targets
-from app.study.extension import SOURCE_GAP_LABEL
+from app.timeline.files import ExportError, check_export_targets
+from app.timeline.recorder import SessionRecorder
+from app.study.options import SOURCE_GAP_LABEL
 
 STATUS_INTERVAL_S = 0.5          # how often on_status is called
 _POLL_S = 0.1                    # the loop wakes at least this often (duration, status, signals)
@@ -168,7 +169,7 @@ def record_source(source: ReconnectingSource, exports: list[Path], pipeline: Pip
                   on_status: Callable[[LiveStatus], None] | None = None,
                   on_event: Callable[[SourceEvent], None] | None = None,
                   events: queue.SimpleQueue | None = None) -> LiveResult:
-    """Record an open live source into `exports` and close it. `study` (app.study.extension.StudyConfig, with `markers`)
+    """Record an open live source into `exports` and close it. `study` (app.study.options.StudyConfig, with `markers`)
     adds the study files; a session without one still gets a Study, for its source_gap events. `lsl` (an
     app.study.lsl.LslStreams) streams each frame's rows, each marker when the session reaches its time, and each gap as
     it is noticed. `events`: the queue the source puts its SourceEvents in (they are handled here, on this thread,

@@ -26,8 +26,11 @@ from app.capture.video import CaptureError, PrefetchReader, RepeatedSource, iter
 from app.runs.interrupt import StopFlag, finishing
 from app.runs.overlap import EMBEDDER_THREADS, DetectAhead
 from app.pipeline import Pipeline, PipelineConfig
-from app.timeline.recorder import ExportError, SessionMetadata, SessionRecorder, check_export_targets
-from app.study.extension import Marker, Study, StudyConfig
+from app.timeline.files import ExportError, check_export_targets
+from app.timeline.metadata import SessionMetadata
+from app.timeline.recorder import SessionRecorder
+from app.study.options import Marker, StudyConfig
+from app.study.extension import Study
 
 
 _FRAMES_PER_TICK = 16  # frames between on_frames() calls of replay_file

@@ -30,7 +30,7 @@ from PySide6.QtCore import QThread, Signal
 from app.capture.video import CaptureError, ReconnectingSource, describe_source, mask_url, open_source
 from app.recognition.card import ModelError
 from app.pipeline import FrameResult, Pipeline, PipelineConfig
-from app.timeline.recorder import ExportError
+from app.timeline.files import ExportError
 from app.capture.handoff import Captured, FrameHandoff
 from app.ui.state.meters import RateMeter
 from app.ui.controllers.sessions import SessionLog

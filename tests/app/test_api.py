@@ -9,7 +9,8 @@ import pytest
 from app.api import AnalysisConfig, analyze_folder, analyze_video
 from app.capture.video import CaptureError
 from app.pipeline import PipelineConfig
-from app.timeline.recorder import CSV_COLUMNS, LIVE_COLUMNS, read_session
+from app.timeline.rows import CSV_COLUMNS, LIVE_COLUMNS
+from app.timeline.formats import read_session
 
 pytestmark = pytest.mark.data
 

@@ -32,9 +32,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.timeline.recorder import rows_from_result
-from app.study.extension import (SUMMARY_MIN_S, Baseline, BaselineSpec, EpochWindow, Marker, Study, StudyConfig,
-    StudyError, check_baseline_recording, compute_baseline, parse_epoch)
+from app.timeline.rows import rows_from_result
+from app.study.options import (SUMMARY_MIN_S, BaselineSpec, EpochWindow, Marker, StudyConfig, StudyError,
+    check_baseline_recording, parse_epoch)
+from app.study.baseline import Baseline, compute_baseline
+from app.study.extension import Study
 
 MARKER_KEY_LABEL = "marker"                      # M
 DEFAULT_KEY_NAMES = tuple(f"stimulus {k}" for k in range(1, 10))   # 1-9 until the user names them

@@ -16,7 +16,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QUrl, Signal
 
 from app.runs.replay import session_metadata
-from app.timeline.recorder import ExportError, SessionRecorder
+from app.timeline.files import ExportError
+from app.timeline.recorder import SessionRecorder
 from app.ui.controllers.sessions import SessionLog, export_rows, recover_pending, sessions_dir
 
 

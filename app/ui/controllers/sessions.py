@@ -15,8 +15,13 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from app.timeline.recorder import (ExportError, SessionMetadata, SessionRecorder, TimelineRow,
-    clean_orphan_temp_files, journal_in_use, plot_timeline, recover_journal)
+from app.timeline.files import ExportError, journal_in_use
+from app.timeline.metadata import SessionMetadata
+from app.timeline.recorder import SessionRecorder
+from app.timeline.rows import TimelineRow
+from app.durable import clean_orphan_temp_files
+from app.timeline.plot import plot_timeline
+from app.runs.recover import recover_journal
 
 SESSIONS_ENV = "FANLIVE_SESSIONS_DIR"
 

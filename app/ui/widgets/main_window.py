@@ -41,7 +41,7 @@ from app import __version__
 from app.capture.video import (VIDEO_SUFFIXES, camera_index, describe_source, is_device_path, is_masked,
     is_stream_url, list_cameras, mask_url)
 from app.emotions import EMOTIONS
-from app.study.extension import SOURCE_GAP_LABEL
+from app.study.options import SOURCE_GAP_LABEL
 from app.pipeline import FrameResult, PipelineConfig
 from app.ui.widgets import theme
 from app.ui.state.display import attention_cells

@@ -11,7 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from app.timeline.recorder import RELIABLE
+from app.timeline.summary import RELIABLE
 from app.ui.widgets import theme
 
 SPAN_S = 30.0      # seconds of history in view once the session is longer

@@ -450,7 +450,7 @@ def test_disk_full_mid_run_is_one_error_line_and_every_writable_target_is_writte
         def __getattr__(self, name):
             return getattr(self._f, name)
 
-    real_init, real_atomic_write = session.SessionRecorder.__init__, session._atomic_write
+    real_init, real_atomic_write = session.SessionRecorder.__init__, session.atomic_write
 
     def init(self, *a, **k):
         real_init(self, *a, **k)
@@ -463,7 +463,7 @@ def test_disk_full_mid_run_is_one_error_line_and_every_writable_target_is_writte
         return real_atomic_write(path, write, binary)
 
     monkeypatch.setattr(session.SessionRecorder, "__init__", init)
-    monkeypatch.setattr(session, "_atomic_write", atomic_write)
+    monkeypatch.setattr(session, "atomic_write", atomic_write)
     code = cli.main(["--no-window", "--quiet", "--verbose", "--video", str(videos / "single_face.mp4"),
                      "--export", str(full / "s.csv"), "--export", str(healthy / "s.json"), "--weights", str(model)])
     err = capsys.readouterr().err

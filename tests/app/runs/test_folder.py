@@ -8,7 +8,7 @@ import pytest
 
 from app.runs.folder import MANIFEST_NAME, complete_result, run_folder, threads_per_worker
 from app.pipeline import PipelineConfig
-from app.timeline.recorder import journal_path_for
+from app.timeline.files import journal_path_for
 
 pytestmark = pytest.mark.data
 

@@ -16,7 +16,7 @@ import pytest
 
 from app.runs.live import LatencyStats, LiveConfig
 from app.paths import ROOT
-from app.timeline.recorder import read_session
+from app.timeline.formats import read_session
 
 START_TIMEOUT_S = 180  # model loading on a busy 2-core machine
 

@@ -15,10 +15,14 @@ import pytest
 
 from app.emotions import EMOTIONS
 from app.paths import ROOT
-from app.timeline.recorder import (CSV_COLUMNS, SessionRecorder, extension_journal_for, journal_path_for,
-    recover_journal)
-from app.study.extension import (CORRECTED_COLUMNS, PROB_COLUMNS, BaselineSpec, EpochWindow, Marker, Study,
-    StudyConfig, SOURCE_GAP_LABEL, StudyError, parse_baseline, parse_epoch, read_markers, sidecar_path)
+from app.timeline.rows import CSV_COLUMNS
+from app.timeline.recorder import SessionRecorder
+from app.timeline.files import extension_journal_for, journal_path_for
+from app.runs.recover import recover_journal
+from app.study.tables import CORRECTED_COLUMNS, PROB_COLUMNS, sidecar_path
+from app.study.options import (BaselineSpec, EpochWindow, Marker, StudyConfig, SOURCE_GAP_LABEL, StudyError,
+    parse_baseline, parse_epoch, read_markers)
+from app.study.extension import Study
 from tests.app.timeline.test_recorder import make_metadata, make_rows
 
 P = list(PROB_COLUMNS)

@@ -17,8 +17,14 @@ import pytest
 from app.timeline import recorder as session
 from app.emotions import EMOTIONS
 from app.paths import ROOT
-from app.timeline.recorder import (CSV_COLUMNS, ExportError, SessionMetadata, SessionRecorder, TimelineRow,
-    format_summary, journal_path_for, plot_timeline, read_session, recover_journal)
+from app.timeline.rows import CSV_COLUMNS, TimelineRow
+from app.timeline.files import ExportError, journal_path_for
+from app.timeline.metadata import SessionMetadata
+from app.timeline.recorder import SessionRecorder
+from app.timeline.summary import format_summary
+from app.timeline.plot import plot_timeline
+from app.timeline.formats import read_session
+from app.runs.recover import recover_journal
 
 
 def make_metadata(**extra) -> SessionMetadata:
@@ -294,7 +300,7 @@ def test_leftover_journal_of_a_crashed_session_is_moved_aside_not_overwritten(tm
 def test_an_export_a_live_session_records_into_is_refused_and_that_session_goes_on(tmp_path):
     """A second recorder (another run) on the export of a session still recording: it used to move the live,
     locked journal aside, so the first session failed at its end and the file held the second one's rows."""
-    from app.timeline.recorder import check_export_targets
+    from app.timeline.files import check_export_targets
 
     out = tmp_path / "c.csv"
     rows = make_rows(6, faces=(1,))
@@ -337,7 +343,7 @@ def test_rows_and_summary_stay_readable_while_close_writes(tmp_path, monkeypatch
     rec = SessionRecorder([tmp_path / "s.csv"], make_metadata())
     rec.add_many(make_rows(5))
     seen = {}
-    real = session._write_csv
+    real = session.write_csv
 
     def slow_write(f, rows):
         reader = threading.Thread(target=lambda: seen.update(n=len(rec.rows), s=rec.summary()["n_rows"]))
@@ -346,7 +352,7 @@ def test_rows_and_summary_stay_readable_while_close_writes(tmp_path, monkeypatch
         assert not reader.is_alive(), "summary()/rows blocked while close() was writing"
         real(f, rows)
 
-    monkeypatch.setattr(session, "_write_csv", slow_write)
+    monkeypatch.setattr(session, "write_csv", slow_write)
     rec.close()
     assert seen == {"n": 10, "s": 10}
 
@@ -502,7 +508,7 @@ def test_import_is_light_and_qt_free():
 
 def test_a_live_recorder_holds_its_journal_and_a_killed_one_does_not(tmp_path):
     """Recovery asks whether the owning process is alive (its lock), not how old the journal is."""
-    from app.timeline.recorder import journal_in_use
+    from app.timeline.files import journal_in_use
 
     out = tmp_path / "live.csv"
     rec = SessionRecorder([out], make_metadata())
@@ -562,14 +568,14 @@ def test_disk_full_mid_run_writes_every_writable_target_and_keeps_the_journal(tm
     rec._writer = __import__("csv").writer(rec._journal, lineterminator="\n")
     with pytest.raises(ExportError, match="No space left"):
         rec.add_many(rows[6:])
-    real_atomic_write = session._atomic_write
+    real_atomic_write = session.atomic_write
 
     def atomic_write(path, write, binary=False):
         if Path(path).parent == full:
             raise OSError(28, "No space left on device")
         return real_atomic_write(path, write, binary)
 
-    monkeypatch.setattr(session, "_atomic_write", atomic_write)
+    monkeypatch.setattr(session, "atomic_write", atomic_write)
     with pytest.raises(ExportError) as info:
         rec.close()
     msg = str(info.value)

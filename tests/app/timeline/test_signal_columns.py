@@ -13,8 +13,12 @@ import pytest
 
 from app.signals.names import BLENDSHAPE_NAMES
 from app.emotions import EMOTIONS
-from app.timeline.recorder import (BLENDSHAPE_COLUMNS, CSV_COLUMNS, SCHEMA_VERSION, V1_COLUMNS, SessionMetadata,
-    SessionRecorder, TimelineRow, read_session, recover_journal, summarize_rows)
+from app.timeline.rows import BLENDSHAPE_COLUMNS, CSV_COLUMNS, V1_COLUMNS, TimelineRow
+from app.timeline.formats import SCHEMA_VERSION, read_session
+from app.timeline.metadata import SessionMetadata
+from app.timeline.recorder import SessionRecorder
+from app.runs.recover import recover_journal
+from app.timeline.summary import summarize_rows
 
 
 def _meta() -> SessionMetadata:
@@ -102,7 +106,7 @@ def test_rows_from_a_frame_result_carry_the_signals_and_an_empty_frame_with_all_
     from app.faces.detect import Face
     from app.recognition.recognizer import Prediction
     from app.pipeline import FrameResult
-    from app.timeline.recorder import rows_from_result
+    from app.timeline.rows import rows_from_result
     from app.signals.extract import FaceSignals
 
     frame = Frame(index=7, time_s=0.28, image=np.zeros((40, 40, 3), np.uint8))
@@ -128,7 +132,7 @@ def test_rows_from_a_frame_result_carry_the_signals_and_an_empty_frame_with_all_
 
 def test_version_3_latency_round_trip_and_version_2_files_still_read(tmp_path):
     rows = [replace(_row(0), latency_ms=21.5), TimelineRow.no_face(1 / 25, 1, latency_ms=18.25), _row(2)]
-    with SessionRecorder([tmp_path / "s.csv", tmp_path / "s.json"], _meta()) as rec:
+    with SessionRecorder([tmp_path / "s.csv", tmp_path / "s.json"], _meta(), all_frames=True) as rec:  # the face-less row is exported too
         rec.add_many(rows)
     header = next(csv.reader(open(tmp_path / "s.csv")))
     assert header[-1] == "latency_ms" and tuple(header) == CSV_COLUMNS

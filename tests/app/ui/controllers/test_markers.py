@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from PySide6.QtCore import Qt
 
-from app.timeline.recorder import extension_journal_for
-from app.study.extension import PROB_COLUMNS, BaselineSpec, sidecar_path
+from app.timeline.files import extension_journal_for
+from app.study.tables import PROB_COLUMNS, sidecar_path
+from app.study.options import BaselineSpec
 from app.ui.controllers.markers import parse_key_names
 
 pytestmark = [pytest.mark.qt, pytest.mark.data]

@@ -3,7 +3,10 @@ import shutil
 
 import pytest
 
-from app.timeline.recorder import SessionMetadata, TimelineRow, journal_path_for, read_session
+from app.timeline.metadata import SessionMetadata
+from app.timeline.rows import TimelineRow
+from app.timeline.files import journal_path_for
+from app.timeline.formats import read_session
 from app.ui.controllers.sessions import (SESSIONS_ENV, SessionLog, export_rows, recover_pending, session_stem,
     sessions_dir)
 

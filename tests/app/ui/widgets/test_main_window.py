@@ -14,7 +14,7 @@ from PySide6.QtGui import QDropEvent
 
 from app.capture.video import CaptureError, Frame, FrameSource, open_source
 from app.recognition.card import ModelError
-from app.timeline.recorder import read_session
+from app.timeline.formats import read_session
 
 pytestmark = pytest.mark.qt
 
@@ -445,7 +445,7 @@ def test_an_unwritable_sessions_folder_is_reported_and_playback_goes_on(make_win
 def test_sessions_a_crash_left_are_recovered_at_start(make_window, sessions, qtbot):
     from dataclasses import replace
 
-    from app.timeline.recorder import CSV_COLUMNS
+    from app.timeline.rows import CSV_COLUMNS
 
     sessions.mkdir(parents=True)
     journal = sessions / "2024-05-01_12-00-00_clip.csv.partial.csv"

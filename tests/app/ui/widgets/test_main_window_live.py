@@ -13,7 +13,7 @@ import pytest
 from PySide6.QtCore import QTimer, Qt
 
 from app.paths import ROOT
-from app.timeline.recorder import read_session
+from app.timeline.formats import read_session
 
 pytestmark = [pytest.mark.qt, pytest.mark.data]
 TIMEOUT_MS = 120_000
