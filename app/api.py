@@ -85,7 +85,7 @@ def analyze_video(path: Path | str, config: AnalysisConfig | PipelineConfig | No
     df.attrs["damage"]. Raises CaptureError / ModelError / ExportError (one line)."""
     from app.runs.replay import check_inputs, replay_file
 
-    from app.capture.video import CaptureError
+    from app.capture.frame import CaptureError
 
     cfg = _as_config(config)
     if not str(path).strip():  # Path("") is ".", the working folder

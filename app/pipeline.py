@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.capture.video import Frame
+from app.capture.frame import Frame
 from app.recognition.card import ModelCard
 from app.faces.detect import DetectorConfig, Face, FaceMeshDetector
 from app.faces.gate import FaceGate, GateConfig

@@ -61,7 +61,7 @@ def predict_clips(clips, card, device: str, attention: str | None, progress: boo
     """Each clip's frames (a frame folder or a video) through the same path -> (probs (N, 7), detected frames)."""
     from tqdm import tqdm
 
-    from app.capture.video import open_source
+    from app.capture.sources import open_source
     from app.recognition.recognizer import Embedder, FanHeadRunner
     from models.data.facecache import align_images
 

@@ -223,7 +223,8 @@ def calibrated(d: dict, t: float) -> dict:
 def degraded_clips(videos: list[Path], weights: Path, step: int = 2) -> dict:
     """Every `step`-th frame of each video, clean and under each degradation, through the whole Pipeline: features
     and whether each degraded row's label equals the clean row's (same frame, same face by position)."""
-    from app.capture.video import Frame, VideoFileSource
+    from app.capture.frame import Frame
+    from app.capture.video import VideoFileSource
     from app.pipeline import Pipeline, PipelineConfig
     from app.signals.reliability import ReliabilityModel
     from app.signals.extract import SignalExtractor

@@ -20,7 +20,7 @@ from typing import Any
 class Captured:
     """A frame on its way to the pipeline."""
 
-    frame: Any            # app.capture.video.Frame; None marks the end of a file's pass (every frame before it was sent)
+    frame: Any            # app.capture.frame.Frame; None marks the end of a file's pass (every frame before it was sent)
     generation: int       # changes on a new source, a seek or a loop: the pipeline forgets its tracks
     captured_at: float    # time.monotonic() when it was read, for the end-to-end latency
     new_source: bool = False  # the first frame of a newly opened source: a new timeline, face ids from 1

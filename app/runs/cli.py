@@ -66,7 +66,7 @@ def _gate(text: str) -> str:
 
 def _camera(text: str) -> int | str:
     """--camera: an index (CAMERA_RANGE), a device path (/dev/video2) or a stream URL (rtsp://, udp://, ...)."""
-    from app.capture.video import STREAM_SCHEMES, is_device_path, is_stream_url, mask_url
+    from app.capture.camera import STREAM_SCHEMES, is_device_path, is_stream_url, mask_url
 
     text = text.strip()
     if text.lstrip("-").isdigit():
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a live source: a camera index (default: the first camera), a device path (/dev/video2) or "
                         "a stream URL (rtsp://, http://.../stream.mjpg, udp://, srt://); in the window, or headless "
                         "with --no-window --export")
-    from app.capture.video import DEFAULT_RECONNECT_S
+    from app.capture.camera import DEFAULT_RECONNECT_S
 
     p.add_argument("--reconnect", type=_seconds_at_least_zero, default=None, metavar="SECONDS",
                    help="a live source that stalls or vanishes is retried this long before the session ends (default "
@@ -231,7 +231,7 @@ def _given_study_options(args) -> list[str]:
 def _summary_intervals_error(args, videos: list[Path]) -> str | None:
     """Why --summary-every cuts a video into too many intervals (from the duration each container declares), if
     it does: an option out of range, found before the model loads."""
-    from app.capture.video import open_source
+    from app.capture.sources import open_source
     from app.study.options import StudyError, check_summary_intervals
 
     for video in videos if args.summary_every is not None else ():
@@ -264,7 +264,8 @@ def _study_inputs(args, given: list[str]):
 
 
 def run_headless(args) -> int:
-    from app.capture.video import CaptureError, subfolders
+    from app.capture.frame import CaptureError
+    from app.capture.video import subfolders
     from app.recognition.card import ModelError
     from app.runs.interrupt import install_stop_handlers, signal_number
     from app.pipeline import PipelineConfig
@@ -385,7 +386,7 @@ def run_headless(args) -> int:
 
 def run_headless_live(args) -> int:
     """python main.py --camera SOURCE --no-window --export out.csv [--duration S]: app/runs/live.py, with a status line."""
-    from app.capture.video import CaptureError
+    from app.capture.frame import CaptureError
     from app.recognition.card import ModelError
     from app.runs.interrupt import install_stop_handlers, signal_number
     from app.runs.live import LiveConfig, record

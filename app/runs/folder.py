@@ -45,7 +45,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from app.capture.video import CaptureError
+from app.capture.frame import CaptureError
 from app.recognition.card import ModelError
 from app.runs.interrupt import STOP_SIGNALS, StopFlag, install_stop_handlers, signal_number
 from app.paths import ROOT
@@ -256,7 +256,7 @@ def _plan(video: Path, export: list[Path], config: PipelineConfig, resume: bool,
 def _declared_frames(video: Path) -> int:
     """What the container declares (for the overall progress bar). Raises CaptureError: a video that does not
     open fails here, in the driver, in a moment, and never reaches a worker."""
-    from app.capture.video import open_source
+    from app.capture.sources import open_source
 
     with open_source(video) as s:
         return int(getattr(s, "declared_frame_count", None) or s.frame_count or 0)

@@ -3,7 +3,7 @@ signal came or the source ended for good.
 
     python main.py --camera SOURCE --no-window --export out.csv [--duration S] [--reconnect S] [--lsl] [--markers F]
 
-A live source is never queued: a reader thread keeps only the newest frame (app.capture.video.LatestFrameGrabber, the one
+A live source is never queued: a reader thread keeps only the newest frame (app.capture.threads.LatestFrameGrabber, the one
 slot between the source and the models), so when the models are slower than the source, frames are dropped and
 counted, and the latency from capture to result cannot build up. Each processed frame's rows go to the recorder's
 journal at once (a killed run keeps them) and the exports are written atomically at the end, however it ends.
@@ -27,8 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from app.capture.video import (CaptureError, LatestFrameGrabber, ReconnectingSource, SourceEvent, SourceGap,
-    camera_index, describe_source, is_device_path, is_live_spec, is_masked, mask_url, open_live)
+from app.capture.frame import CaptureError
+from app.capture.threads import LatestFrameGrabber
+from app.capture.camera import (ReconnectingSource, SourceEvent, SourceGap, camera_index, describe_source,
+    is_device_path, is_live_spec, is_masked, mask_url)
+from app.capture.sources import open_live
 from app.pipeline import Pipeline, PipelineConfig
 from app.timeline.files import ExportError, check_export_targets
 from app.timeline.recorder import SessionRecorder

@@ -22,7 +22,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from app import __version__
-from app.capture.video import CaptureError, PrefetchReader, RepeatedSource, iter_video_files, open_source
+from app.capture.frame import CaptureError
+from app.capture.threads import PrefetchReader
+from app.capture.video import RepeatedSource, iter_video_files
+from app.capture.sources import open_source
 from app.runs.interrupt import StopFlag, finishing
 from app.runs.overlap import EMBEDDER_THREADS, DetectAhead
 from app.pipeline import Pipeline, PipelineConfig

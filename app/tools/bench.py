@@ -84,7 +84,7 @@ def hardware() -> dict:
 
 
 def decode_only(video: Path) -> tuple[int, float]:
-    from app.capture.video import open_source
+    from app.capture.sources import open_source
 
     t0 = time.perf_counter()
     n = 0
@@ -103,7 +103,8 @@ def run_once(video: Path, pipeline, export_dir: Path, overlap: bool = False) -> 
     """One timed pass over the file: decode, process, export each frame. `overlap`: the replay's loop instead, with
     the decoding and the face mesh of the next frames on their own threads (app/runs/overlap.py); its decode stage is
     then the wait for the next frame's stage 1 (detect_align is still stage 1's own time, on its thread)."""
-    from app.capture.video import PrefetchReader, open_source
+    from app.capture.threads import PrefetchReader
+    from app.capture.sources import open_source
     from app.runs.overlap import DetectAhead
     from app.runs.replay import session_metadata
     from app.timeline.recorder import SessionRecorder
@@ -155,7 +156,7 @@ def signals_cost(video: Path, config, repeat: int, export_dir: Path) -> dict:
     time per pass, divided by the faces."""
     from dataclasses import replace
 
-    from app.capture.video import open_source
+    from app.capture.sources import open_source
     from app.pipeline import Pipeline
 
     with open_source(video) as src:
@@ -207,7 +208,7 @@ def embed_batches(video: Path, pipeline, sizes=(1, 2, 4, 8), max_crops: int = 64
     bit-identical features to one face at a time (the batching lever must not change the rows)."""
     import numpy as np
 
-    from app.capture.video import open_source
+    from app.capture.sources import open_source
 
     crops = []
     pipeline.reset()
@@ -233,7 +234,7 @@ def embed_batches(video: Path, pipeline, sizes=(1, 2, 4, 8), max_crops: int = 64
 def live_bench(video: Path, config, seconds: float, fps: float = 30.0, tiles=(1, 2)) -> list[dict]:
     """The live path on a real loopback stream of `video` looped to `seconds` at `fps`, for each tiling (1: the
     video, 2: 2x2 copies of it): one row of measurements per tiling. The pipeline is warmed on the file first."""
-    from app.capture.video import open_live, open_source
+    from app.capture.sources import open_live, open_source
     from app.runs.live import LiveConfig, record_source
     from app.tools.loopback import LoopbackStream, encode_clip
     from app.pipeline import Pipeline
@@ -264,7 +265,7 @@ def live_bench(video: Path, config, seconds: float, fps: float = 30.0, tiles=(1,
 
 
 def main_live(args) -> int:
-    from app.capture.video import CaptureError
+    from app.capture.frame import CaptureError
     from app.recognition.card import ModelError
     from app.tools.loopback import FFmpegMissing
     from app.paths import data_root
@@ -300,7 +301,7 @@ def main_live(args) -> int:
 def main_suites(args, parser) -> int:
     """--long, --faces, --suite (app/tools/suite.py)."""
     from app.tools import suite
-    from app.capture.video import CaptureError
+    from app.capture.frame import CaptureError
     from app.recognition.card import ModelError
     from app.tools.loopback import FFmpegMissing
     from app.paths import data_root
@@ -388,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.video is None:
         p.error("--video is required (or --live, --long, --faces, --suite)")
 
-    from app.capture.video import CaptureError
+    from app.capture.frame import CaptureError
     from app.recognition.card import ModelError
     from app.pipeline import Pipeline, PipelineConfig
 

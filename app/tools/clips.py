@@ -106,7 +106,7 @@ def grid_clip(video: Path, out: Path, tile: int, seconds: float = 8.0, size: tup
 
 
 def _frames(video: Path) -> tuple[list[np.ndarray], float]:
-    from app.capture.video import open_source
+    from app.capture.sources import open_source
 
     with open_source(video) as src:
         return [f.image for f in iter(src.read, None)], src.fps or 30.0

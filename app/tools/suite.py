@@ -79,7 +79,7 @@ def decode_mesh(video: Path, config=None) -> tuple[int, float]:
     mesh's start-up left out)."""
     import numpy as np
 
-    from app.capture.video import open_source
+    from app.capture.sources import open_source
     from app.faces.detect import FaceMeshDetector
     from app.pipeline import Pipeline, PipelineConfig
 
@@ -178,7 +178,8 @@ def print_long(result: dict) -> None:
 def _loop(pipeline, video: Path, limit: int | None = None) -> dict:
     """The replay's own loop (decode and stage 1 ahead on their threads), model warm: fps, and per frame the faces
     found, their ids and same-frame duplicates (boxes overlapping > 0.3 IoU)."""
-    from app.capture.video import PrefetchReader, open_source
+    from app.capture.threads import PrefetchReader
+    from app.capture.sources import open_source
     from app.runs.overlap import DetectAhead
     from app.faces.track import box_iou
 
@@ -283,7 +284,7 @@ def _embedder_batches(card, device: str, precision: str, crops, sizes, reps: int
 
 
 def _crops(video: Path, config, n: int = 16) -> list:
-    from app.capture.video import open_source
+    from app.capture.sources import open_source
     from app.pipeline import Pipeline
 
     crops = []

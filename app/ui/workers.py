@@ -27,7 +27,9 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QThread, Signal
 
-from app.capture.video import CaptureError, ReconnectingSource, describe_source, mask_url, open_source
+from app.capture.frame import CaptureError
+from app.capture.camera import ReconnectingSource, describe_source, mask_url
+from app.capture.sources import open_source
 from app.recognition.card import ModelError
 from app.pipeline import FrameResult, Pipeline, PipelineConfig
 from app.timeline.files import ExportError
@@ -56,7 +58,7 @@ class SourceInfo:
 
 class CaptureWorker(QThread):
     source_opened = Signal(object)    # SourceInfo
-    source_event = Signal(object)     # app.capture.video.SourceEvent: a live source was lost, came back, or ended
+    source_event = Signal(object)     # app.capture.camera.SourceEvent: a live source was lost, came back, or ended
     source_ended = Signal()           # a file reached its end (and is not looping): the worker pauses there
     damage_found = Signal(str)        # a file ended early (fewer frames than it declares): why, once per source
     error_occurred = Signal(str)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from app.api import AnalysisConfig, analyze_folder, analyze_video
-from app.capture.video import CaptureError
+from app.capture.frame import CaptureError
 from app.pipeline import PipelineConfig
 from app.timeline.rows import CSV_COLUMNS, LIVE_COLUMNS
 from app.timeline.formats import read_session

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from app.capture.video import open_source
+from app.capture.sources import open_source
 from app.pipeline import Pipeline, PipelineConfig
 
 

@@ -38,8 +38,9 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
-from app.capture.video import (VIDEO_SUFFIXES, camera_index, describe_source, is_device_path, is_masked,
-    is_stream_url, list_cameras, mask_url)
+from app.capture.video import VIDEO_SUFFIXES
+from app.capture.camera import (camera_index, describe_source, is_device_path, is_masked, is_stream_url,
+    list_cameras, mask_url)
 from app.emotions import EMOTIONS
 from app.study.options import SOURCE_GAP_LABEL
 from app.pipeline import FrameResult, PipelineConfig

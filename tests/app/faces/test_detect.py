@@ -36,7 +36,7 @@ def test_faces_in_a_tiled_1080p_frame_are_never_reported_twice(videos):
     blendshapes), MediaPipe finds none of these nine small faces at all (measured, docs/results.md), so the
     duplicates this guards against cannot arise there. The whole-frame mesh alone (small-face pass off); the pass
     is tested below."""
-    from app.capture.video import open_source
+    from app.capture.sources import open_source
     from app.faces.detect import DetectorConfig, FaceMeshDetector
     from app.faces.track import FaceTracker, box_iou
 
@@ -60,7 +60,7 @@ def test_small_faces_in_a_1080p_grid_are_all_found_once_with_stable_ids(videos, 
     """Nine faces in a 3x3 grid at 1920x1080 (single_face.mp4 in each cell, each cell at its own moment), iris
     refinement on as in the app: the whole-frame mesh finds at most one; with the small-face pass all nine (up to
     max_faces) on every frame, each under one id that stays in its cell, never one face twice."""
-    from app.capture.video import open_source
+    from app.capture.sources import open_source
     from app.faces.track import FaceTracker, box_iou
 
     with open_source(videos / "single_face.mp4") as src:
@@ -104,7 +104,7 @@ def test_mesh_points_read_from_the_serialised_landmarks_equal_the_per_point_read
 def test_a_close_up_that_fills_the_frame_is_still_found(videos):
     """A face reaching past the frame's edges (a laptop camera at arm's length): MediaPipe's detector misses it on
     the bare frame; the pipeline's detector finds it through the padded view and keeps it."""
-    from app.capture.video import open_source
+    from app.capture.sources import open_source
     from app.pipeline import CLOSEUP_EVERY
 
     with open_source(videos / "single_face.mp4") as src:
@@ -132,7 +132,7 @@ def test_a_close_up_that_fills_the_frame_is_still_found(videos):
 def test_an_unchanged_image_is_not_read_again_while_no_face_is_tracked_and_the_faces_are_the_same(videos):
     """skip_still: title cards (an image repeated), a face (never skipped: the mesh tracks it) and the sky, through
     the close-up retry's padded views too: every frame's faces equal those of a mesh called on every view."""
-    from app.capture.video import open_source
+    from app.capture.sources import open_source
     from app.pipeline import CLOSEUP_EVERY
 
     with open_source(videos / "single_face.mp4") as src:

@@ -110,7 +110,7 @@ def test_rejects_bad_settings():
 
 def _track_video(path, step: int = 2):
     """(frame index, ids on that frame, ended ids) for every `step`-th frame, FaceMeshDetector in video mode."""
-    from app.capture.video import open_source
+    from app.capture.sources import open_source
     from app.faces.detect import DetectorConfig, FaceMeshDetector
 
     out = []

@@ -124,7 +124,7 @@ def test_frames_and_coverage_mean_the_same_in_the_console_the_json_and_the_api(v
 
 
 def _frame_count(path: Path) -> int:
-    from app.capture.video import open_source
+    from app.capture.sources import open_source
 
     with open_source(path) as src:
         return sum(1 for _ in src)

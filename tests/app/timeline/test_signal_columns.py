@@ -102,7 +102,7 @@ def test_summary_weighs_rows_by_reliability_and_reports_coverage():
 
 
 def test_rows_from_a_frame_result_carry_the_signals_and_an_empty_frame_with_all_frames():
-    from app.capture.video import Frame
+    from app.capture.frame import Frame
     from app.faces.detect import Face
     from app.recognition.recognizer import Prediction
     from app.pipeline import FrameResult
@@ -153,7 +153,7 @@ def test_version_3_latency_round_trip_and_version_2_files_still_read(tmp_path):
     assert replace(_row(0), latency_ms=float("nan")).latency_ms is None  # unknown, like an unsolved pose
 def _frame_results(n_frames: int, with_face: range):
     """Real FrameResults of `n_frames` frames at 25 fps; the frames in `with_face` have one face (reliability 0.9)."""
-    from app.capture.video import Frame
+    from app.capture.frame import Frame
     from app.faces.detect import Face
     from app.recognition.recognizer import Prediction
     from app.pipeline import FrameResult

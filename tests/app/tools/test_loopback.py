@@ -1,7 +1,7 @@
 """app.tools.loopback: the clips and the ffmpeg sender the live tests and the live benchmark stream."""
 import pytest
 
-from app.capture.video import open_source
+from app.capture.sources import open_source
 
 
 @pytest.mark.data

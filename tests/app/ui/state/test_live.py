@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.capture.video import Frame
+from app.capture.frame import Frame
 from app.faces.detect import Face
 from app.recognition.recognizer import Prediction
 from app.pipeline import FrameResult

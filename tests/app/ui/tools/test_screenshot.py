@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.capture.video import open_source
+from app.capture.sources import open_source
 from app.paths import ROOT
 
 pytestmark = [pytest.mark.qt, pytest.mark.data]

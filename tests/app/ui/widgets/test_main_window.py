@@ -12,7 +12,8 @@ import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from app.capture.video import CaptureError, Frame, FrameSource, open_source
+from app.capture.frame import CaptureError, Frame, FrameSource
+from app.capture.sources import open_source
 from app.recognition.card import ModelError
 from app.timeline.formats import read_session
 
