@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.duration is not None:
         print("error: --duration is for a headless live recording (--no-window)", file=sys.stderr)
         return EXIT_USAGE
-    from app.ui.widgets.main_window import run_app
+    from app.ui.app import run_app
     from app.ui.state.options import WindowOptions
 
     return run_app(WindowOptions.from_args(args))

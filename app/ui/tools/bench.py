@@ -26,7 +26,8 @@ def open_window(video: Path, weights: Path | None, device: str, workdir: Path, f
     os.environ.setdefault("GLOG_minloglevel", "2")
     from PySide6.QtCore import QSettings
 
-    from app.ui.widgets.main_window import MainWindow, make_app
+    from app.ui.widgets.main_window import MainWindow
+    from app.ui.app import make_app
     from app.ui.state.options import WindowOptions
 
     app = make_app()

@@ -5,159 +5,49 @@ Threads (see app.ui.workers): a CaptureWorker per source feeds a FrameHandoff; o
 Pipeline and records every result's rows; this GUI thread only receives results (a cheap slot per frame: smoothing,
 history) and draws the newest one at most `RENDER_HZ` times a second, so a fast replay never floods the event loop.
 
-    run_app(options) -> int  entry point for main.py (an app.ui.state.options.WindowOptions)
-
 What is shown lives in a Qt-free view model (app.ui.state.live.LiveState); recording and export in
 app.ui.controllers.recording.RecordingController. The window wires them to the views.
 """
 from __future__ import annotations
 
-import signal
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QSize, Qt, QTimer, QUrl
-from PySide6.QtGui import QAction, QColor, QDesktopServices, QIcon, QKeySequence, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import (
-    QApplication,
-    QComboBox,
-    QFileDialog,
-    QFrame,
-    QHBoxLayout,
-    QLabel,
-    QMainWindow,
-    QPushButton,
-    QSizePolicy,
-    QSplitter,
-    QStyle,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import QDesktopServices, QIcon
+from PySide6.QtWidgets import QMainWindow
 
-from app import __version__
-from app.capture.video import VIDEO_SUFFIXES
-from app.capture.camera import (camera_index, describe_source, is_device_path, is_masked, is_stream_url,
-    list_cameras, mask_url)
-from app.emotions import EMOTIONS
-from app.study.options import SOURCE_GAP_LABEL
-from app.pipeline import FrameResult, PipelineConfig
-from app.ui.widgets import theme
-from app.ui.state.display import attention_cells
-from app.ui.widgets.face_panel import AttentionStrip, FacePanel
+from app.capture.camera import (camera_index, describe_source, list_cameras, mask_url)
 from app.capture.handoff import FrameHandoff
-from app.ui.state.live import LiveState
-from app.ui.state.options import WindowOptions
+from app.emotions import EMOTIONS
+from app.paths import ROOT
+from app.pipeline import FrameResult, PipelineConfig
+from app.study.options import SOURCE_GAP_LABEL
+from app.ui.controllers.markers import install as install_markers
 from app.ui.controllers.recording import RecordingController
 from app.ui.controllers.sessions import sessions_dir
+from app.ui.state.live import LiveState
+from app.ui.state.options import WindowOptions
+from app.ui.state.status import model_summary, running_on, status_texts
 from app.ui.widgets.settings import SettingsDock, UiSettings
-from app.ui.controllers.markers import install as install_markers
-from app.ui.widgets.timeline import TimelineView, legend_html
-from app.ui.widgets.transport import TransportBar
-from app.ui.widgets.video_view import FaceOverlay, VideoView
+from app.ui.widgets.source_picker import dropped_video, parse_live_spec, reopenable
+from app.ui.widgets.status_bar import add_status_labels, show_status
+from app.ui.widgets.toolbar import MainToolbar, make_action
+from app.ui.widgets.dialogs import ask_export, ask_video
+from app.ui.widgets.live_view import LiveView
+from app.ui.widgets.workspace import Workspace
 from app.ui.workers import CaptureWorker, PipelineInfo, PipelineWorker, SourceInfo, TaskWorker
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+ASSETS = ROOT / "assets"
 RENDER_HZ = 40          # the most redraws a second; a 30 fps camera still shows every frame
 FAST_RENDER_HZ = 25     # as fast as possible: the model's throughput matters more than showing every frame
-TIMELINE_HZ = 10        # the plot scrolls smoothly enough at 10 Hz, and pyqtgraph is the costliest view to redraw
 STATUS_INTERVAL_MS = 500
 ORGANIZATION = APP_NAME = "FAN Live"
-RESCAN = "rescan"       # the source picker's "look for cameras again" item
+_LINGERING: set[CaptureWorker] = set()  # capture threads still blocked in a read when their window stopped them
 LAST_SOURCE_SETTING = "ui/last_source"  # the last live source opened (a URL's password masked)
 HOW_TO_GET_A_MODEL = ("Choose a model file in Settings (a model's .onnx or .json card), or train and export one "
                       "into weights/ as the README describes.")
-
-
-def _dot_icon(color: str) -> QIcon:
-    """A filled circle: the universal 'record' symbol."""
-    pix = QPixmap(32, 32)
-    pix.fill(Qt.transparent)
-    p = QPainter(pix)
-    p.setRenderHint(QPainter.Antialiasing, True)
-    p.setPen(QPen(QColor("#ffffff"), 2))
-    p.setBrush(QColor(color))
-    p.drawEllipse(5, 5, 22, 22)
-    p.end()
-    return QIcon(pix)
-
-
-class Banner(QFrame):
-    """A one-line message strip above the video: model problems (persistent), errors and notices (dismissable)."""
-
-    def __init__(self, kind: str, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setObjectName({"warning": "banner", "error": "errorBanner", "notice": "noticeBanner"}[kind])
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextSelectableByMouse | Qt.LinksAccessibleByMouse)
-        self.label.setOpenExternalLinks(False)
-        self.button = QPushButton()
-        self.button.hide()
-        self.close_button = QToolButton()
-        self.close_button.setText("\u2715")
-        self.close_button.setAutoRaise(True)
-        self.close_button.setToolTip("Dismiss")
-        self.close_button.clicked.connect(self.hide)
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(10, 6, 6, 6)
-        lay.addWidget(self.label, 1)
-        lay.addWidget(self.button)
-        lay.addWidget(self.close_button)
-        self.hide()
-
-    def show_message(self, text: str, button: str | None = None) -> None:
-        self.label.setText(text)
-        self.button.setVisible(bool(button))
-        if button:
-            self.button.setText(button)
-        self.show()
-
-    @property
-    def text(self) -> str:
-        return self.label.text() if self.isVisible() else ""
-
-
-class NoticeBanner(Banner):
-    """Notices in a queue, so one never hides another unread: the oldest shows, with "+N more"; dismissing it shows
-    the next. A notice with the `key` of a queued one replaces it in place (a session's "recording to" becomes its
-    "saved")."""
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__("notice", parent)
-        self._queue: list[tuple[str | None, str]] = []  # (key, text), oldest first
-        self.close_button.clicked.disconnect()
-        self.close_button.clicked.connect(self.dismiss)
-
-    def show_message(self, text: str, button: str | None = None, key: str | None = None) -> None:
-        for i, (k, _) in enumerate(self._queue):
-            if key is not None and k == key:
-                self._queue[i] = (key, text)
-                break
-        else:
-            self._queue.append((key, text))
-        self._show_first()
-
-    def dismiss(self) -> None:
-        if self._queue:
-            self._queue.pop(0)
-        self._show_first()
-
-    def _show_first(self) -> None:
-        if not self._queue:
-            self.hide()
-            return
-        more = len(self._queue) - 1
-        self.label.setText(self._queue[0][1] + (f" <i>(+{more} more: \u2715 shows the next)</i>" if more else ""))
-        self.close_button.setToolTip("Next notice" if more else "Dismiss")
-        self.show()
-
-    @property
-    def messages(self) -> list[str]:
-        """Every notice not dismissed yet, oldest first."""
-        return [text for _, text in self._queue]
 
 
 class MainWindow(QMainWindow):
@@ -174,10 +64,9 @@ class MainWindow(QMainWindow):
             self.setWindowIcon(QIcon(str(icon)))
         self.setAcceptDrops(True)
 
-        # engine-side state
         self.handoff = FrameHandoff(latest=True)
-        # recording and export (app.ui.controllers.recording); its signals are the window's: session_saved(paths) when a
-        # recording's files are written, session_exported(paths) when an export is
+        # recording and export; its signals are the window's: session_saved(paths) when a recording's files are
+        # written, session_exported(paths) when an export is
         self.recording = RecordingController(self._run_task, self)
         self.session_log = self.recording.log
         self.session_saved = self.recording.session_saved
@@ -195,10 +84,6 @@ class MainWindow(QMainWindow):
         # display state (GUI thread only): a Qt-free view model the slots feed and render() reads
         self.live = LiveState(len(EMOTIONS), smoothing=self.settings.smoothing)
         self._last_render = 0.0
-        self._last_timeline = 0.0
-        self._timeline_timer = QTimer(self)
-        self._timeline_timer.setSingleShot(True)
-        self._timeline_timer.timeout.connect(lambda: self._update_timeline(force=True))
         self._render_timer = QTimer(self)
         self._render_timer.setSingleShot(True)
         self._render_timer.timeout.connect(self.render)
@@ -229,183 +114,57 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------------------------ building
     def _build_ui(self) -> None:
-        self.video = VideoView()
+        ws = Workspace()
+        self.setCentralWidget(ws)
+        self.video, self.transport, self.face_panel = ws.video, ws.transport, ws.face_panel
+        self.attention, self.timeline, self.splitter = ws.attention, ws.timeline, ws.splitter
+        self.model_banner, self.error_banner, self.notice_banner = ws.model_banner, ws.error_banner, ws.notice_banner
+        self.view = LiveView(self.live, ws, lambda track_id, probs: self.markers.view_probs(track_id, probs), self)
         self.video.face_clicked.connect(self._on_face_clicked)
         self.video.action_button.clicked.connect(self.open_video_dialog)
-        self.transport = TransportBar()
         self.transport.play_toggled.connect(self._on_play_toggled)
         self.transport.step_requested.connect(self.step)
         self.transport.seek_requested.connect(self.seek)
         self.transport.speed_changed.connect(self._on_speed_changed)
         self.transport.loop_toggled.connect(self._on_loop_toggled)
-
-        self.model_banner = Banner("warning")
-        self.model_banner.close_button.hide()  # a missing model stays visible until one loads
         self.model_banner.button.clicked.connect(self.choose_model)
-        self.error_banner = Banner("error")
-        self.notice_banner = NoticeBanner()
         self.notice_banner.label.linkActivated.connect(lambda url: QDesktopServices.openUrl(QUrl(url)))
-
-        video_col = QWidget()
-        vl = QVBoxLayout(video_col)
-        vl.setContentsMargins(0, 0, 0, 0)
-        vl.setSpacing(0)
-        vl.addWidget(self.video, 1)
-        vl.addWidget(self.transport)
-
-        self.face_panel = FacePanel(EMOTIONS)
-        self.face_panel.setMinimumWidth(260)
-        top = QSplitter(Qt.Horizontal)
-        top.addWidget(video_col)
-        top.addWidget(self.face_panel)
-        top.setStretchFactor(0, 4)
-        top.setStretchFactor(1, 1)
-        top.setSizes([900, 300])
-
-        self.attention = AttentionStrip()
-        attention_box = self._section(
-            "ATTENTION OVER THE WINDOW",
-            f"<span style='color:{theme.ALPHA_BLUE}'>\u25a0</span> self-attention \u03b1 &nbsp;&nbsp; "
-            f"<span style='color:{theme.WEIGHT_ORANGE}'>\u25a0</span> final weight (\u03b1\u00b7\u03b2, normalised; "
-            "relative to the window's largest) &nbsp;&nbsp; oldest \u2192 newest", self.attention)
-        self.timeline = TimelineView(EMOTIONS)
-        timeline_box = self._section(
-            "TIMELINE", f"selected face, last {self.timeline.span_s:.0f} s; band: top label &nbsp;&nbsp; "
-            + legend_html(EMOTIONS), self.timeline)
-
-        main = QSplitter(Qt.Vertical)
-        main.addWidget(top)
-        main.addWidget(attention_box)
-        main.addWidget(timeline_box)
-        main.setStretchFactor(0, 5)
-        main.setStretchFactor(1, 0)
-        main.setStretchFactor(2, 2)
-        main.setSizes([520, 160, 220])
-        main.setChildrenCollapsible(False)
-        self.splitter = main
-
-        central = QWidget()
-        cl = QVBoxLayout(central)
-        cl.setContentsMargins(6, 6, 6, 0)
-        cl.setSpacing(6)
-        for banner in (self.model_banner, self.error_banner, self.notice_banner):
-            cl.addWidget(banner)
-        cl.addWidget(main, 1)
-        self.setCentralWidget(central)
 
         self.settings_dock = SettingsDock(self.settings)
         self.settings_dock.settings_applied.connect(self._on_settings_applied)
         self.settings_dock.smoothing_toggled.connect(self._on_smoothing_toggled)
         self.addDockWidget(Qt.RightDockWidgetArea, self.settings_dock)
         self.settings_dock.hide()
-
-        sb = self.statusBar()
-        self.status_labels = {}
-        for key, tip in (("source", "Current source"), ("input", "Frames read per second"),
-                         ("processing", "Frames through the model per second"),
-                         ("pace", "A file is analysed frame by frame: when the model is slower than real time, "
-                                  "playback waits for it"),
-                         ("latency", "Capture to result, median of recent frames (model time in brackets)"),
-                         ("provider", "ONNX Runtime execution provider in use"), ("faces", "Faces tracked now"),
-                         ("recording", "Recording state")):
-            label = QLabel("")
-            label.setToolTip(tip)
-            # a label may shrink below its text (then it is cut) rather than make the window wider than a small
-            # screen (a long file name as the source)
-            label.setMinimumWidth(24)
-            sb.addPermanentWidget(label)
-            self.status_labels[key] = label
-
-    def _section(self, title: str, legend: str, body: QWidget) -> QWidget:
-        box = QWidget()
-        lay = QVBoxLayout(box)
-        lay.setContentsMargins(6, 4, 6, 2)
-        lay.setSpacing(2)
-        head = QHBoxLayout()
-        t = QLabel(title)
-        t.setObjectName("sectionTitle")
-        leg = QLabel(legend)
-        leg.setStyleSheet(f"color: {theme.MUTED};")
-        head.addWidget(t)
-        head.addSpacing(12)
-        head.addWidget(leg, 1)
-        lay.addLayout(head)
-        lay.addWidget(body, 1)
-        return box
+        self.status_labels = add_status_labels(self.statusBar())
 
     def _build_actions(self) -> None:
-        tb = self.addToolBar("Main")
-        tb.setObjectName("mainToolbar")
-        tb.setMovable(False)
-        tb.setIconSize(QSize(18, 18))
-        tb.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
-
-        def action(text, slot, shortcut=None, tip=None, checkable=False, icon=None):
-            a = QAction(text, self)
-            if icon is not None:
-                a.setIcon(self.style().standardIcon(icon))
-            if shortcut:
-                a.setShortcut(QKeySequence(shortcut))
-                a.setShortcutContext(Qt.WindowShortcut)
-            a.setToolTip(f"{tip or text} ({QKeySequence(shortcut).toString()})" if shortcut else (tip or text))
-            a.setCheckable(checkable)
-            (a.toggled if checkable else a.triggered).connect(slot)
+        tb = MainToolbar(self, self.settings_dock.toggleViewAction())
+        self.addToolBar(tb)
+        self.camera_combo = tb.source_picker
+        self.camera_combo.rescan_requested.connect(self.probe_cameras)
+        self.camera_combo.source_chosen.connect(self._open_typed)
+        self.open_action, self.record_action, self.export_action = tb.open_action, tb.record_action, tb.export_action
+        self.sessions_action, self.fullscreen_action = tb.sessions_action, tb.fullscreen_action
+        self.open_action.triggered.connect(self.open_video_dialog)
+        self.record_action.toggled.connect(self._on_record_toggled)
+        self.export_action.triggered.connect(self.export_dialog)
+        self.sessions_action.triggered.connect(self.open_sessions_folder)
+        self.fullscreen_action.triggered.connect(self.toggle_fullscreen)
+        self.addActions(tb.actions_with_shortcuts)
+        for text, shortcut, slot in (("Play/pause", "Space", self.toggle_play),
+                                     ("Previous frame", "Left", lambda: self.step(-1)),
+                                     ("Next frame", "Right", lambda: self.step(1)),
+                                     ("Leave full screen", "Esc",
+                                      lambda: self.isFullScreen() and self.toggle_fullscreen())):
+            a = make_action(self, text, shortcut)
+            a.triggered.connect(slot)
             self.addAction(a)
-            return a
-
-        self.camera_combo = QComboBox()
-        self.camera_combo.setEditable(True)  # a typed stream URL, device path or camera index
-        self.camera_combo.setInsertPolicy(QComboBox.NoInsert)
-        self.camera_combo.setFocusPolicy(Qt.ClickFocus)  # keys go to the window's shortcuts until it is clicked
-        self.camera_combo.setMinimumWidth(220)
-        self.camera_combo.setToolTip("The cameras that open on this machine and the last source used; or type a "
-                                     "stream URL (rtsp://, http://.../stream.mjpg, udp://, srt://), a device path "
-                                     "(/dev/video2) or a camera number, then Enter")
-        self.camera_combo.lineEdit().setFocusPolicy(Qt.ClickFocus)
-        self.camera_combo.lineEdit().setPlaceholderText("camera, rtsp://..., /dev/video2")
-        self.camera_combo.addItem("Looking for cameras...", None)
-        self.camera_combo.activated.connect(self._on_camera_chosen)
-        self.camera_combo.lineEdit().returnPressed.connect(self._on_source_typed)
-        tb.addWidget(QLabel(" Source "))
-        tb.addWidget(self.camera_combo)
-        self.open_action = action("Open video...", self.open_video_dialog, "Ctrl+O", "Open a video file",
-                                  icon=QStyle.SP_DialogOpenButton)
-        tb.addAction(self.open_action)
-        tb.addSeparator()
-        self.record_action = action("Record", self._on_record_toggled, "Ctrl+R",
-                                    "Start/stop recording the session (files record from the start)", checkable=True)
-        self.record_action.setIcon(_dot_icon(theme.RECORD_RED))
-        tb.addAction(self.record_action)
-        tb.widgetForAction(self.record_action).setObjectName("record")
-        self.export_action = action("Export...", self.export_dialog, "Ctrl+E", "Export the session: CSV, JSON, PNG",
-                                    icon=QStyle.SP_DialogSaveButton)
-        tb.addAction(self.export_action)
-        self.sessions_action = action("Sessions folder", self.open_sessions_folder, None,
-                                      "Open the folder where sessions are saved automatically",
-                                      icon=QStyle.SP_DirOpenIcon)
-        tb.addAction(self.sessions_action)
-        spacer = QWidget()
-        spacer.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
-        tb.addWidget(spacer)
-        settings = self.settings_dock.toggleViewAction()
-        settings.setText("Settings")
-        settings.setIcon(self.style().standardIcon(QStyle.SP_FileDialogDetailedView))
-        tb.addAction(settings)
-        self.fullscreen_action = action("Full screen", self.toggle_fullscreen, "F", "Full screen",
-                                        icon=QStyle.SP_TitleBarMaxButton)
-        tb.addAction(self.fullscreen_action)
-        action("Play/pause", self.toggle_play, "Space")
-        action("Previous frame", lambda: self.step(-1), "Left")
-        action("Next frame", lambda: self.step(1), "Right")
-        action("Leave full screen", lambda: self.isFullScreen() and self.toggle_fullscreen(), "Esc")
 
     # ------------------------------------------------------------------------------------------------ sources
     def _start_initial_source(self) -> None:
         video, camera = self.options.video, self.options.camera
-        last = str(self.store.value(LAST_SOURCE_SETTING, "") or "")
-        if camera is None and video is None and last and not is_masked(last) and \
-                (camera_index(last) is not None or is_stream_url(last) or is_device_path(last)):
-            camera = camera_index(last) if camera_index(last) is not None else last  # the last one used
+        if camera is None and video is None:  # the last live source used, if it can be opened again
+            camera = reopenable(str(self.store.value(LAST_SOURCE_SETTING, "") or ""))
         if video is not None:
             self.open_source(Path(video))
             self.probe_cameras()
@@ -420,28 +179,13 @@ class MainWindow(QMainWindow):
 
     def probe_cameras(self) -> None:
         """List the cameras that open (off the GUI thread) into the source picker."""
-        self.camera_combo.clear()
-        self.camera_combo.addItem("Looking for cameras...", None)
+        self.camera_combo.show_probing()
         probe = self._run_task(list_cameras, on_done=self._on_cameras_listed)
         probe.setObjectName("camera probe")
 
     def _on_cameras_listed(self, cameras: list[int]) -> None:
         spec = self.source_info.spec if self.source_info is not None and self.source_info.is_live else None
-        if camera_index(spec) is not None:
-            cameras = sorted({*cameras, camera_index(spec)})  # in use by us, so the probe could not open it
-        self.camera_combo.clear()
-        self.camera_combo.addItem("Choose a camera" if cameras else "No camera found", None)
-        for i in cameras:
-            self.camera_combo.addItem(f"Camera {i}", i)
-        # the stream or device in use (its URL with the password, in memory only) and the last one used (stored
-        # masked), shown masked
-        extra = [spec] if isinstance(spec, str) and camera_index(spec) is None else []
-        last = str(self.store.value(LAST_SOURCE_SETTING, "") or "")
-        if last and camera_index(last) is None and all(mask_url(e) != last for e in extra):
-            extra.append(last)
-        for e in extra:
-            self.camera_combo.addItem(mask_url(e), e)
-        self.camera_combo.addItem("Look for cameras again", RESCAN)
+        cameras = self.camera_combo.show_cameras(cameras, spec, str(self.store.value(LAST_SOURCE_SETTING, "") or ""))
         if self._open_first_camera:
             self._open_first_camera = False
             if cameras:
@@ -452,48 +196,18 @@ class MainWindow(QMainWindow):
         self._sync_camera_combo()
 
     def _sync_camera_combo(self) -> None:
-        spec = self.capture_worker.spec if self.capture_worker else None
-        live = spec is not None and not isinstance(spec, Path)
-        i = self.camera_combo.findData(spec) if live else -1
-        self.camera_combo.setCurrentIndex(max(i, 0))
-        if live and i < 0:
-            self.camera_combo.setEditText(describe_source(spec))
-
-    def _on_camera_chosen(self, i: int) -> None:
-        spec = self.camera_combo.itemData(i)
-        if spec == RESCAN:
-            self.probe_cameras()
-        elif spec is not None:
-            self._open_typed(spec)
-
-    def _on_source_typed(self) -> None:
-        """Enter in the Source box: a camera number, a device path or a stream URL opens; anything else is said."""
-        text = self.camera_combo.currentText().strip()
-        i = self.camera_combo.findText(text)
-        if i >= 0 and self.camera_combo.itemData(i) is not None:
-            return  # a listed item: activated() opens it
-        if text:
-            self._open_typed(text)
+        self.camera_combo.show_current(self.capture_worker.spec if self.capture_worker else None)
 
     def _open_typed(self, spec) -> None:
-        spec = camera_index(spec) if camera_index(spec) is not None else str(spec).strip()
-        if isinstance(spec, str) and is_masked(spec):
-            self._on_error_occurred(f"{spec} has a masked password (***): type the full URL, password included.")
-            return
-        if isinstance(spec, str) and not (is_stream_url(spec) or is_device_path(spec)):
-            self._on_error_occurred(f"Not a camera or a stream: {mask_url(spec)}. Type a camera number, a device "
-                                    "path (/dev/video2) or a stream URL (rtsp://, http://, udp://, srt://).")
-            return
-        self.open_source(spec)
+        try:
+            self.open_source(parse_live_spec(spec))
+        except ValueError as e:
+            self._on_error_occurred(str(e))
 
     def open_video_dialog(self) -> None:
-        start = self.store.value("ui/last_video_dir", str(Path.home()))
-        patterns = " ".join(f"*{s}" for s in VIDEO_SUFFIXES)
-        path, _ = QFileDialog.getOpenFileName(self, "Open a video", str(start),
-                                              f"Videos ({patterns});;All files (*)")
-        if path:
-            self.store.setValue("ui/last_video_dir", str(Path(path).parent))
-            self.open_source(Path(path))
+        path = ask_video(self, self.store)
+        if path is not None:
+            self.open_source(path)
 
     def open_source(self, spec) -> None:
         """Switch to a camera index or a video path: the old source stops (its recording is saved), the new one
@@ -616,8 +330,13 @@ class MainWindow(QMainWindow):
         worker, self.capture_worker = self.capture_worker, None
         if worker is not None:
             worker.stop()
-            worker.wait(5000)
-            worker.deleteLater()
+            if worker.wait(5000):
+                worker.deleteLater()
+            else:
+                # A read blocked in the source (a stalled stream or camera answers within its own read timeout):
+                # Qt aborts the process if a running QThread is destroyed, so the worker is kept until it ends.
+                _LINGERING.add(worker)
+                worker.finished.connect(lambda w=worker: (_LINGERING.discard(w), w.deleteLater()))
 
     # ------------------------------------------------------------------------------------------------ transport
     def toggle_play(self) -> None:
@@ -677,64 +396,13 @@ class MainWindow(QMainWindow):
 
     def render(self) -> None:
         """Draw the newest result into every view (the render timer calls this at most RENDER_HZ times a second)."""
-        result = self.latest
-        if result is None:
+        if self.latest is None:
             return
         self._last_render = time.monotonic()
-        shown = self.live.follow()
-        overlays = []
-        for track_id, box in self.live.boxes():
-            d = self.live.displayed(track_id)
-            overlays.append(FaceOverlay(track_id, box, d.label if d else None, d.confidence if d else 0.0,
-                                        track_id == shown))
-        self.video.set_frame(result.frame.image, overlays)
-        self._render_face(shown)
-        live = self.source_info is not None and self.source_info.is_live
-        self.transport.set_position(result.frame.index, result.frame.time_s, live)
-
-    def _render_face(self, track_id: int | None) -> None:
-        if track_id is None:
-            note = "No face in view." if self.pipeline_info else "No model loaded: faces are not read."
-            self.face_panel.show_face(None, None, 0.0, None, note)
-            self.attention.clear("No face in view." if self.pipeline_info else "No model loaded.")
-            self._update_timeline()
-            return
-        d = self.live.displayed(track_id)
-        pred = self.live.last_predictions.get(track_id)
-        window = self.pipeline_info.window_length if self.pipeline_info else 0
-        if d is None or pred is None:
-            self.face_panel.show_face(track_id, None, 0.0, None, "Reading the face...")
-            self.attention.clear(f"Face #{track_id}: the window is filling.")
-        else:
-            picked = "selected" if track_id == self.live.selected_face else "largest face; click another to follow it"
-            smoothing = "smoothed" if self.live.smoothing else "raw"
-            self.face_panel.show_face(track_id, d.label, d.confidence, d.probs,
-                                      f"{picked} \u00b7 {smoothing} probabilities \u00b7 "
-                                      f"{len(pred.frame_indices)}/{window} frames in window",
-                                      signals=self.live.last_signals.get(track_id))
-            self.attention.set_cells(attention_cells(pred.alpha, pred.weight, pred.frame_indices, pred.crops), window)
-        self.live.timeline_face = track_id
-        self._update_timeline()
+        self.view.draw(self.pipeline_info, self.source_info is not None and self.source_info.is_live)
 
     def _update_timeline(self, force: bool = False) -> None:
-        """Plot the history of `timeline_face` (the face shown last: a face that left the frame keeps its plot) at
-        most TIMELINE_HZ times a second; a skipped update is made up by a trailing one, so the plot never stays
-        behind the last frame (pause, end of file)."""
-        track_id = self.live.timeline_face
-        wait = self._last_timeline + 1.0 / TIMELINE_HZ - time.monotonic()
-        if not force and wait > 0:
-            if not self._timeline_timer.isActive():
-                self._timeline_timer.start(int(wait * 1000) + 1)
-            return
-        self._timeline_timer.stop()
-        self._last_timeline = time.monotonic()
-        if track_id is None:
-            if self.timeline.points_shown:
-                self.timeline.clear_series()
-            return
-        times, probs, rel_times, reliability = self.live.series(track_id, self.timeline.span_s)
-        probs = self.markers.view_probs(track_id, probs)  # minus the face's baseline mean in the corrected view
-        self.timeline.show_series(times, probs, self.live.history.latest_time, rel_times, reliability)
+        self.view.update_timeline(force)
 
     def _on_face_clicked(self, track_id: int) -> None:
         self.live.select(track_id)
@@ -750,9 +418,7 @@ class MainWindow(QMainWindow):
             self.capture_worker.preroll = info.window_length - 1
         self.settings_dock.set_attention_types(info.attention_types, info.default_attention)
         self.attention.set_head(info.attention)  # what the strip's bars mean for this head (app.recognition.heads.STRIP)
-        self.settings_dock.model_info.setText(
-            f"Loaded <b>{info.model}</b><br>{info.card_path}<br>attention: {info.attention}, window "
-            f"{info.window_length} frames<br>providers: {', '.join(info.providers)} ({info.precision} embedder)")
+        self.settings_dock.model_info.setText(model_summary(info))
         if info.random_init:
             self.model_banner.show_message(
                 f"The model '{info.model}' has random weights (a test fixture): its labels mean nothing. "
@@ -760,10 +426,8 @@ class MainWindow(QMainWindow):
         else:
             self.model_banner.hide()
         # CUDA wanted but not started is a quiet fact of the status bar (its provider label and tooltip say why),
-        # not a banner: most machines have no CUDA 13, and the notices are for what the user must act on
-        where = "on the CPU" if info.providers and info.providers[0].startswith("CPU") else \
-            f"on {info.providers[0].replace('ExecutionProvider', '')}" if info.providers else ""
-        self.statusBar().showMessage(f"Model {info.model} loaded, running {where}", 5000)
+        # not a banner: the notices are for what the user must act on
+        self.statusBar().showMessage(f"Model {info.model} loaded, running {running_on(info.providers)}", 5000)
         if previous is not None and self.session_log.recording:
             self._stop_recording()  # a session's metadata names one model: a new model starts a new session
             self._record_when_ready = True
@@ -841,15 +505,10 @@ class MainWindow(QMainWindow):
             self._on_error_occurred("Nothing to export yet: no face has been recorded in this session "
                                     "(files record from the start; Ctrl+R records a camera).")
             return
-        last = self.store.value("ui/last_export_dir", str(sessions_dir()))
         stem = self.session_log.last.export_paths[0].stem if self.session_log.last.export_paths else "session"
-        filters = {"CSV + JSON + PNG plot (*.csv)": ("csv", "json", "png"), "CSV table (*.csv)": ("csv",),
-                   "JSON with metadata (*.json)": ("json",), "PNG plot (*.png)": ("png",)}
-        path, chosen = QFileDialog.getSaveFileName(self, "Export the session", str(Path(last) / f"{stem}.csv"),
-                                                   ";;".join(filters))
-        if path:
-            self.store.setValue("ui/last_export_dir", str(Path(path).parent))
-            self.export_to(Path(path), filters.get(chosen, ("csv", "json", "png")))
+        answer = ask_export(self, self.store, sessions_dir(), stem)
+        if answer is not None:
+            self.export_to(*answer)
 
     def export_to(self, path: Path, kinds=("csv", "json", "png")) -> TaskWorker | None:
         """Export the current (or last) recording, with the plot of the face shown; session_exported(paths)."""
@@ -866,33 +525,16 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message, 10000)
 
     def _update_status(self) -> None:
-        s = self.status_labels
         cw = self.capture_worker
-        s["input"].setText(f"input {cw.input_meter.rate():.1f} fps" if cw else "input -")
-        processing = self.pipeline_worker.process_meter.rate()
-        s["processing"].setText(f"processing {processing:.1f} fps")
-        fps = self.source_info.fps if self.source_info is not None else None
-        if cw is not None and cw.waiting_for_analysis:
-            pace = f" ({processing / fps:.2f}x)" if fps else ""
-            s["pace"].setText(f"analysis slower than real time: playback waits for it{pace}")
-        else:
-            s["pace"].setText("")
-        lat, model = self.live.latency.value(), self.live.model_ms.value()
-        s["latency"].setText(f"latency {lat:.0f} ms ({model:.0f} ms model)" if lat is not None else "latency -")
-        if self.pipeline_info:
-            short = [p.replace("ExecutionProvider", "") for p in self.pipeline_info.providers]
-            fallback = " (CUDA unavailable)" if self.pipeline_info.fallback_reason else ""
-            s["provider"].setText(f"provider {short[0]}{fallback}" if short else "provider ?")
-            s["provider"].setToolTip(", ".join(self.pipeline_info.providers) +
-                                     f"; {self.pipeline_info.precision} embedder" + (
-                f"\nCUDA not used: {self.pipeline_info.fallback_reason}" if self.pipeline_info.fallback_reason
-                else ""))
-        else:
-            s["provider"].setText("no model")
-        s["faces"].setText(f"faces {len(self.latest.faces)}" if self.latest is not None else "faces 0")
-        rec = self.session_log.last
-        s["recording"].setText(f"\u25cf REC {len(rec)} rows" if self.session_log.recording else "not recording")
-        s["recording"].setStyleSheet(f"color: {theme.RECORD_RED};" if self.session_log.recording else "")
+        texts = status_texts(
+            input_fps=cw.input_meter.rate() if cw else None,
+            processing_fps=self.pipeline_worker.process_meter.rate(),
+            source_fps=self.source_info.fps if self.source_info is not None else None,
+            waiting=cw is not None and cw.waiting_for_analysis,
+            latency_ms=self.live.latency.value(), model_ms=self.live.model_ms.value(), info=self.pipeline_info,
+            faces=len(self.latest.faces) if self.latest is not None else 0,
+            recording_rows=len(self.session_log.last) if self.session_log.recording else None)
+        show_status(self.status_labels, texts, self.session_log.recording)
 
     # ------------------------------------------------------------------------------------------------ tasks
     def _run_task(self, fn, *args, on_done=None, **kwargs) -> TaskWorker:
@@ -906,21 +548,12 @@ class MainWindow(QMainWindow):
         return task
 
     # ------------------------------------------------------------------------------------------------ drag & drop
-    @staticmethod
-    def _dropped_video(event) -> Path | None:
-        if event.mimeData().hasUrls():
-            for url in event.mimeData().urls():
-                p = Path(url.toLocalFile())
-                if p.suffix.lower() in VIDEO_SUFFIXES:
-                    return p
-        return None
-
     def dragEnterEvent(self, event) -> None:
-        if self._dropped_video(event) is not None:
+        if dropped_video(event.mimeData()) is not None:
             event.acceptProposedAction()
 
     def dropEvent(self, event) -> None:
-        p = self._dropped_video(event)
+        p = dropped_video(event.mimeData())
         if p is not None:
             event.acceptProposedAction()
             self.open_source(p)
@@ -947,7 +580,7 @@ class MainWindow(QMainWindow):
         self._closing = True
         self._status_timer.stop()
         self._render_timer.stop()
-        self._timeline_timer.stop()
+        self.view.stop()
         self._stop_capture()
         self.handoff.close()
         self.pipeline_worker.stop()
@@ -965,36 +598,3 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def make_app() -> QApplication:
-    """The QApplication with the app's names and theme (reused if one exists: tests, tools)."""
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName(APP_NAME)
-    app.setOrganizationName(ORGANIZATION)
-    app.setApplicationVersion(__version__)
-    theme.apply_theme(app)
-    return app
-
-
-def run_app(options: WindowOptions) -> int:
-    """Open the window (main.py without --no-window) and run until it closes; the exit code."""
-    app = make_app()
-    window = MainWindow(options)
-    window.show()
-    # Ctrl+C in the terminal, a `kill` (SIGTERM) and a closed terminal or logout (SIGHUP) close the window like its
-    # close button: threads stopped, the session's CSV and JSON written. Python only runs signal handlers between
-    # bytecodes, so a timer wakes the interpreter while Qt's loop waits.
-    received: list[int] = []
-
-    def on_signal(signum, _frame) -> None:
-        received.append(signum)
-        window.close()
-        app.quit()
-
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), on_signal)
-    wake = QTimer()
-    wake.timeout.connect(lambda: None)
-    wake.start(250)
-    code = app.exec()
-    return 128 + received[0] if received else code

@@ -1,13 +1,13 @@
 """The window's Qt-free view model: what a stream of FrameResults leaves on screen."""
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from app.capture.frame import Frame
 from app.faces.detect import Face
 from app.recognition.recognizer import Prediction
+from app.paths import ROOT
 from app.pipeline import FrameResult
 from app.signals.extract import FaceSignals
 from app.ui.state.live import LiveState
@@ -100,4 +100,4 @@ def test_signals_are_kept_per_face_with_a_reliability_history_for_the_timeline()
 def test_the_view_model_imports_no_qt():
     # app.ui's __init__ patches PySide6 (QtCore) for every module of the package; no widget or GUI module may load
     code = "import sys, app.ui.state.live; sys.exit(any(m in sys.modules for m in ('PySide6.QtGui', 'PySide6.QtWidgets')))"
-    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2]).returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

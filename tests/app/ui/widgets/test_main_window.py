@@ -16,6 +16,7 @@ from app.capture.frame import CaptureError, Frame, FrameSource
 from app.capture.sources import open_source
 from app.recognition.card import ModelError
 from app.timeline.formats import read_session
+from app.ui.widgets.source_picker import RESCAN
 
 pytestmark = pytest.mark.qt
 
@@ -78,7 +79,7 @@ def test_replay_updates_the_views_exports_and_closes_cleanly(make_window, videos
     out = tmp_path / "export"
     out.mkdir()
     # Ctrl+E: the save dialog (answered here) picks the file name and the formats
-    monkeypatch.setattr("app.ui.widgets.main_window.QFileDialog.getSaveFileName",
+    monkeypatch.setattr("app.ui.widgets.dialogs.QFileDialog.getSaveFileName",
                         lambda *a, **k: (str(out / "single_face.csv"), "CSV + JSON + PNG plot (*.csv)"))
     with qtbot.waitSignal(w.session_exported, timeout=TIMEOUT_MS) as exported:
         qtbot.keyClick(w, Qt.Key_E, Qt.ControlModifier)
@@ -275,6 +276,7 @@ class PacedCamera(FrameSource):
         self._size = self._video.size
         self._n = 0
         self._ticks = threading.Semaphore(0)
+        self._gone = threading.Event()
 
     @property
     def position(self) -> int:
@@ -283,9 +285,13 @@ class PacedCamera(FrameSource):
     def deliver(self) -> None:
         self._ticks.release()
 
+    def interrupt(self) -> None:
+        """The capture worker stops: a read in progress returns None, as a real camera's returns within a frame."""
+        self._gone.set()
+
     def read(self):
         while not self._ticks.acquire(timeout=0.05):
-            if self._closed:
+            if self._closed or self._gone.is_set():
                 return None
         frame = self._video.read()
         if frame is None:
@@ -516,7 +522,7 @@ def test_camera_from_the_command_line_is_listed_though_busy_and_cameras_can_be_r
     w = make_window(camera=0)
     qtbot.waitUntil(lambda: w.camera_combo.currentText() == "Camera 0", timeout=TIMEOUT_MS)
     assert probes == [1]  # probed once, after the camera opened
-    rescan = w.camera_combo.findData(main_window.RESCAN)
+    rescan = w.camera_combo.findData(RESCAN)
     w.camera_combo.activated.emit(rescan)
     qtbot.waitUntil(lambda: len(probes) == 2 and w.camera_combo.currentText() == "Camera 0", timeout=TIMEOUT_MS)
 

@@ -26,7 +26,8 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtTest import QTest
 from app.ui.tools.bench import wait_until
-from app.ui.widgets.main_window import LAST_SOURCE_SETTING, MainWindow, make_app
+from app.ui.app import make_app
+from app.ui.widgets.main_window import LAST_SOURCE_SETTING, MainWindow
 from app.ui.state.options import WindowOptions
 
 url, weights, workdir = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
