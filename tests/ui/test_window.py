@@ -596,8 +596,8 @@ def test_sigterm_closes_the_window_like_its_close_button(videos, random_weights,
     def ready() -> bool:
         if not sessions.is_dir():
             return False
-        if to_end:  # the file's session is saved when its last frame is analysed
-            return bool(list(sessions.glob("*.json")))
+        if to_end:  # the file's session is saved when its last frame is analysed (not the journal's own JSON)
+            return any(".partial" not in p.name for p in sessions.glob("*.json"))
         journals = list(sessions.glob("*.partial.csv"))
         return bool(journals) and len(journals[0].read_text().splitlines()) > 20
 
