@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     from app.paths import ROOT, data_root
     from models.datasets import DatasetError
     from models.evaluate import suite_sets
-    from models.loading import DOMAINS
+    from models.datasets import DOMAINS
 
     p = argparse.ArgumentParser(prog="python -m models.calibrate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -248,7 +248,7 @@ def dataset_samples(data: Path, dataset: str, ferplus_splits: list[str]) -> list
     its crop and landmark caches are shared. The one-folder domains of models.loading.DOMAINS (RAF-DB, SFEW, the
     posed set) give their train part only: their fixed held-out parts select and score expression models."""
     from models import datasets
-    from models.loading import DOMAINS
+    from models.datasets import DOMAINS
 
     if dataset == "ferplus":
         folder = data / "ferplus" if (data / "ferplus").is_dir() else data

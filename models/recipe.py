@@ -44,7 +44,7 @@ from app.paths import ROOT, data_root
 from models.checkpoints import write_json
 from models.cli import add_dataclass_args, command_line, config_from_args
 from models.distill import DistillConfig
-from models.loading import DOMAINS
+from models.datasets import DOMAINS
 from models.train import ClipsConfig, FramesConfig
 
 RESULTS = "recipe.json"
