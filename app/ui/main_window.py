@@ -73,6 +73,7 @@ TIMELINE_HZ = 10        # the plot scrolls smoothly enough at 10 Hz, and pyqtgra
 STATUS_INTERVAL_MS = 500
 ORGANIZATION = APP_NAME = "FAN Live"
 RESCAN = "rescan"       # the source picker's "look for cameras again" item
+_LINGERING: set[CaptureWorker] = set()  # capture threads still blocked in a read when their window stopped them
 LAST_SOURCE_SETTING = "ui/last_source"  # the last live source opened (a URL's password masked)
 HOW_TO_GET_A_MODEL = ("Choose a model file in Settings (a model's .onnx or .json card), or train and export one "
                       "into weights/ as the README describes.")
@@ -623,8 +624,13 @@ class MainWindow(QMainWindow):
         worker, self.capture_worker = self.capture_worker, None
         if worker is not None:
             worker.stop()
-            worker.wait(5000)
-            worker.deleteLater()
+            if worker.wait(5000):
+                worker.deleteLater()
+            else:
+                # A read blocked in the source (a stalled stream or camera answers within its own read timeout):
+                # Qt aborts the process if a running QThread is destroyed, so the worker is kept until it ends.
+                _LINGERING.add(worker)
+                worker.finished.connect(lambda w=worker: (_LINGERING.discard(w), w.deleteLater()))
 
     # ------------------------------------------------------------------------------------------------ transport
     def toggle_play(self) -> None:

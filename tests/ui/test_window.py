@@ -342,6 +342,7 @@ def test_a_slow_model_gets_the_newest_camera_frame_and_the_skipped_ones_are_coun
         qtbot.waitUntil(lambda: processed == [0, 6, 8] and shown and shown[-1] == 8, timeout=TIMEOUT_MS)
     finally:
         model.free()
+        camera.close()  # its read waits for the test's ticks: closing it lets the capture thread end
     assert w.handoff.dropped == 6 and w.capture_worker.frames_read == 9 == len(processed) + w.handoff.dropped
     assert shown == sorted(shown) and set(shown) <= {0, 6, 8}  # never a stale frame after a newer one
 
