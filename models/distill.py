@@ -248,7 +248,7 @@ def dataset_samples(data: Path, dataset: str, ferplus_splits: list[str]) -> list
     its crop and landmark caches are shared. The one-folder domains of models.data.loading.DOMAINS (RAF-DB, SFEW, the
     posed set) give their train part only: their fixed held-out parts select and score expression models."""
     from models.data import datasets
-    from models.data.loading import DOMAINS
+    from models.data.datasets import DOMAINS
 
     if dataset == "ferplus":
         folder = data / "ferplus" if (data / "ferplus").is_dir() else data

@@ -152,7 +152,7 @@ def load_items(args):
 
 def suite_titles() -> dict[str, str]:
     """Report key -> table name of every suite domain: each training domain's held-out part, then CK+48 frames."""
-    from models.data.loading import DOMAINS
+    from models.data.datasets import DOMAINS
 
     return {**{d.valid_name: d.title for d in DOMAINS.values()}, "ckplus_frames": "CK+48 frames"}
 

@@ -44,7 +44,7 @@ from app.paths import ROOT, data_root
 from models.engine.checkpoints import write_json
 from models.engine.cli import add_dataclass_args, command_line, config_from_args
 from models.distill import DistillConfig
-from models.data.loading import DOMAINS
+from models.data.datasets import DOMAINS
 from models.train import ClipsConfig, FramesConfig
 
 RESULTS = "recipe.json"

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -409,6 +410,28 @@ def taiwanese_split(samples: list[Sample], n_held: int = TAIWANESE_VAL_PERFORMER
     return subject_split(samples, n_held, seed)
 
 
+# ------------------------------------------------------------------------------------------------- domains
+
+@dataclass(frozen=True)
+class Domain:
+    """A training/validation domain: how to read it and how its held-out part is chosen. FER+ has its own Valid
+    folder (split None); the others are one folder whose fixed split (by class or by performer) gives val."""
+
+    valid_name: str                    # the held-out set's key in reports and metrics
+    title: str                         # its name in tables
+    cache_name: str                    # facecache name of the whole set (FER+: its train split)
+    read: Callable[[Path], list]       # data root -> datasets.Samples
+    split: Callable[[list], tuple[np.ndarray, np.ndarray]] | None
+
+
+DOMAINS: dict[str, Domain] = {
+    "ferplus": Domain("ferplus_valid", "FER+ Valid", "ferplus_train", None, None),
+    "rafdb": Domain("rafdb_val", "RAF-DB val", "rafdb_train", read_rafdb, rafdb_split),
+    "sfew": Domain("sfew_val", "SFEW val (20% of train)", "sfew_train", read_sfew, sfew_split),
+    "taiwanese": Domain("taiwanese_val", "posed, 6 held-out performers", "taiwanese", read_taiwanese, taiwanese_split),
+}
+
+
 # ------------------------------------------------------------------------------------------ folds and counts
 
 def subject_folds(items, k: int = 10, seed: int = 0) -> np.ndarray:
@@ -452,8 +475,10 @@ def class_counts(items) -> dict[str, int]:
 
 
 __all__ = [
+    "DOMAINS",
     "EMOTIONS",
     "Clip",
+    "Domain",
     "DatasetError",
     "Sample",
     "canonical_emotion",

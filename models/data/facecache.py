@@ -394,9 +394,8 @@ def dataset_splits(data: Path, dataset: str) -> dict[str, list]:
         return {f"ferplus_{short.get(k, k.lower())}": v for k, v in splits.items()}
     if dataset == "ckplus":
         return {"ckplus": datasets.read_ckplus(data / "ckplus48" if (data / "ckplus48").is_dir() else data)}
-    from models.data.loading import DOMAINS
-    if dataset in DOMAINS:  # one cache for the whole folder; the val split is taken from it by index
-        return {DOMAINS[dataset].cache_name: DOMAINS[dataset].read(data)}
+    if dataset in datasets.DOMAINS:  # one cache for the whole folder; the val split is taken from it by index
+        return {datasets.DOMAINS[dataset].cache_name: datasets.DOMAINS[dataset].read(data)}
     raise SystemExit(f"unknown dataset {dataset!r}")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from app.emotions import EMOTIONS, canonical_emotion
 from app.faces.align import Preprocess
+from models.data.datasets import DOMAINS
 
 if TYPE_CHECKING:
     from models.networks.fan import ResNet18Embedder
@@ -72,31 +73,6 @@ def load_ferplus_split(data: str | Path, split: str, pre: Preprocess, cache_dir:
     return cached_aligned_set(samples, pre, Path(cache_dir), name, progress=progress, workers=2 if not limit else 1)
 
 
-@dataclass(frozen=True)
-class Domain:
-    """A training/validation domain: how to read it and how its held-out part is chosen. FER+ has its own Valid
-    folder (split None); the others are one folder whose fixed split (by class or by performer) gives val."""
-
-    valid_name: str                    # the held-out set's key in reports and metrics
-    title: str                         # its name in tables
-    cache_name: str                    # facecache name of the whole set (FER+: its train split)
-    read: Callable[[Path], list]       # data root -> datasets.Samples
-    split: Callable[[list], tuple[np.ndarray, np.ndarray]] | None
-
-
-def _domains() -> dict[str, Domain]:
-    from models.data import datasets as d
-
-    return {
-        "ferplus": Domain("ferplus_valid", "FER+ Valid", "ferplus_train", None, None),
-        "rafdb": Domain("rafdb_val", "RAF-DB val", "rafdb_train", d.read_rafdb, d.rafdb_split),
-        "sfew": Domain("sfew_val", "SFEW val (20% of train)", "sfew_train", d.read_sfew, d.sfew_split),
-        "taiwanese": Domain("taiwanese_val", "posed, 6 held-out performers", "taiwanese", d.read_taiwanese,
-                            d.taiwanese_split),
-    }
-
-
-DOMAINS: dict[str, Domain] = _domains()
 
 
 def load_split_domain(name: str, data: str | Path, pre: Preprocess, cache_dir: str | Path, limit: int = 0,

@@ -34,7 +34,7 @@ def training_prior(datasets: list[str], data: Path, repeat: dict[str, float] | N
     """(K,) label shares of the training part of `datasets` (images drawn `repeat` times), from the label files
     alone (no images read)."""
     from models.data.datasets import read_ferplus
-    from models.data.loading import DOMAINS
+    from models.data.datasets import DOMAINS
 
     counts = np.zeros(K)
     for name in datasets:

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     from app.paths import ROOT, data_root
     from models.data.datasets import DatasetError
     from models.evaluate import suite_sets
-    from models.data.loading import DOMAINS
+    from models.data.datasets import DOMAINS
 
     p = argparse.ArgumentParser(prog="python -m models.release.calibrate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -28,11 +28,16 @@ TRAINING_DATA = ("FER+ Train: FER2013 Training partition (28,558 48x48 grayscale
                  "(Barsoum et al. 2016; labels MIT), 24,925 majority-labelled images of the 7 classes, fed to RGB "
                  "models as 3-channel gray; RAF-DB basic train (Li et al. 2017; 12,271 aligned 100x100 in-the-wild "
                  "colour faces), minus the project's stratified val split (RAF-DB val: 10% of every class, "
-                 "models.data.datasets.rafdb_split, seed 0, 1,226 images) used only for model selection; CK+48: the "
-                 "last three frames of the 327 labelled CK+ sequences (Lucey et al. 2010), in stage 2. "
-                 "Research-use data, not shipped.")
-LICENCE = ("research use only: trained on RAF-DB (non-commercial research use, no redistribution of the images) "
-           "and FER2013/FER+ (research use). The weights are the project's own; do not use them commercially.")
+                 "models.data.datasets.rafdb_split, seed 0, 1,226 images); SFEW 2.0 train (Dhall et al.; 860 film-still "
+                 "faces) minus its held-out 20% (SFEW val, models.data.datasets.sfew_split, 172 images); the posed "
+                 "Taiwanese facial-expression database (Chinese Journal of Psychology 2013; 1,223 posed colour faces "
+                 "of 29 performers) minus 6 held-out performers (posed val, models.data.datasets.taiwanese_split, 248 "
+                 "images). The held-out parts serve model selection only. CK+48 (Lucey et al. 2010) is evaluation "
+                 "only unless the stage-2 run lists ckplus among its sources. Research-use data, not shipped.")
+LICENCE = ("research use only: trained on RAF-DB (non-commercial research use, no redistribution of the images), "
+           "FER2013/FER+ (research use), SFEW 2.0 (academic research use under its authors' licence) and the posed "
+           "Taiwanese facial-expression database (research use, supplied on request). The weights are the "
+           "project's own; do not use them commercially.")
 
 
 def training_lineage(checkpoint: Path) -> list[str]:
@@ -136,10 +141,11 @@ def main(argv: list[str] | None = None) -> int:
                               "function": "models.data.datasets.rafdb_split"}
     ck = json.loads(json.dumps(metrics))  # plain JSON types only
     training = {"data": TRAINING_DATA, "commands": training_lineage(args.checkpoint),
-                "stages": "stage 1: ResNet18 on FER+ Train and RAF-DB's train split (FER+ soft vote targets, "
-                          "RAF-DB one-hot; sqrt class weights; webcam and in-the-wild augmentation: pose jitter, "
+                "stages": "stage 1: ResNet18 on FER+ Train and the train parts of RAF-DB, SFEW and the posed set "
+                          "(models.data.datasets.DOMAINS; FER+ soft vote targets, the others one-hot; per-domain draws "
+                          "per epoch set by --repeat; sqrt class weights; webcam and in-the-wild augmentation: pose jitter, "
                           "blur, noise, low light, occlusion, down/up-scaling, colour jitter, random gray, JPEG), "
-                          "model selection on the mean macro-F1 of FER+ Valid and RAF-DB val; a run that "
+                          "model selection on the mean macro-F1 over the domains' held-out parts; a run that "
                           "warm-starts from an earlier checkpoint names it in frames_config.init (the first one "
                           "from scratch on FER+ alone; models.release.warmstart rebuilds a checkpoint from a released "
                           "ONNX graph); --swa-epochs N ends a run "
@@ -147,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                           "recomputed) into swa.pt. The embedder's feature is the "
                           "mean over the aligned crop and its mirror image (inside the ONNX graph). Stage 2: FAN "
                           "heads on the frozen embedder, trained on synthetic clips of FER+ Train images under "
-                          "blur/darkness/noise/occlusion/pose jitter (FER+ and RAF-DB train images) plus CK+48 "
-                          "sequences (contempt excluded); the head's classifier is either kept at the frame "
+                          "blur/darkness/noise/occlusion/pose jitter (the stage-1 training images), plus CK+48 "
+                          "sequences when the run's sources list ckplus; the head's classifier is either kept at the frame "
                           "classifier or re-trained, whichever scores better on FER+ Valid and RAF-DB val "
                           "(results.<attention>.candidates)"}
     update_cards(card_path, {"metrics": ck, "training": training, "licence": LICENCE,

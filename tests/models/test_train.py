@@ -115,7 +115,7 @@ def test_ddp_with_two_cpu_processes(shared_data, cache_dir, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "models.train", "frames", "--data", str(shared_data), "--cache-dir", str(cache_dir),
            "--out", str(out), "--epochs", "1", "--batch-size", "16", "--limit-train", "64", "--limit-valid", "32",
-           "--threads", "1"]
+           "--threads", "1", "--datasets", "ferplus", "rafdb"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOG_minloglevel": "2"}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -132,7 +132,7 @@ def test_rows_from_a_frame_result_carry_the_signals_and_an_empty_frame_with_all_
 
 def test_version_3_latency_round_trip_and_version_2_files_still_read(tmp_path):
     rows = [replace(_row(0), latency_ms=21.5), TimelineRow.no_face(1 / 25, 1, latency_ms=18.25), _row(2)]
-    with SessionRecorder([tmp_path / "s.csv", tmp_path / "s.json"], _meta(), all_frames=True) as rec:  # the face-less row is exported too
+    with SessionRecorder([tmp_path / "s.csv", tmp_path / "s.json"], _meta(), all_frames=True) as rec:
         rec.add_many(rows)
     header = next(csv.reader(open(tmp_path / "s.csv")))
     assert header[-1] == "latency_ms" and tuple(header) == CSV_COLUMNS
@@ -151,6 +151,8 @@ def test_version_3_latency_round_trip_and_version_2_files_still_read(tmp_path):
                                                   "version": 2, "rows": [v2.to_json()]}))
     assert read_session(tmp_path / "v2.json")[1] == [v2]
     assert replace(_row(0), latency_ms=float("nan")).latency_ms is None  # unknown, like an unsolved pose
+
+
 def _frame_results(n_frames: int, with_face: range):
     """Real FrameResults of `n_frames` frames at 25 fps; the frames in `with_face` have one face (reliability 0.9)."""
     from app.capture.frame import Frame
