@@ -51,36 +51,13 @@ import contextlib
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-
-def hardware() -> dict:
-    import onnxruntime as ort
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "onnxruntime": ort.__version__, "os": platform.platform()}
-    try:
-        import subprocess
-        gpu = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=5).stdout.strip()
-        if gpu:
-            info["gpu"] = gpu
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return info
+from app.tools.suite import hardware
 
 
 def decode_only(video: Path) -> tuple[int, float]:

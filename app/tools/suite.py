@@ -18,6 +18,7 @@ import io
 import itertools
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -310,12 +311,36 @@ def _rows_agree(text: str, reference: str) -> dict:
             "label_agreement": round(agree / len(shared), 4) if shared else 1.0, "max_prob_diff": round(gap, 5)}
 
 
+def hardware() -> dict:
+    """The machine a benchmark ran on: CPU, cores, Python, ONNX Runtime, OS and the GPU if nvidia-smi names one."""
+    import onnxruntime as ort
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "onnxruntime": ort.__version__, "os": platform.platform()}
+    try:
+        import subprocess
+        gpu = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=5).stdout.strip()
+        if gpu:
+            info["gpu"] = gpu
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
+
+
 def gpu_suite(out_dir: Path, device: str = "cuda", seconds: float = 6.0, frames: int = 0, reps: int = 50,
               repeat: int = 2, video: Path | None = None, log=print) -> tuple[Path, bool]:
     """The GPU machine's run, as it is: writes out_dir/SUITE_FILE and returns (its path, whether the rows check
     passed). `device` is what is measured (cuda; cpu tests the suite itself); the CPU runs beside it in the same
     run. `frames` cuts the replayed clip (0: all of WolfgangLanger_Pexels.mp4); `seconds` is each grid's length."""
-    from app.tools.bench import hardware
     from app.recognition.card import load_card
     from app.tools.clips import grid_clip, head_clip
     from app.recognition.recognizer import find_default_model
