@@ -4,7 +4,7 @@
 
 Rows: every head of models.networks.heads (relation = FAN, self, fusion = score fusion, gru, gru-causal, transformer), the
 ensemble (mean softmax of fusion, FAN, causal GRU and transformer: app.recognition.heads.ENSEMBLE_MEMBERS), and the rows other
-modules register (EXTRA_MODULES: a module with `compare_rows(cfg) -> list[dict]`, e.g. models.networks.faer / models.networks.fmpn).
+modules register (EXTRA_MODULES: a module with `compare_rows(cfg) -> list[dict]`, e.g. models.networks.faer / models.experiments.fmpn_runs).
 Columns:
 - CK+ clip accuracy on the Emotion-FAN paper's 10 folds (../shared/data/ckplus48/folds/emotionfan_10fold.txt),
   mean fold accuracy, mean +- half the range over --seeds. Per fold: a 7-class CK+ frame classifier is fitted on the
@@ -53,7 +53,7 @@ from models.experiments.probe import CORRUPTIONS, PIXEL_CORRUPTIONS, corrupt, ot
 from models.engine.runtime import set_threads
 
 FEATURES_VERSION = 1
-EXTRA_MODULES = ("models.networks.faer", "models.networks.fmpn")  # <module>.compare_rows(cfg) -> rows, when it defines it
+EXTRA_MODULES = ("models.networks.faer", "models.experiments.fmpn_runs")  # <module>.compare_rows(cfg) -> rows, when it defines it
 PAPERS = {  # each paper's own numbers, for the results page (not comparable protocols; see docs/results.md)
     "fusion": "FAN paper, CK+ score fusion 94.80",
     "self": "FAN paper, CK+ 99.08",

@@ -94,7 +94,8 @@ def run_ablation(cfg: AblationConfig) -> list[dict]:
     from app.faces.align import Preprocess
     from models.engine.checkpoints import load_checkpoint
     from models.data.loading import load_frame_data
-    from models.train import FramesConfig, class_weights, soft_cross_entropy
+    from models.engine.training import class_weights, soft_cross_entropy
+    from models.train import FramesConfig
 
     torch.set_num_threads(cfg.threads)
     variants = [(v, *_variant(v)) for v in cfg.variants]

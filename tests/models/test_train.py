@@ -15,8 +15,8 @@ from models.networks.fan import ResNet18Embedder
 from models.engine.checkpoints import CheckpointError, load_checkpoint, load_embedder
 from models.data.loading import DOMAINS, load_ferplus_split, normalise, to_input
 from models.engine.runtime import lr_at
-from models.train import (AverageConfig, ClipsConfig, FramesConfig, average_checkpoints, convert_first_conv,
-                          soft_cross_entropy, train_clips, train_frames)
+from models.engine.training import convert_first_conv, soft_cross_entropy
+from models.train import AverageConfig, ClipsConfig, FramesConfig, average_checkpoints, train_clips, train_frames
 
 pytestmark = pytest.mark.data
 
@@ -197,7 +197,7 @@ def test_a_gray_network_converts_exactly_to_rgb():
 
 def test_repeat_sets_each_domains_share_of_an_epoch():
     from models.data.loading import FrameData
-    from models.train import epoch_order, parse_repeats
+    from models.engine.training import epoch_order, parse_repeats
 
     source = np.repeat([0, 1, 2], [100, 20, 10])
     data = FrameData(torch.zeros(0), torch.zeros(0), np.zeros(130, np.int64), source, ["ferplus", "sfew", "taiwanese"],
@@ -212,7 +212,7 @@ def test_repeat_sets_each_domains_share_of_an_epoch():
 
 
 def test_mixup_blends_images_and_targets_by_one_lambda():
-    from models.train import mix_batch
+    from models.engine.training import mix_batch
 
     torch.manual_seed(0)
     x = torch.rand(8, 3, 4, 4)

@@ -9,8 +9,9 @@ import torch
 from app.emotions import EMOTIONS
 from app.faces.align import Preprocess
 from models.networks.fmpn import (FMPN_EYES, FMPN_MASK_ORDER, FmpnEmbedder, FmpnTrainConfig, MaskGenerator,
-    export_fmpn, fmpn_from_embedder, proxy_masks, read_fmpn_masks, read_fold_ids, train_fmpn, warp_to_template)
+    export_fmpn, fmpn_from_embedder, proxy_masks, read_fmpn_masks, train_fmpn, warp_to_template)
 from models.data.loading import CK_LABELS
+from models.experiments.fmpn_runs import read_fold_ids
 from models.networks.fan import ResNet18Embedder
 
 
@@ -121,16 +122,3 @@ def test_fmpn_exports_with_onnxruntime_parity(tmp_path):
         head.classifier.load_state_dict(model.fc.state_dict())
     diffs = verify_parity(model, {"self": head.eval()}, card_path, atol=1e-4)
     assert max(diffs.values()) <= 1e-4
-
-
-def test_ckplus_cli_switches_the_prior_off_and_the_fusion_start():
-    import argparse
-
-    from models.engine.cli import add_dataclass_args, config_from_args
-    from models.networks.fmpn import CkConfig
-
-    p = argparse.ArgumentParser()
-    add_dataclass_args(p, CkConfig)
-    cfg = config_from_args(CkConfig, p.parse_args(["--no-prior", "--no-zero-fusion", "--folds", "3", "4"]))
-    assert cfg.prior is False and cfg.zero_fusion is False and cfg.folds == [3, 4]
-    assert config_from_args(CkConfig, p.parse_args([])).prior is True
