@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.recognition.card import PRECISIONS, ModelError, load_card
+from app.recognition.card import DEVICES, PRECISIONS, ModelError, load_card
 from app.emotions import EMOTIONS
 from models.engine.metrics import classification_report
 
@@ -216,7 +216,7 @@ def suite_main(argv: list[str]) -> int:
     p.add_argument("--weights", type=Path, required=True, help="any .onnx or .json card of the model")
     p.add_argument("--data", type=Path, default=None, help="shared data root (default: $FANLIVE_DATA or ../shared/data)")
     p.add_argument("--cache-dir", type=Path, default=ROOT / "cache")
-    p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--attention", choices=["relation", "self"], default=None)
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="the embedder graph: auto = what the app runs (int8 on the CPU when the card has it)")
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--data", type=Path, help="a dataset folder (see --format)")
     p.add_argument("--format", choices=["ferplus", "folder", "clips"], default="folder")
     p.add_argument("--split", default=None, help="FER+ split folder (default: FER2013Valid when present)")
-    p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--attention", choices=["relation", "self"], default=None)
     p.add_argument("--plot", type=Path, default=None, help="save the confusion matrix as a PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -44,6 +44,7 @@ from app.paths import ROOT, data_root
 from models.engine.checkpoints import write_json
 from models.engine.cli import add_dataclass_args, command_line, config_from_args
 from models.distill import DistillConfig
+from models.networks.fan import WINDOW_LENGTH
 from models.data.datasets import DOMAINS
 from models.train import ClipsConfig, FramesConfig
 
@@ -94,7 +95,7 @@ class RecipeConfig:
     calibration: int = 512               # int8 calibration crops (models.release.quantize)
     precisions: list[str] = field(default_factory=lambda: list(PRECISIONS))
     name: str = "fan_r18_recipe"         # file stem of the exported graphs
-    window_length: int = 16              # the card's FAN window (the shipped model's)
+    window_length: int = WINDOW_LENGTH   # the card's FAN window
     limit: int = 0                       # >0: at most this many images per dataset split, in every step
     seed: int = 0
     tiny: bool = False                   # TINY's budgets for every option left at its default

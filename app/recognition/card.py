@@ -30,6 +30,8 @@ ATTENTION_TYPES = ("relation", "self")  # the FAN heads (models.networks.fan.Fan
 HEAD_TYPES = ATTENTION_TYPES + ("fusion", "gru", "gru-causal", "transformer")
 # which embedder graph runs (app.recognition.recognizer.Embedder): auto = int8 on the CPU when the card lists one, else fp32
 PRECISIONS = ("auto", "fp32", "int8")
+# where the networks run: auto = CUDA when ONNX Runtime can start it, else the CPU
+DEVICES = ("auto", "cuda", "cpu")
 
 
 class ModelError(Exception):

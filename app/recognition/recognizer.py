@@ -33,14 +33,13 @@ import numpy as np
 import onnxruntime as ort
 
 from app import paths
-from app.recognition.card import CARD_FORMAT, PRECISIONS, ModelCard, ModelError, load_card, temperature_scale
+from app.recognition.card import CARD_FORMAT, DEVICES, PRECISIONS, ModelCard, ModelError, load_card, temperature_scale
 from app.emotions import EMOTIONS
 from app.recognition.heads import HeadRunner
 from app.faces.align import to_network_input
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
-DEVICES = ("auto", "cuda", "cpu")
 DEFAULT_THREADS = min(2, os.cpu_count() or 1)
 
 # Why CUDA could not start in this process (found on the first try); later sessions do not retry it.

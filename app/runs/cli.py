@@ -121,9 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="headless: replay --video as fast as possible, or record --camera live")
     p.add_argument("--weights", type=Path, default=None,
                    help="model: any .onnx or .json card of it (default: the shipped model in weights/)")
-    from app.recognition.card import PRECISIONS
+    from app.recognition.card import DEVICES, PRECISIONS
 
-    p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto",
+    p.add_argument("--device", choices=DEVICES, default="auto",
                    help="where the networks run (auto: CUDA when available, else CPU)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="the embedder graph: auto runs the model card's int8 graph (models.release.quantize, ~2x faster) "

@@ -57,6 +57,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.recognition.card import DEVICES
 from app.tools.suite import hardware
 
 
@@ -345,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="--suite: replay only the shared clip's first N frames (0: all)")
     p.add_argument("--replay-child", nargs=3, default=None, help=argparse.SUPPRESS)
     p.add_argument("--weights", type=Path, default=None)
-    p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="the embedder graph (auto: int8 on the CPU when the card has it, as the app runs)")
     p.add_argument("--repeat", type=int, default=3, help="full passes over the file; the best pass is reported")

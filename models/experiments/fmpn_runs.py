@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.networks.fan import ResNet18Embedder
+from models.networks.fan import WINDOW_LENGTH, ResNet18Embedder
 from models.networks.fmpn import (FmpnEmbedder, FmpnTrainConfig, export_fmpn, fmpn_from_embedder, fusion_share,
                                   predict, proxy_masks, read_fmpn_masks, train_fmpn)
 
@@ -194,7 +194,7 @@ def embed_ms(model: ResNet18Embedder, pre, runs: int, threads: int, tmp: Path, n
     from models.release.export import export_model
     from models.networks.fan import FanHead
 
-    card = export_model(model.eval(), {"self": FanHead("self").eval()}, tmp, name, pre, window_length=16,
+    card = export_model(model.eval(), {"self": FanHead("self").eval()}, tmp, name, pre, window_length=WINDOW_LENGTH,
                         default_attention="self", extra={"random_init": True, "training": "none: cost only"})
     return median_embed_ms(Embedder(load_card(card), "cpu", threads=threads or None), runs)
 

@@ -13,6 +13,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+WINDOW_LENGTH = 16  # frames in the live FAN window a model is exported with, unless its run asks for another
+
 
 class AttentionType(str, Enum):
     SELF = "self"          # the paper's at_type 0: alpha only, classifier on 512-d

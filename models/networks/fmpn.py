@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.networks.fan import ResNet18Embedder
+from models.networks.fan import WINDOW_LENGTH, ResNet18Embedder
 
 LUMA = (0.299, 0.587, 0.114)
 MASK_WEIGHT = 0.1  # FMPN's lambda_resface
@@ -329,5 +329,5 @@ def export_fmpn(model: FmpnEmbedder, pre, out_dir: Path, name: str, extra: dict 
     info = {"fmpn": {"generator_ngf": model.generator.net[0].out_channels,
                      "generator_blocks": sum(isinstance(m, ResBlock) for m in model.generator.net),
                      "head_note": "self head with alpha = 0: equal frame weights (no trained attention)"}}
-    return export_model(model.eval(), {"self": head.eval()}, out_dir, name, pre, window_length=16,
+    return export_model(model.eval(), {"self": head.eval()}, out_dir, name, pre, window_length=WINDOW_LENGTH,
                         default_attention="self", extra={**info, **(extra or {})})

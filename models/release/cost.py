@@ -25,12 +25,13 @@ def embed_cost(size: int, color: str, flip_average: bool, runs: int, threads: in
     """Median ms to embed one aligned face with an exported embedder of this size/colour/mirror setting."""
     from app.recognition.card import load_card
     from app.recognition.recognizer import Embedder
+    from models.networks.fan import WINDOW_LENGTH
     from models.release.export import export_model, random_model
 
     embedder, heads, pre = random_model(size, color)
     embedder.flip_average = flip_average
     name = f"cost_{size}_{color}_{'flip' if flip_average else 'noflip'}"
-    card_path = export_model(embedder, heads, tmp, name, pre, window_length=16,
+    card_path = export_model(embedder, heads, tmp, name, pre, window_length=WINDOW_LENGTH,
                              extra={"random_init": True, "training": "none: random weights, cost only"})
     return median_embed_ms(Embedder(load_card(card_path), "cpu", threads=threads or None), runs)
 

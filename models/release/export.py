@@ -44,6 +44,7 @@ from app.faces.align import Preprocess
 from models.networks.heads import (HeadExportWrapper, build_head, head_spec, init_from_frame_classifier,
     parameter_count)
 from models.networks.fan import EmbedderExportWrapper, FanHead, ResNet18Embedder
+from models.networks.fan import WINDOW_LENGTH
 
 OPSET = 20  # what the dynamo exporter emits natively; onnxruntime >= 1.17 runs it
 _CORE_KEYS = frozenset({"format", "name", "role", "labels", "preprocess", "files", "attention", "window",
@@ -263,7 +264,7 @@ def random_model(input_size: int = 64, color: str = "gray", seed: int = 0, heads
     return embedder.eval(), heads, pre
 
 
-def export_random_model(tmp_dir: Path, input_size: int = 64, color: str = "gray", window_length: int = 16,
+def export_random_model(tmp_dir: Path, input_size: int = 64, color: str = "gray", window_length: int = WINDOW_LENGTH,
                         name: str = "random_test", seed: int = 0, heads: tuple[str, ...] = ATTENTION_TYPES) -> Path:
     """Export a seeded random-init model into tmp_dir and return its embedder card. FOR TESTS ONLY: the card says
     "random_init": true, so the app's default-model lookup skips it and it is never presented as a model."""
@@ -387,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--random-init", action="store_true", help="TESTS ONLY: seeded random weights, marked as such")
     p.add_argument("--out", type=Path, default=Path("weights"))
     p.add_argument("--name", required=True, help="file stem, e.g. fan_r18_ferplus")
-    p.add_argument("--window-length", type=int, default=16, help="frames in the live FAN window (default 16)")
+    p.add_argument("--window-length", type=int, default=WINDOW_LENGTH,
+                   help=f"frames in the live FAN window (default {WINDOW_LENGTH})")
     p.add_argument("--stride", type=int, default=1, help="run the head every N frames live (default 1)")
     p.add_argument("--attention", choices=HEAD_TYPES, default=None,
                    help="default head of the card (default: relation when exported, else the first)")

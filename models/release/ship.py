@@ -22,6 +22,7 @@ from app.emotions import EMOTIONS
 from app.paths import ROOT, WEIGHTS_DIR, data_root
 from models.data.datasets import RAFDB_SPLIT_SEED, RAFDB_VAL_FRACTION
 from models.engine.metrics import classification_report
+from models.networks.fan import WINDOW_LENGTH
 
 
 TRAINING_DATA = ("FER+ Train: FER2013 Training partition (28,558 48x48 grayscale faces) with FER+ crowd votes "
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", required=True)
     p.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     p.add_argument("--data", type=Path, default=data_root())
-    p.add_argument("--window-length", type=int, default=16)
+    p.add_argument("--window-length", type=int, default=WINDOW_LENGTH)
     p.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=True,
                    help="mirror-averaged embedding inside the exported graph (see python -m models.release.cost)")
     p.add_argument("--cache-dir", type=Path, default=ROOT / "cache", help="crop caches for the evaluation suite")

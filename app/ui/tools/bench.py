@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from app.recognition.card import DEVICES
+
 
 def open_window(video: Path, weights: Path | None, device: str, workdir: Path, fast: bool = True):
     """A window on `video` with settings and sessions under `workdir`; (app, window). Shared with the screenshot
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--video", type=Path, required=True)
     p.add_argument("--weights", type=Path, default=None, help="model (default: the shipped one in weights/)")
-    p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds")
     args = p.parse_args(argv)
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from app.ui.tools.bench import open_window, wait_until
+from app.recognition.card import DEVICES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="PNG to write")
     p.add_argument("--frame", type=int, default=None, help="frame to stop at (default: the middle of the file)")
     p.add_argument("--weights", type=Path, default=None, help="model (default: the shipped one in weights/)")
-    p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--size", default="1360x900", help="window size WxH in pixels")
     p.add_argument("--timeout", type=float, default=300.0)
     args = p.parse_args(argv)

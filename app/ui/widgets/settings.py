@@ -27,11 +27,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.recognition.heads import display_name, head_choices
-from app.recognition.card import PRECISIONS
+from app.recognition.card import DEVICES, PRECISIONS
 from app.pipeline import PipelineConfig
 from app.ui.widgets import theme
-
-DEVICES = ("auto", "cuda", "cpu")
 
 
 @dataclass(frozen=True)
