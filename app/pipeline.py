@@ -5,12 +5,10 @@ a frame goes in, its result comes out. Timings of each stage travel with the res
 Each face with a prediction also gets its signals (app.signals: 52 blendshapes, head pose, reliability). Turning a
 result into export rows is the recorder's job (app.timeline.recorder.SessionRecorder.add_result), not the result's.
 
-The face-only part of the signals (blendshape network, pose, sharpness: ~1.3 ms of CPU a face) needs only the mesh
-and the crop, so it runs on one helper thread while the embedder runs on the caller's (both in ONNX Runtime /
-OpenCV, which release Python's lock); only the reliability, which needs the prediction, is computed after. On these
-2 cores that halves what the signals add to a frame in the one-frame-after-the-other loop (the window's), and in the
-replay's overlapped loop it is no worse than computing them inline (A/B in docs/results.md, issue 15). The results
-are the same either way (`recognize(detection, beside=False)` computes them inline). `close()` stops the thread.
+The face-only part of the signals (blendshape network, pose, sharpness) needs only the mesh and the crop, so it
+runs on one helper thread while the embedder runs on the caller's (both in ONNX Runtime / OpenCV, which release
+Python's lock); only the reliability, which needs the prediction, is computed after. The results are the same
+either way (`recognize(detection, beside=False)` computes them inline). `close()` stops the thread.
 """
 from __future__ import annotations
 
@@ -34,11 +32,11 @@ class PipelineConfig:
     weights: Path | None = None          # any of the model's .onnx/.json files; None = the shipped default
     device: str = "auto"                 # auto | cuda | cpu
     precision: str = "auto"              # the embedder graph: auto (int8 on the CPU when the card has one) | fp32 | int8
-    attention: str | None = None         # relation | self; None = the card's default
+    head: str | None = None              # app.recognition.heads: a --head name or a card key; None = the card's default
     window_length: int | None = None     # None = the card's
     stride: int | None = None            # run the head every `stride` frames; None = the card's
-    max_faces: int = 4
-    min_detection_confidence: float = 0.5
+    max_faces: int = DetectorConfig.max_faces
+    min_detection_confidence: float = DetectorConfig.min_detection_confidence
     min_face_px: float = 12.0            # inter-ocular pixels below which a face is too small to read
     max_missed: int = 5                  # frames a track survives without a detection
     # Exports (not the engine): a row for each frame without a face too (--all-frames). It rides in the config so
@@ -99,7 +97,7 @@ class Pipeline:
                  signals: SignalExtractor | None = None):
         self.config = config
         weights = Path(config.weights) if config.weights else find_default_model()
-        self.recognizer = Recognizer(weights, device=config.device, attention=config.attention,
+        self.recognizer = Recognizer(weights, device=config.device, head=config.head,
                                      window_length=config.window_length, stride=config.stride,
                                      threads=config.threads, precision=config.precision,
                                      calibrated=config.calibrated)

@@ -47,7 +47,7 @@ def predict_images(paths_or_arrays, card, device: str, attention: str | None, pr
 
     aligned = align_images(paths_or_arrays, card.preprocess, progress=progress)
     embedder = Embedder(card, device, precision=precision)
-    head = FanHeadRunner(card, attention or card.default_attention, device)
+    head = FanHeadRunner(card, attention or card.default_head, device)
     crops = as_warped(aligned.crops)
     probs = []
     for i in range(0, len(crops), 64):
@@ -66,7 +66,7 @@ def predict_clips(clips, card, device: str, attention: str | None, progress: boo
     from models.data.facecache import align_images
 
     embedder = Embedder(card, device, precision=precision)
-    head = FanHeadRunner(card, attention or card.default_attention, device)
+    head = FanHeadRunner(card, attention or card.default_head, device)
     probs, detected = [], []
     for clip in tqdm(clips, desc="clips", disable=not progress):
         if clip.video is not None:
@@ -177,7 +177,7 @@ def run_suite(card, data: Path, cache_dir: Path, device: str, attention: str | N
     from app.recognition.recognizer import Embedder, FanHeadRunner
 
     embedder = Embedder(card, device, threads, precision=precision)
-    head = FanHeadRunner(card, attention or card.default_attention, device)
+    head = FanHeadRunner(card, attention or card.default_head, device)
     reports = {}
     for name, aligned in suite_sets(data, card.preprocess, cache_dir, progress, limit).items():
         crops = as_warped(aligned.crops)
@@ -237,13 +237,13 @@ def suite_main(argv: list[str]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     precision = next(iter(reports.values()), {}).get("embedder_precision", args.precision)
-    print(f"{card.name} ({args.attention or card.default_attention} head, {card.preprocess.input_size} px "
+    print(f"{card.name} ({args.attention or card.default_head} head, {card.preprocess.input_size} px "
           f"{card.preprocess.color}, {precision} embedder), each image a "
           f"window of one frame:")
     print(format_suite(reports))
     if args.json:
         tmp = args.json.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"model": card.name, "attention": args.attention or card.default_attention,
+        tmp.write_text(json.dumps({"model": card.name, "attention": args.attention or card.default_head,
                                    "reports": reports}, indent=1) + "\n")
         tmp.replace(args.json)
     if args.plot:
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     report = classification_report(labels, probs.argmax(1), EMOTIONS)
     report.update(detection_rate=float(np.mean(detected)) if len(detected) else 0.0, model=card.name,
-                  attention=args.attention or card.default_attention, kind=kind)
+                  attention=args.attention or card.default_head, kind=kind)
     if args.plot:
         save_confusion_plot(report, args.plot, f"{card.name} on {args.index or args.data}")
     print(json.dumps(report))

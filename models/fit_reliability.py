@@ -148,7 +148,7 @@ def _image_features(images, labels, card, progress: bool = True, degrade: bool =
     from models.data.facecache import _detection_view
 
     embedder = Embedder(card, "cpu", threads=1)
-    head = FanHeadRunner(card, card.default_attention, "cpu")
+    head = FanHeadRunner(card, card.default_head, "cpu")
     pose = PoseEstimator()
     feats, probs, found = [], [], []
     with FaceMeshDetector(DetectorConfig(video=False, max_faces=1, refine_landmarks=refine)) as det:
@@ -206,7 +206,7 @@ def labelled_sets(data: Path, card, cache: Path, limit: int = 0, progress: bool 
         print(f"{name}: {len(samples)} images, {d['found'].mean():.1%} faces found, {time.time() - t:.0f} s",
               file=sys.stderr)
         out[name] = d
-    return {name: calibrated(d, card.temperatures.get(card.default_attention, 1.0)) for name, d in out.items()}
+    return {name: calibrated(d, card.temperatures.get(card.default_head, 1.0)) for name, d in out.items()}
 
 
 def calibrated(d: dict, t: float) -> dict:

@@ -18,8 +18,8 @@ def card():
 def test_card_is_a_trained_model_with_metrics(card):
     assert not card.extra.get("random_init")
     assert card.labels == EMOTIONS
-    assert {"relation", "self"} <= set(card.attention_types)
-    added = set(card.attention_types) - {"relation", "self"}
+    assert {"relation", "self"} <= set(card.head_types)
+    added = set(card.head_types) - {"relation", "self"}
     if added:  # heads added beside the release (models.release add-heads): their numbers and lineage travel too
         assert added <= set(card.extra["metrics"]["added_heads"]) and "added_heads" in card.extra["training"]
     metrics = card.extra["metrics"]

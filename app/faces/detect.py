@@ -147,7 +147,7 @@ def suppress_duplicates(faces: list[Face], max_overlap: float = DUPLICATE_OVERLA
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    max_faces: int = 4
+    max_faces: int = 4                   # faces tracked at once: the one default every front end reads
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
     # Inter-ocular distance below which a face is skipped: fewer pixels than this carry no readable expression.

@@ -46,7 +46,7 @@ class ModelCard:
     preprocess: Preprocess
     embedder_file: Path
     head_files: dict[str, Path]     # head type (HEAD_TYPES) -> head ONNX path
-    default_attention: str
+    default_head: str
     window_length: int
     window_stride: int
     embed_dim: int = 512
@@ -57,11 +57,11 @@ class ModelCard:
     extra: dict = field(default_factory=dict)  # training data, metrics, command, date, hardware: shown, not used
 
     @property
-    def attention_types(self) -> tuple[str, ...]:
+    def head_types(self) -> tuple[str, ...]:
         return tuple(self.head_files)
 
     def head_file(self, attention: str | None = None) -> Path:
-        attention = attention or self.default_attention
+        attention = attention or self.default_head
         if attention not in self.head_files:
             raise ModelError(f"model {self.name!r} has no {attention!r} attention head "
                              f"(it has: {', '.join(self.head_files)})")
@@ -132,10 +132,10 @@ def load_card(path: str | Path, verify_hashes: bool = True) -> ModelCard:
         bad = set(heads) - set(HEAD_TYPES)
         if bad or not heads:
             raise ModelError(f"{cpath}: unknown or missing heads {sorted(bad) or '[]'}")
-        default = str(d.get("attention", next(iter(heads))))
+        default = str(d.get("head", d.get("attention", next(iter(heads)))))  # "attention": cards before the rename
         window = d["window"]
         card = ModelCard(name=str(d["name"]), path=cpath, labels=labels, preprocess=pre, embedder_file=embedder,
-                         head_files=heads, default_attention=default, window_length=int(window["length"]),
+                         head_files=heads, default_head=default, window_length=int(window["length"]),
                          window_stride=int(window.get("stride", 1)), embed_dim=int(d.get("embed_dim", 512)),
                          embedder_int8_file=int8,
                          sha256=dict(d.get("sha256", {})),
@@ -146,8 +146,8 @@ def load_card(path: str | Path, verify_hashes: bool = True) -> ModelCard:
         raise
     except (KeyError, TypeError, ValueError) as e:
         raise ModelError(f"model card {cpath} is incomplete or malformed ({type(e).__name__}: {e})") from None
-    if card.default_attention not in card.head_files:
-        raise ModelError(f"{cpath}: default attention {card.default_attention!r} has no head file")
+    if card.default_head not in card.head_files:
+        raise ModelError(f"{cpath}: default attention {card.default_head!r} has no head file")
     if card.window_length < 1 or card.window_stride < 1:
         raise ModelError(f"{cpath}: window length and stride must be >= 1")
     for f in card_files(card):

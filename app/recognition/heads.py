@@ -51,7 +51,7 @@ STRIP = {
 def card_key(name: str | None, card: ModelCard) -> str:
     """A --head value (or a card key, or None for the card's default) -> the card's key (fan -> relation)."""
     if not name:
-        return card.default_attention
+        return card.default_head
     return "relation" if name == FAN_NAME else name
 
 

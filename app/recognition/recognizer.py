@@ -228,10 +228,10 @@ class Embedder:
 class FanHeadRunner:
     """One FAN head graph: a window's features (T, D) -> probs (K,), alpha (T,), normalised weight (T,)."""
 
-    def __init__(self, card: ModelCard, attention: str | None = None, device: str = "cpu", threads: int = 1):
+    def __init__(self, card: ModelCard, key: str | None = None, device: str = "cpu", threads: int = 1):
         self.card = card
-        self.attention = attention or card.default_attention
-        path = card.head_file(self.attention)
+        self.key = key or card.default_head
+        path = card.head_file(self.key)
         self.session, self.fallback_reason = open_session(path, device, threads)
         inputs = self.session.get_inputs()
         outputs = {o.name: o for o in self.session.get_outputs()}
@@ -339,17 +339,17 @@ class Recognizer:
     head per track every `stride` frames of that track (the last prediction is reused in between). Probabilities
     are calibrated with the card's temperature for the head (calibrated=False: the head's raw output)."""
 
-    def __init__(self, card_path: str | Path, device: str = "auto", attention: str | None = None,
+    def __init__(self, card_path: str | Path, device: str = "auto", head: str | None = None,
                  window_length: int | None = None, stride: int | None = None, threads: int | None = None,
                  precision: str = "auto", calibrated: bool = True):
         self.card = load_card(card_path)
         # the head by name (app.recognition.heads: fan/relation, self, fusion, gru, gru-causal, transformer, ensemble); ModelError
         # when the model has no such head. The head is ~0.03-0.3 ms on one CPU thread; on a GPU its copies and
         # launches would cost more than that.
-        self.head = HeadRunner(self.card, attention, lambda card, key: FanHeadRunner(card, key, device="cpu"))
-        self.attention = self.head.key
+        self.head = HeadRunner(self.card, head, lambda card, key: FanHeadRunner(card, key, device="cpu"))
+        self.head_key = self.head.key  # the card's key of the head that runs (relation for fan)
         # 1.0 (raw) when asked, or when the card has no temperature for this head
-        self.temperature = float(self.card.temperatures.get(self.attention, 1.0)) if calibrated else 1.0
+        self.temperature = float(self.card.temperatures.get(self.head_key, 1.0)) if calibrated else 1.0
         self.window_length = int(window_length or self.card.window_length)
         self.stride = int(stride or self.card.window_stride)
         if self.window_length < 1 or self.stride < 1:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from app.runs.headless import EXIT_USAGE, run_headless
 
+ATTENTION_ALIASES = {"relation": "fan", "self": "self"}  # --attention's values and the --head each one means
 # Inclusive ranges of the numeric options, checked at parse time (before any model loads).
 MAX_FACES_RANGE = (1, 16)
 WINDOW_RANGE = (1, 1024)
@@ -123,23 +124,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model: any .onnx or .json card of it (default: the shipped model in weights/)")
     from app.recognition.card import DEVICES, PRECISIONS
 
-    p.add_argument("--device", choices=DEVICES, default="auto",
-                   help="where the networks run (auto: CUDA when available, else CPU)")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+    p.add_argument("--device", choices=DEVICES, default=None,
+                   help="where the networks run (default auto: CUDA when available, else CPU)")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="the embedder graph: auto runs the model card's int8 graph (models.release.quantize, ~2x faster) "
-                        "when the embedder runs on the CPU and fp32 on CUDA; fp32 or int8 force one")
+                        "when the embedder runs on the CPU and fp32 on CUDA (the default); fp32 or int8 force one")
     from app.recognition.heads import HEAD_CHOICES
 
-    p.add_argument("--head", dest="attention", choices=HEAD_CHOICES, default=None,
+    p.add_argument("--head", choices=HEAD_CHOICES, default=None,
                    help="the head that reads each face's window, among those the model card lists: fan (FAN, "
                         "relation-attention), self, fusion, gru, gru-causal, transformer, ensemble (default: the "
                         "card's)")
-    p.add_argument("--attention", choices=["relation", "self"], default=None,
-                   help="the FAN head, as before --head: relation (= --head fan) or self")
+    p.add_argument("--attention", dest="attention_alias", choices=tuple(ATTENTION_ALIASES), default=None,
+                   help="an alias of --head for FAN's two heads: relation (= --head fan) or self (= --head self); "
+                        "an error when it names another head than --head")
     p.add_argument("--window", type=_int_in(*WINDOW_RANGE), default=None,
                    help="frames in the FAN window (default: the card's)")
-    p.add_argument("--max-faces", type=_int_in(*MAX_FACES_RANGE), default=4,
-                   help=f"faces tracked at once, {MAX_FACES_RANGE[0]}-{MAX_FACES_RANGE[1]} (default 4)")
+    from app.faces.detect import DetectorConfig
+
+    p.add_argument("--max-faces", type=_int_in(*MAX_FACES_RANGE), default=None,
+                   help=f"faces tracked at once, {MAX_FACES_RANGE[0]}-{MAX_FACES_RANGE[1]} (default "
+                        f"{DetectorConfig.max_faces}; in the window: the stored setting)")
     p.add_argument("--no-blendshapes", dest="blendshapes", action="store_false",
                    help="skip the 52 blendshapes (bs_* columns left empty) and MediaPipe's iris refinement they "
                         "need: face detection ~30%% faster; head pose and reliability stay")
@@ -170,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray", default=None, metavar="auto|local|ADDRESS",
                    help="headless folder replay on a Ray cluster: auto (the cluster this machine is part of), local "
                         "(start one here with --workers CPUs) or the head's address (docs/scale.md)")
-    p.add_argument("--gate", type=_gate, default="off", metavar="off|detector|stride:K",
+    p.add_argument("--gate", type=_gate, default=None, metavar="off|detector|stride:K",
                    help="headless: on frames with no tracked face, run the face mesh only when MediaPipe's cheap "
                         "face detector sees a face (detector) or on every K-th frame (stride:K, an entering face "
                         "may be found up to K-1 frames late); default off (app/faces/gate.py, docs/results.md)")
@@ -186,17 +191,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def resolve_head(args) -> str | None:
+    """--head with its alias --attention folded in (args.head set); the one error line when they disagree."""
+    if args.attention_alias is not None:
+        meant = ATTENTION_ALIASES[args.attention_alias]
+        if args.head is not None and args.head != meant:
+            return (f"--attention {args.attention_alias} means --head {meant}, but --head {args.head} was given: "
+                    "give one of them")
+        args.head = meant
+    return None
+
+
+def headless_only(args) -> list[str]:
+    """The options given that only a headless run (--no-window) uses: the window would ignore them."""
+    return [name for name, given in (
+        ("--repeat", args.repeat != 1), ("--duration", args.duration is not None), ("--all-frames", args.all_frames),
+        ("--gate", args.gate is not None), ("--markers", args.markers is not None), ("--epoch", args.epoch is not None),
+        ("--summary-every", args.summary_every is not None), ("--baseline", args.baseline is not None),
+        ("--workers", args.workers != 1), ("--ray", args.ray is not None)) if given]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe's C++ logging: warnings only
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    conflict = resolve_head(args)
+    if conflict:
+        print(f"error: {conflict}", file=sys.stderr)
+        return EXIT_USAGE
     if args.no_window:
         return run_headless(args)
-    if args.repeat != 1:
-        print("error: --repeat is for a headless replay (--no-window)", file=sys.stderr)
-        return EXIT_USAGE
-    if args.duration is not None:
-        print("error: --duration is for a headless live recording (--no-window)", file=sys.stderr)
+    ignored = headless_only(args)
+    if ignored:
+        print(f"error: {', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} for headless runs (--no-window); "
+              "the window would ignore them", file=sys.stderr)
         return EXIT_USAGE
     from app.ui.app import run_app
     from app.ui.state.options import WindowOptions

@@ -52,6 +52,18 @@ def _rss_mb() -> float | None:
         return None
 
 
+def pipeline_config(args):
+    """The run's PipelineConfig from the parsed command line: an option not given (None) keeps PipelineConfig's
+    default, so each default is written once, there."""
+    from app.pipeline import PipelineConfig
+
+    given = {"weights": args.weights, "device": args.device, "precision": args.precision, "head": args.head,
+             "window_length": args.window, "max_faces": args.max_faces, "small_faces": args.small_faces,
+             "gate": args.gate}
+    return PipelineConfig(all_frames=args.all_frames, blendshapes=args.blendshapes, calibrated=args.calibrated,
+                          **{k: v for k, v in given.items() if v is not None})
+
+
 def _given_study_options(args) -> list[str]:
     return [name for name, v in (("--markers", args.markers), ("--epoch", args.epoch),
                                  ("--summary-every", args.summary_every), ("--baseline", args.baseline))
@@ -98,7 +110,6 @@ def run_headless(args) -> int:
     from app.capture.video import subfolders
     from app.recognition.card import ModelError
     from app.runs.interrupt import install_stop_handlers, signal_number
-    from app.pipeline import PipelineConfig
     from app.runs.replay import check_inputs, replay
     from app.study.lsl import LslUnavailable
     from app.timeline.files import ExportError
@@ -121,11 +132,7 @@ def run_headless(args) -> int:
     if study_options and not args.export:
         print(f"error: {', '.join(study_options)} write files beside the export: give --export", file=sys.stderr)
         return EXIT_USAGE
-    config = PipelineConfig(weights=args.weights, device=args.device, precision=args.precision,
-                            attention=args.attention, window_length=args.window, max_faces=args.max_faces,
-                            all_frames=args.all_frames, blendshapes=args.blendshapes, gate=args.gate,
-                            calibrated=args.calibrated,
-                            **({"small_faces": args.small_faces} if args.small_faces else {}))
+    config = pipeline_config(args)
     many = args.video.is_dir()
     # A folder goes through app/runs/folder.py (workers, Ray, resume); LSL streams from this process, so not there.
     spread = (many or args.workers > 1 or args.ray is not None) and not args.lsl and args.repeat == 1
@@ -221,7 +228,6 @@ def run_headless_live(args) -> int:
     from app.runs.interrupt import install_stop_handlers, signal_number
     from app.runs.live import LiveConfig, record
     from app.study.lsl import LslUnavailable
-    from app.pipeline import PipelineConfig
     from app.timeline.files import ExportError
     from app.timeline.summary import format_summary
 
@@ -234,11 +240,7 @@ def run_headless_live(args) -> int:
         print("error: a headless live recording needs --export FILE.csv or FILE.json (where its rows go)",
               file=sys.stderr)
         return EXIT_USAGE
-    config = PipelineConfig(weights=args.weights, device=args.device, precision=args.precision,
-                            attention=args.attention, window_length=args.window, max_faces=args.max_faces,
-                            all_frames=args.all_frames, blendshapes=args.blendshapes, gate=args.gate,
-                            calibrated=args.calibrated,
-                            **({"small_faces": args.small_faces} if args.small_faces else {}))
+    config = pipeline_config(args)
     status = _StatusLine(enabled=not args.quiet)
 
     def on_event(event) -> None:  # the end of the source is said once, after the exports

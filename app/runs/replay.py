@@ -75,7 +75,7 @@ def session_metadata(source: str, pipeline: Pipeline) -> SessionMetadata:
     return SessionMetadata(source=source, model=card.name, providers=list(pipeline.providers),
                            precision=pipeline.recognizer.embedder.precision,
                            temperature=pipeline.recognizer.temperature,
-                           attention=pipeline.recognizer.attention, window_length=pipeline.recognizer.window_length,
+                           head=pipeline.recognizer.head_key, window_length=pipeline.recognizer.window_length,
                            started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                            app_version=__version__)
 

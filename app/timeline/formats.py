@@ -163,7 +163,10 @@ def read_session(path: Path | str) -> tuple[dict, list[TimelineRow]]:
         rows = [TimelineRow.from_json(r) for r in doc.get("rows", [])]
     except (KeyError, TypeError, ValueError) as e:
         raise ExportError(f"{path}: bad row ({type(e).__name__}: {e})") from None
-    return doc.get("metadata", {}), rows
+    meta = dict(doc.get("metadata", {}))
+    if "attention" in meta and "head" not in meta:  # sessions written before the field was named for what it holds
+        meta["head"] = meta.pop("attention")
+    return meta, rows
 
 
 def _read_session_doc(path: Path) -> dict:

@@ -12,7 +12,7 @@ class SessionMetadata:
     source: str                     # video path, "camera 0", a device path or a stream URL (password masked)
     model: str                      # model card name
     providers: list[str]            # ONNX Runtime execution providers actually used, e.g. ["CPUExecutionProvider"]
-    attention: str                  # relation | self
+    head: str                       # the card's key of the head that ran: relation (FAN), self, fusion, gru, ...
     window_length: int              # frames in the FAN window
     started_at: str                 # ISO 8601, UTC, e.g. 2024-05-01T12:00:00+00:00
     app_version: str

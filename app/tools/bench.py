@@ -25,7 +25,7 @@ each stream as it arrives: latency p50/p95 from capture to result, processed fps
 (newest frame wins). The machine's load average is printed with it: the numbers are only as idle as the machine.
 
 Beside them, from the same run: decode + face mesh fps (the pipeline's own MediaPipe face mesh on every frame, no
-model: the issue-17 goal is a replay at least this fast), the start-up (model and MediaPipe graph loading), and the
+model: the rate a whole replay should reach), the start-up (model and MediaPipe graph loading), and the
 embedder's cost per face at batch 1/2/4/8 on the video's own crops (the batching lever). `--gate MODE` (app/faces/gate.py:
 detector | stride:K) runs every stage and the whole replay twice, gate off (before) and on (after), and says whether
 the rows are identical (mean ms per frame is shown too: on a clip with long empty stretches the median hides them).

@@ -321,9 +321,9 @@ class PipelineInfo:
     model: str
     card_path: str
     providers: list[str]
-    attention: str
-    attention_types: tuple[str, ...]
-    default_attention: str
+    head: str                    # the card key of the head that runs
+    head_types: tuple[str, ...]
+    default_head: str
     window_length: int
     random_init: bool
     fallback_reason: str | None  # why CUDA is not used although it was asked for (None otherwise)
@@ -424,8 +424,8 @@ class PipelineWorker(QThread):
         card = pipeline.card
         self.pipeline_loaded.emit(PipelineInfo(
             model=card.name, card_path=str(card.path), providers=list(pipeline.providers),
-            attention=pipeline.recognizer.attention, attention_types=card.attention_types,
-            default_attention=card.default_attention, window_length=pipeline.recognizer.window_length,
+            head=pipeline.recognizer.head_key, head_types=card.head_types,
+            default_head=card.default_head, window_length=pipeline.recognizer.window_length,
             random_init=bool(card.extra.get("random_init")),
             fallback_reason=getattr(pipeline.recognizer, "fallback_reason", None),
             precision=pipeline.recognizer.embedder.precision, pipeline=pipeline))

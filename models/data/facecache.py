@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 1  # bump when the crop-making code changes: old caches then rebuild
 # Still mode, one face. 0.3 instead of the live default 0.5: measured on 600 FER+ valid crops (padded + upscaled),
 # detection 97.3% at 0.3 vs 95.0% at 0.5; 0.2 adds nothing.
-# refine_landmarks off: the training crops and their caches predate the iris refinement the live path turned on
-# for the blendshapes (issue 15); it is left out of repr, so these cache keys are unchanged.
+# refine_landmarks off: the training crops and their caches are made without the iris refinement that the live path
+# runs for the blendshapes; it is left out of repr, so the cache keys do not depend on it.
 DETECTOR_CONFIG = DetectorConfig(max_faces=1, min_detection_confidence=0.3, video=False, refine_landmarks=False)
 SMALL_IMAGE_PX = 160   # images whose larger side is below this are detected on a padded, upscaled copy
 DETECT_PX = 192        # the larger side of that copy

@@ -1,4 +1,4 @@
-"""One table, one row per stage-2 option (issue 14, item 4), and the corruption probe (item 5).
+"""One table, one row per stage-2 option, and the corruption probe (models.experiments.probe).
 
     python -m models.experiments.compare --embedder runs/main_rgb64/swa.pt --threads 1 --out runs/compare
 

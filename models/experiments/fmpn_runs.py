@@ -195,7 +195,7 @@ def embed_ms(model: ResNet18Embedder, pre, runs: int, threads: int, tmp: Path, n
     from models.networks.fan import FanHead
 
     card = export_model(model.eval(), {"self": FanHead("self").eval()}, tmp, name, pre, window_length=WINDOW_LENGTH,
-                        default_attention="self", extra={"random_init": True, "training": "none: cost only"})
+                        default_head="self", extra={"random_init": True, "training": "none: cost only"})
     return median_embed_ms(Embedder(load_card(card), "cpu", threads=threads or None), runs)
 
 

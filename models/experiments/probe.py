@@ -1,4 +1,4 @@
-"""The corruption probe (issue 14, item 5): degrade or replace frames of a clip and see how each head's accuracy moves.
+"""The corruption probe: degrade or replace frames of a clip and see how each head's accuracy moves.
 
 Corruptions of one frame (on the aligned crop, before the embedder, so the embedder sees what a camera would give):
     blur        Gaussian blur, sigma 3 px at 64 px (a face in motion or out of focus)

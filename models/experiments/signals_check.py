@@ -1,4 +1,4 @@
-"""Sanity check of the blendshapes against the expression model on real faces (issue 15's acceptance):
+"""Sanity check of the blendshapes against the expression model on real faces:
 
     python -m models.experiments.signals_check [--videos WolfgangLanger_Pexels.mp4 single_face.mp4]
 

@@ -330,4 +330,4 @@ def export_fmpn(model: FmpnEmbedder, pre, out_dir: Path, name: str, extra: dict 
                      "generator_blocks": sum(isinstance(m, ResBlock) for m in model.generator.net),
                      "head_note": "self head with alpha = 0: equal frame weights (no trained attention)"}}
     return export_model(model.eval(), {"self": head.eval()}, out_dir, name, pre, window_length=WINDOW_LENGTH,
-                        default_attention="self", extra={**info, **(extra or {})})
+                        default_head="self", extra={**info, **(extra or {})})

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     fit_sets = [d.valid_name for d in DOMAINS.values()]
     result = calibrate(probs, {s: a.labels for s, a in sets.items()}, fit_sets)
-    print(format_table(result, card.default_attention))
+    print(format_table(result, card.default_head))
     if args.dry_run:
         return 0
     cpath = card_path_for(args.weights)

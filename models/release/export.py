@@ -47,7 +47,7 @@ from models.networks.fan import EmbedderExportWrapper, FanHead, ResNet18Embedder
 from models.networks.fan import WINDOW_LENGTH
 
 OPSET = 20  # what the dynamo exporter emits natively; onnxruntime >= 1.17 runs it
-_CORE_KEYS = frozenset({"format", "name", "role", "labels", "preprocess", "files", "attention", "window",
+_CORE_KEYS = frozenset({"format", "name", "role", "labels", "preprocess", "files", "head", "attention", "window",
                         "embed_dim", "sha256", "opset", "exporter"})
 
 
@@ -133,7 +133,7 @@ def export_head(name: str, head: torch.nn.Module, path: Path) -> None:
 
 def export_model(embedder: ResNet18Embedder, heads: dict[str, torch.nn.Module], out_dir: Path, name: str,
                  preprocess: Preprocess, window_length: int, window_stride: int = 1,
-                 default_attention: str = "relation", extra: dict | None = None) -> Path:
+                 default_head: str = "relation", extra: dict | None = None) -> Path:
     """Write the embedder graph, one head graph per head (models.networks.heads names) and a card beside each. Returns the
     embedder card.
 
@@ -146,8 +146,8 @@ def export_model(embedder: ResNet18Embedder, heads: dict[str, torch.nn.Module], 
         raise ValueError("export needs at least one head")
     if set(heads) - set(HEAD_TYPES):
         raise ValueError(f"unknown head types {sorted(set(heads) - set(HEAD_TYPES))} (known: {', '.join(HEAD_TYPES)})")
-    if default_attention not in heads:
-        raise ValueError(f"default attention {default_attention!r} is not among the heads {sorted(heads)}")
+    if default_head not in heads:
+        raise ValueError(f"default attention {default_head!r} is not among the heads {sorted(heads)}")
     if embedder.conv1.in_channels != preprocess.channels:
         raise ValueError(f"embedder takes {embedder.conv1.in_channels} channel(s) but preprocess is "
                          f"{preprocess.color!r} ({preprocess.channels})")
@@ -175,7 +175,7 @@ def export_model(embedder: ResNet18Embedder, heads: dict[str, torch.nn.Module], 
     files = [embedder_file, *head_files.values()]
     content = {
         "name": name, "labels": list(EMOTIONS), "preprocess": preprocess.to_dict(),
-        "files": {"embedder": embedder_file, "heads": head_files}, "attention": default_attention,
+        "files": {"embedder": embedder_file, "heads": head_files}, "head": default_head,
         "window": {"length": int(window_length), "stride": int(window_stride)}, "embed_dim": dim,
         "sha256": {f: file_sha256(out_dir / f) for f in files}, "opset": OPSET,
         "exporter": f"torch {torch.__version__} torch.onnx.export(dynamo=True; fusion/GRU/transformer heads "

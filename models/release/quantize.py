@@ -99,7 +99,7 @@ def agreement(card, crops: list[np.ndarray], runs: int = 200) -> dict:
     from models.release.cost import median_embed_ms
 
     fp32, int8 = Embedder(card, "cpu", precision="fp32"), Embedder(card, "cpu", precision="int8")
-    head = FanHeadRunner(card, card.default_attention, "cpu")
+    head = FanHeadRunner(card, card.default_head, "cpu")
     a = np.concatenate([fp32.embed(crops[i:i + 64]) for i in range(0, len(crops), 64)])
     b = np.concatenate([int8.embed(crops[i:i + 64]) for i in range(0, len(crops), 64)])
     cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)

@@ -82,7 +82,7 @@ def ferplus_valid_metrics(card_path: Path, data: Path) -> dict:
     labels = np.array([s.label for s in valid])
     out = {}
     dup = duplicate_mask(valid, splits["FER2013Train"])
-    for att in card.attention_types:
+    for att in card.head_types:
         probs, detected = predict_images([s.path for s in valid], card, "cpu", att)
         pred = probs.argmax(1)
         rep = classification_report(labels, pred, EMOTIONS)

@@ -63,7 +63,7 @@ def test_tiny_recipe_runs_every_step_from_a_restored_pack(recipe_run):
     # the exported model: the recipe's input, both FAN heads, the int8 graph listed, the data's terms in the card
     card = load_card(run / "export" / "fan_r18_recipe_embedder.json")
     assert (card.preprocess.input_size, card.preprocess.color) == (TINY["input_size"], "rgb")
-    assert set(card.attention_types) == {"relation", "self"}
+    assert set(card.head_types) == {"relation", "self"}
     assert card.embedder_int8_file is not None and card.embedder_int8_file.is_file()
     assert "SFEW" in card.extra["licence"] and "Taiwanese" in card.extra["licence"]
     assert results["steps"]["export"]["result"]["parity_max_abs_diff"] <= 1e-4

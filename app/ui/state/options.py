@@ -15,11 +15,11 @@ class WindowOptions:
     camera: int | str | None = None      # a camera index, device path or stream URL to open at once (not with video)
     export: tuple[Path, ...] = field(default_factory=tuple)  # files the session exports to when the window closes
     weights: Path | None = None          # a model's .onnx/.json; None = the stored setting or the shipped model
-    device: str = "auto"                 # auto | cuda | cpu ("auto" = the stored setting)
-    precision: str = "auto"              # the embedder graph: auto | fp32 | int8 ("auto" = the stored setting)
-    attention: str | None = None         # relation | self; None = the stored setting
+    device: str | None = None            # auto | cuda | cpu; None = the stored setting
+    precision: str | None = None         # the embedder graph: auto | fp32 | int8; None = the stored setting
+    head: str | None = None              # app.recognition.heads' --head names; None = the stored setting
     window: int | None = None            # FAN window length; None = the stored setting
-    max_faces: int = 4                   # 4 = the stored setting
+    max_faces: int | None = None         # faces tracked at once; None = the stored setting
     lsl: bool = False                    # stream to Lab Streaming Layer from the start (app/ui/controllers/markers.py)
     blendshapes: bool = True             # False (--no-blendshapes): no blendshapes nor the iris refinement they need
     calibrated: bool = True              # False (--raw-probabilities): the head's raw probabilities
@@ -35,9 +35,9 @@ class WindowOptions:
         """The window's share of main.py's parsed command line (any object with those attributes)."""
         return cls(video=getattr(args, "video", None), camera=getattr(args, "camera", None),
                    export=tuple(getattr(args, "export", None) or ()), weights=getattr(args, "weights", None),
-                   device=getattr(args, "device", "auto") or "auto",
-                   precision=getattr(args, "precision", "auto") or "auto", attention=getattr(args, "attention", None),
-                   window=getattr(args, "window", None), max_faces=getattr(args, "max_faces", 4) or 4,
+                   device=getattr(args, "device", None), precision=getattr(args, "precision", None),
+                   head=getattr(args, "head", None), window=getattr(args, "window", None),
+                   max_faces=getattr(args, "max_faces", None),
                    lsl=bool(getattr(args, "lsl", False)), blendshapes=bool(getattr(args, "blendshapes", True)),
                    calibrated=bool(getattr(args, "calibrated", True)),
                    reconnect=getattr(args, "reconnect", None))

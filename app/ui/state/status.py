@@ -39,5 +39,5 @@ def running_on(providers) -> str:
 
 def model_summary(info) -> str:
     """The settings dock's rich-text line about the loaded model (a PipelineInfo)."""
-    return (f"Loaded <b>{info.model}</b><br>{info.card_path}<br>attention: {info.attention}, window "
+    return (f"Loaded <b>{info.model}</b><br>{info.card_path}<br>head: {info.head}, window "
             f"{info.window_length} frames<br>providers: {', '.join(info.providers)} ({info.precision} embedder)")

@@ -416,8 +416,8 @@ class MainWindow(QMainWindow):
         self.model_error = ""
         if self.capture_worker is not None:
             self.capture_worker.preroll = info.window_length - 1
-        self.settings_dock.set_attention_types(info.attention_types, info.default_attention)
-        self.attention.set_head(info.attention)  # what the strip's bars mean for this head (app.recognition.heads.STRIP)
+        self.settings_dock.set_head_types(info.head_types, info.default_head)
+        self.attention.set_head(info.head)  # what the strip's bars mean for this head (app.recognition.heads.STRIP)
         self.settings_dock.model_info.setText(model_summary(info))
         if info.random_init:
             self.model_banner.show_message(

@@ -37,33 +37,33 @@ class UiSettings:
     model: str = ""                        # a model's .onnx or .json; "" = the shipped default in weights/
     device: str = "auto"                   # auto | cuda | cpu
     precision: str = "auto"                # the embedder graph: auto (int8 on the CPU when the card has it) | fp32 | int8
-    attention: str = ""                    # the head (app.recognition.heads: fan self fusion gru gru-causal transformer
+    head: str = ""                         # the head (app.recognition.heads: fan self fusion gru gru-causal transformer
                                            # ensemble, or a card key such as relation); "" = the card's default
     window_length: int = 0                 # 0 = the card's
-    max_faces: int = 4
-    min_detection_confidence: float = 0.5
+    max_faces: int = PipelineConfig.max_faces
+    min_detection_confidence: float = PipelineConfig.min_detection_confidence
     smoothing: bool = True                 # EMA over the displayed probabilities (exports stay raw)
 
     def pipeline_config(self) -> PipelineConfig:
         return PipelineConfig(weights=Path(self.model) if self.model else None, device=self.device,
-                              precision=self.precision, attention=self.attention or None, window_length=self.window_length or None,
+                              precision=self.precision, head=self.head or None, window_length=self.window_length or None,
                               max_faces=self.max_faces, min_detection_confidence=self.min_detection_confidence)
 
     def with_args(self, args) -> UiSettings:
-        """Apply what was given on the command line (main.py's parser); its defaults (device auto, 4 faces) mean
-        'not given', so the stored choice stands."""
+        """Apply what was given on the command line (main.py's parser, or WindowOptions): None means 'not given',
+        so the stored choice stands; any value given, a default's included, overrides it."""
         changes = {}
         if getattr(args, "weights", None):
             changes["model"] = str(args.weights)
-        if getattr(args, "device", "auto") not in (None, "auto"):
+        if getattr(args, "device", None) is not None:
             changes["device"] = args.device
-        if getattr(args, "precision", "auto") not in (None, "auto"):
+        if getattr(args, "precision", None) is not None:
             changes["precision"] = args.precision
-        if getattr(args, "attention", None):
-            changes["attention"] = args.attention
+        if getattr(args, "head", None):
+            changes["head"] = args.head
         if getattr(args, "window", None):
             changes["window_length"] = int(args.window)
-        if getattr(args, "max_faces", 4) not in (None, 4):
+        if getattr(args, "max_faces", None) is not None:
             changes["max_faces"] = int(args.max_faces)
         return replace(self, **changes)
 
@@ -73,6 +73,8 @@ class UiSettings:
         values = {}
         for f in fields(cls):
             raw = store.value(f"pipeline/{f.name}", getattr(default, f.name))
+            if f.name == "head" and not store.contains("pipeline/head"):  # settings stored before the key's rename
+                raw = store.value("pipeline/attention", default.head)
             try:  # QSettings' INI backend returns strings; a hand-edited or stale value falls back to the default
                 if f.type in ("bool", bool):
                     value = raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes")
@@ -138,12 +140,12 @@ class SettingsDock(QDockWidget):
                                         "always runs fp32.")
         form.addRow("Embedder", self.precision_combo)
 
-        self.attention_combo = QComboBox()
-        self.attention_combo.setToolTip("The head that reads each face's window: FAN (relation attention, alpha and "
+        self.head_combo = QComboBox()
+        self.head_combo.setToolTip("The head that reads each face's window: FAN (relation attention, alpha and "
                                         "beta), self (alpha only), score fusion, the ABAW2021 GRU (centre or newest "
                                         "frame) or transformer, or their ensemble. Offered as the model card lists "
                                         "them.")
-        form.addRow("Head", self.attention_combo)
+        form.addRow("Head", self.head_combo)
 
         self.window_spin = QSpinBox()
         self.window_spin.setRange(0, 64)
@@ -183,7 +185,7 @@ class SettingsDock(QDockWidget):
         lay.addStretch(1)
         self.setWidget(body)
         self.set_settings(settings)
-        self.set_attention_types(())
+        self.set_head_types(())
 
     def set_settings(self, s: UiSettings) -> None:
         self._settings = s
@@ -196,27 +198,28 @@ class SettingsDock(QDockWidget):
         self.smoothing_check.blockSignals(True)
         self.smoothing_check.setChecked(s.smoothing)
         self.smoothing_check.blockSignals(False)
-        self._select_attention(s.attention)
+        self._select_head(s.head)
 
-    def set_attention_types(self, types, default: str = "") -> None:
+    def set_head_types(self, types, default: str = "") -> None:
         """Offer the card's heads (card keys, shown by their app names, plus the ensemble when the card has all its
         members); a single-head card shows it, disabled."""
         names = head_choices(types)
-        self.attention_combo.clear()
+        self.head_combo.clear()
         default = display_name(default) if default else ""
-        self.attention_combo.addItem(f"model's ({default})" if default else "model's", "")
+        self.head_combo.addItem(f"model's ({default})" if default else "model's", "")
         for t in names:
-            self.attention_combo.addItem(t, t)
-        self.attention_combo.setEnabled(len(names) > 1)
-        self._select_attention(self._settings.attention)
+            self.head_combo.addItem(t, t)
+        self.head_combo.setEnabled(len(names) > 1)
+        self._select_head(self._settings.head)
 
-    def _select_attention(self, attention: str) -> None:
-        i = self.attention_combo.findData(display_name(attention) if attention else attention)
-        self.attention_combo.setCurrentIndex(max(i, 0))
+    def _select_head(self, head: str) -> None:
+        i = self.head_combo.findData(display_name(head) if head else head)
+        self.head_combo.setCurrentIndex(max(i, 0))
 
     def current(self) -> UiSettings:
         return UiSettings(model=self.model_edit.text().strip(), device=self.device_combo.currentData(),
-                          precision=self.precision_combo.currentData(), attention=self.attention_combo.currentData() or "", window_length=self.window_spin.value(),
+                          precision=self.precision_combo.currentData(), head=self.head_combo.currentData() or "",
+                          window_length=self.window_spin.value(),
                           max_faces=self.faces_spin.value(), min_detection_confidence=self.confidence_spin.value(),
                           smoothing=self.smoothing_check.isChecked())
 

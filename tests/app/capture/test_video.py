@@ -204,7 +204,7 @@ def test_truncated_file_yields_frames_before_the_damage_then_ends(videos, tmp_pa
             frames.append(f)
         assert src.read() is None
         assert src.frame_count == len(frames)
-        # issue 13, defect 5: the file ended early, and says so against what its container declares
+        # the file ended early, and says so against what its container declares
         if src.declared_frame_count is not None:
             assert src.damage == (f"decoded {len(frames)} of the {src.declared_frame_count} frames its container "
                                   "declares (damaged or truncated file)")
@@ -306,7 +306,7 @@ def _rotated_phone_video(videos: Path, tmp_path: Path, n: int = 20) -> Path:
 
 @pytest.mark.data
 def test_rotation_metadata_is_honoured(videos, tmp_path):
-    """Issue 13, defect 8: a phone video with a 90-degree display matrix was read (and analysed) sideways."""
+    """A phone video with a 90-degree display matrix is read (and analysed) upright."""
     path = _rotated_phone_video(videos, tmp_path)
     original = _first_frames(videos / "single_face.mp4", 20)
     with open_source(path) as src:

@@ -31,9 +31,8 @@ def test_suppress_duplicates_keeps_the_larger_of_one_face_seen_twice():
 
 @pytest.mark.data
 def test_faces_in_a_tiled_1080p_frame_are_never_reported_twice(videos):
-    """Issue 13, defect 9: a 3x3 tile of a face video (1920x1080) gave 36 same-frame duplicate pairs in 33 of 72
-    frames, and 6 ids where 2 faces were ever found. Without iris refinement: with it (the app's default, for the
-    blendshapes), MediaPipe finds none of these nine small faces at all (measured, docs/results.md), so the
+    """A 3x3 tile of a face video (1920x1080) gives no same-frame duplicate faces and no more ids than faces found.
+    Without iris refinement: with it (the app's default, for the blendshapes), MediaPipe finds none of these nine small faces at all (measured, docs/results.md), so the
     duplicates this guards against cannot arise there. The whole-frame mesh alone (small-face pass off); the pass
     is tested below."""
     from app.capture.sources import open_source
@@ -45,7 +44,7 @@ def test_faces_in_a_tiled_1080p_frame_are_never_reported_twice(videos):
     with open_source(videos / "single_face.mp4") as src, \
             FaceMeshDetector(DetectorConfig(max_faces=9, video=True, refine_landmarks=False,
                                             small_faces="off")) as detector:
-        for frame in itertools.islice(src, 15):  # duplicates from frame 7 on, before the fix
+        for frame in itertools.islice(src, 15):  # a duplicating mesh shows them from frame 7 on
             tiled = np.vstack([np.hstack([frame.image] * 3)] * 3)
             faces = tracker.update(detector.detect(tiled)).faces
             ids |= {f.track_id for f in faces}

@@ -46,7 +46,7 @@ def test_the_card_lists_the_added_heads_and_keeps_the_embedder(all_heads):
     shipped = load_card(find_default_model())
     assert available_heads(card) == ("fan", "self", "fusion", "gru", "gru-causal", "transformer", "ensemble")
     assert card.sha256[card.embedder_file.name] == shipped.sha256[shipped.embedder_file.name]
-    assert card.default_attention == shipped.default_attention
+    assert card.default_head == shipped.default_head
 
 
 def test_the_ensemble_is_the_mean_of_its_members_with_equal_weights(all_heads):
@@ -85,7 +85,7 @@ def test_headless_replay_runs_the_head_chosen_from_the_card(all_heads, videos, t
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     df = pd.read_csv(csv)
-    assert json.loads(doc.read_text())["metadata"]["attention"] == head
+    assert json.loads(doc.read_text())["metadata"]["head"] == head
     assert len(df) > 30 and (df[[c for c in df.columns if c.startswith("p_")]].sum(1) - 1).abs().max() < 1e-3
     # the newest frame's weight is the transformer's attention to itself: a share of the window, not an equal one
     full = df[df.index >= 10]  # past the first window

@@ -182,7 +182,7 @@ def test_missing_head_is_a_model_error(card_path):
     d = json.loads(card_path.read_text())
     assert set(d["files"]["heads"]) == {"relation", "self"}
     with pytest.raises(ModelError, match="no 'bogus' attention head"):
-        Recognizer(card_path, device="cpu", attention="bogus")
+        Recognizer(card_path, device="cpu", head="bogus")
 
 
 def test_find_default_model_never_returns_random_weights(card_path, tmp_path):
@@ -246,7 +246,7 @@ def test_calibrated_probabilities_use_the_cards_temperature(model_copy):
     check_prediction(p_cal, 1)
     assert p_cal.label == p_raw.label and p_cal.confidence > p_raw.confidence  # T < 1 sharpens, same label
     np.testing.assert_allclose(p_cal.probs, temperature_scale(p_raw.probs, 0.5), atol=1e-6)
-    assert Recognizer(model_copy, device="cpu", attention="self").temperature == 2.0
+    assert Recognizer(model_copy, device="cpu", head="self").temperature == 2.0
 
 
 def test_a_reported_but_unapplied_or_bad_temperature(model_copy):

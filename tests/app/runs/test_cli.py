@@ -39,7 +39,7 @@ def one_line_error(proc: subprocess.CompletedProcess) -> str:
 @pytest.fixture(scope="module")
 def wolfgang(videos, model, tmp_path_factory):
     out = tmp_path_factory.mktemp("wolfgang")
-    markers = out / "stimuli.csv"  # a stimulus log: the study files come from the same run (issue 16)
+    markers = out / "stimuli.csv"  # a stimulus log: the study files come from the same run
     markers.write_text("time_s,label\n2.0,stimulus A\n9.5,stimulus B\n19.0,stimulus C\n")
     proc = run_cli("--video", videos / "WolfgangLanger_Pexels.mp4", "--export", out / "w.csv",
                    "--export", out / "w.json", "--markers", markers, "--summary-every", "1", weights=model)
@@ -48,7 +48,7 @@ def wolfgang(videos, model, tmp_path_factory):
 
 
 def test_wolfgang_study_files_load_and_epochs_are_the_rows_means(wolfgang):
-    """The replay with --markers and --summary-every 1 wrote events, epochs and summary files (issue 16)."""
+    """The replay with --markers and --summary-every 1 wrote events, epochs and summary files."""
     proc, df, doc = wolfgang
     wrote = {Path(line.split("wrote ", 1)[1]).name: Path(line.split("wrote ", 1)[1])
              for line in proc.stdout.splitlines() if "wrote " in line}
@@ -74,7 +74,7 @@ def test_wolfgang_one_face_id_and_a_row_per_frame(wolfgang):
     probs = df[[c for c in df.columns if c.startswith("p_")]]
     assert probs.shape[1] == 7 and (probs.sum(1) - 1).abs().max() < 1e-3
     assert doc["schema"] == "fan-live-session" and doc["version"] == 3
-    # issue 15: every row has its signals, all finite, in range
+    # every row has its signals, all finite, in range
     signals = df[["reliability", "yaw", "pitch", "roll", *[c for c in df.columns if c.startswith("bs_")]]]
     assert signals.shape[1] == 4 + 52 and signals.notna().all().all() and (df["face_found"] == 1).all()
     assert df["reliability"].between(0, 1).all() and df[[c for c in df.columns if c.startswith("bs_")]].stack(
@@ -154,7 +154,7 @@ def test_folder_of_videos(videos, model, tmp_path):
 
 
 def test_folder_replay_goes_on_after_a_bad_file_and_ends_with_a_summary(videos, model, tmp_path):
-    """Issue 13, defect 6: the first bad file stopped a folder replay; later videos were never processed."""
+    """A bad file does not stop a folder replay: the later videos are processed."""
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "a_broken.mp4").write_text("this is not a video\n" * 50)
@@ -195,7 +195,7 @@ def test_missing_zero_byte_and_text_files(model, tmp_path):
 
 
 def test_truncated_mp4_exports_what_was_decoded_and_says_it_is_damaged(videos, model, tmp_path):
-    """Issue 13, defect 5: a truncated file reported success (rc 0, no warning)."""
+    """A truncated file is not a success: a warning and exit code 3."""
     data = (videos / "WolfgangLanger_Pexels.mp4").read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: int(len(data) * 0.4)])  # its index sits at the start: the first ~180 frames decode
@@ -225,8 +225,8 @@ def test_unwritable_export_path(videos, model, tmp_path):
     ("--repeat", "0"), ("--window", "eight"),
 ])
 def test_numeric_options_are_checked_before_anything_loads(videos, tmp_path, option, value):
-    """Issue 13, defect 7: --max-faces 0 crashed in MediaPipe after the model load (and left a header-only CSV);
-    --window 0 was silently the card's 16."""
+    """An out-of-range number (--max-faces 0 would crash MediaPipe after the model load; --window 0 would silently
+    mean the card's) is one error line at parse time, and nothing is written."""
     out = tmp_path / "x.csv"
     proc = run_cli("--video", videos / "single_face.mp4", "--export", out, option, value,
                    weights=tmp_path / "no_model_here.onnx")  # the model is never looked at
@@ -271,7 +271,7 @@ def test_markers_after_the_end_of_the_video_are_a_warning(videos, model, tmp_pat
 
 
 def test_sigterm_writes_the_final_export_like_ctrl_c(videos, model, tmp_path):
-    """Issue 13, defect 3: SIGTERM left only the journal; SIGINT wrote the exports."""
+    """SIGTERM writes the exports like SIGINT, not only the journal."""
     import signal
     import time
 
@@ -422,8 +422,8 @@ def test_the_soak_passes_are_lines_of_their_own_beside_the_progress_bar(videos, 
 
 def test_disk_full_mid_run_is_one_error_line_and_every_writable_target_is_written(videos, model, tmp_path,
                                                                                  monkeypatch, capsys):
-    """Issue 13, defect 4: the journal's disk fills up part-way: an OSError traceback, and the second export (on a
-    healthy disk) was never written. Now: one error line, the healthy target written, the journal kept."""
+    """The journal's disk fills up part-way: one error line (no traceback), the export on a healthy disk written,
+    the journal kept."""
     from app.runs import cli
     from app.timeline import recorder as session
 
@@ -515,3 +515,40 @@ def test_engine_import_does_not_import_qt():
             "assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--all-frames"], "--all-frames"), (["--gate", "detector"], "--gate"), (["--markers", "m.csv"], "--markers"),
+    (["--epoch", "1,3"], "--epoch"), (["--summary-every", "1"], "--summary-every"),
+    (["--baseline", "first:2"], "--baseline"), (["--workers", "2"], "--workers"), (["--ray", "auto"], "--ray"),
+    (["--repeat", "2", "--all-frames"], "--repeat, --all-frames are"), (["--duration", "5"], "--duration")])
+def test_the_window_refuses_the_options_it_would_ignore(capsys, argv, named):
+    from app.runs.cli import main
+
+    assert main(["--video", "clip.mp4", *argv]) == 2  # before any window or model
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and named in err and "headless runs (--no-window)" in err
+
+
+def test_attention_is_an_alias_of_head_that_may_not_disagree_with_it(capsys):
+    from app.runs.cli import build_parser, main, resolve_head
+
+    for argv, head in ((["--attention", "relation"], "fan"), (["--attention", "self", "--head", "self"], "self"),
+                       (["--head", "gru"], "gru"), ([], None)):
+        args = build_parser().parse_args(argv)
+        assert resolve_head(args) is None and args.head == head
+    assert main(["--attention", "relation", "--head", "self", "--no-window"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --attention relation means --head fan, but --head self was given")
+
+
+def test_options_not_given_are_none_so_the_pipeline_default_is_written_once():
+    from app.pipeline import PipelineConfig
+    from app.runs.cli import build_parser
+    from app.runs.headless import pipeline_config
+
+    args = build_parser().parse_args(["--no-window"])
+    assert (args.max_faces, args.device, args.precision, args.head, args.gate) == (None,) * 5
+    assert pipeline_config(args) == PipelineConfig()
+    assert pipeline_config(build_parser().parse_args(["--max-faces", "4", "--head", "self"])) == \
+        PipelineConfig(max_faces=4, head="self")

@@ -29,7 +29,7 @@ from app.runs.recover import recover_journal
 
 def make_metadata(**extra) -> SessionMetadata:
     return SessionMetadata(source="camera 0", model="fan-test", providers=["CPUExecutionProvider"],
-                           attention="relation", window_length=16, started_at="2024-05-01T12:00:00+00:00",
+                           head="relation", window_length=16, started_at="2024-05-01T12:00:00+00:00",
                            app_version="0.1.0", extra=extra)
 
 
@@ -358,8 +358,8 @@ def test_rows_and_summary_stay_readable_while_close_writes(tmp_path, monkeypatch
 
 
 def test_rows_read_while_close_deletes_the_journal_are_all_there(tmp_path):
-    """CI race (issue 13 follow-up): a reader that started on the journal kept its path, close() finished and deleted
-    the journal, and the reader failed with 'No such file'. A reader now holds the journal open, or reads the export."""
+    """A reader that starts on the journal while close() finishes and deletes it holds the journal open, or reads
+    the export: it never fails with 'No such file'."""
     out = tmp_path / "s.csv"
     rec = SessionRecorder([out], make_metadata())
     rows = make_rows(30)
@@ -504,7 +504,7 @@ def test_import_is_light_and_qt_free():
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
-# ------------------------------------------------------------------------------------------------ issue 13
+# ------------------------------------------------------------------------------------------------ journal ownership
 
 def test_a_live_recorder_holds_its_journal_and_a_killed_one_does_not(tmp_path):
     """Recovery asks whether the owning process is alive (its lock), not how old the journal is."""

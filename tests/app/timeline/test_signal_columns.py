@@ -23,7 +23,7 @@ from app.timeline.summary import summarize_rows
 
 def _meta() -> SessionMetadata:
     return SessionMetadata(source="clip.mp4", model="fan-test", providers=["CPUExecutionProvider"],
-                           attention="relation", window_length=16, started_at="2024-05-01T12:00:00+00:00",
+                           head="relation", window_length=16, started_at="2024-05-01T12:00:00+00:00",
                            app_version="0.1.0")
 
 

@@ -129,7 +129,7 @@ def test_cc_embedder_exports_with_onnxruntime_parity(tmp_path):
     model = AttentiveEmbedder(in_chans=3, block="cc", after=insertion_point(64)).eval()
     _randomise(model.attn, seed=2)  # a trained-looking block, not the identity it starts as
     head = FanHead("self", dim=512).eval()
-    card = export_model(model, {"self": head}, tmp_path, "cc", pre, window_length=4, default_attention="self")
+    card = export_model(model, {"self": head}, tmp_path, "cc", pre, window_length=4, default_head="self")
     diffs = verify_parity(model, {"self": head}, card, atol=1e-4)
     assert max(diffs.values()) <= 1e-4
     other = AttentiveEmbedder(in_chans=3, block="cc").eval()  # the check can fail

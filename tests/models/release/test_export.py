@@ -76,7 +76,7 @@ def test_cards_load_and_describe_the_whole_model(exported):
     card = load_card(card_path)
     assert card.labels == EMOTIONS and card.embed_dim == 512
     assert card.preprocess.input_size == 64 and card.preprocess.color == "gray"
-    assert card.window_length == 16 and card.window_stride == 1 and card.default_attention == "relation"
+    assert card.window_length == 16 and card.window_stride == 1 and card.default_head == "relation"
     assert set(card.head_files) == {"relation", "self"}
     assert card.extra["random_init"] is True
     for f in (card.embedder_file, *card.head_files.values()):
@@ -125,7 +125,7 @@ def test_cli_exports_a_trainer_checkpoint(tmp_path):
                "--window-length", "12", "--stride", "2", "--attention", "self"])
     assert rc == 0
     card = load_card(out / "fan_test_embedder.json")
-    assert (card.window_length, card.window_stride, card.default_attention) == (12, 2, "self")
+    assert (card.window_length, card.window_stride, card.default_head) == (12, 2, "self")
     assert "random_init" not in card.extra
     assert card.extra["metrics"]["results"]["relation"]["final_loss"] == 1.5
     assert card.extra["training"]["config"]["clip_length"] == 8

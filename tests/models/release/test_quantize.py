@@ -62,7 +62,7 @@ def test_shipped_int8_embedder_reads_like_fp32(video_crops):
     a, b = fp32.embed(video_crops), int8.embed(video_crops)
     cos = _cosine(a, b)
     assert cos.min() > 0.98, cos.min()
-    head = FanHeadRunner(card, card.default_attention)
+    head = FanHeadRunner(card, card.default_head)
     pa = np.stack([head.run(x[None])[0] for x in a])
     pb = np.stack([head.run(x[None])[0] for x in b])
     assert np.mean(pa.argmax(1) == pb.argmax(1)) >= 0.9

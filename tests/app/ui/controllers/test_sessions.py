@@ -19,7 +19,7 @@ def rows(n=5, face=1):
 
 
 def meta():
-    return SessionMetadata(source="clip.mp4", model="m", providers=["CPUExecutionProvider"], attention="relation",
+    return SessionMetadata(source="clip.mp4", model="m", providers=["CPUExecutionProvider"], head="relation",
                            window_length=16, started_at="2024-05-01T12:00:00+00:00", app_version="0")
 
 

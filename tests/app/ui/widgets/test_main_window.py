@@ -53,7 +53,7 @@ def test_replay_updates_the_views_exports_and_closes_cleanly(make_window, videos
     assert len(cells) <= w.pipeline_info.window_length
     assert all(0 <= c.alpha <= 1 and 0 <= c.weight_height <= 1 and c.crop is not None for c in cells)
     assert max(c.weight_height for c in cells) == pytest.approx(1.0)
-    # the face's signals (issue 15): the reliability + pose line and the five strongest blendshapes of this face
+    # the face's signals: the reliability + pose line and the five strongest blendshapes of this face
     sig = w.live.last_signals[face.track_id]
     assert f"reliability <b>{sig.reliability:.2f}</b>" in w.face_panel.readout.text()
     assert w.face_panel.blendshapes.items == sig.top_blendshapes(5) and len(w.face_panel.blendshapes.items) == 5
@@ -221,8 +221,8 @@ def slow_pipeline(monkeypatch, seconds: float) -> None:
 @pytest.mark.data
 def test_a_file_is_analysed_frame_by_frame_even_when_the_model_is_slower_than_real_time(make_window, videos, qtbot,
                                                                                         monkeypatch):
-    """Issue 13, defect 1: at 1x, a slow model made the window drop 13% of a file's frames. Playback waits instead,
-    and the status bar says so."""
+    """At 1x with a model slower than the video, a file's playback waits for the analysis (no frame dropped), and
+    the status bar says so."""
     slow_pipeline(monkeypatch, 0.06)  # ~15 fps: half the video's 30 fps
     w = make_window(videos / "single_face.mp4")  # real time, 1x
     assert w.transport.speed() == (True, 1.0)
@@ -363,14 +363,14 @@ def test_applied_settings_reload_the_model_and_are_remembered(make_window, video
     qtbot.waitUntil(lambda: w.pipeline_info is not None and w.session_log.recording, timeout=TIMEOUT_MS)
     first = w.session_log.last
     dock = w.settings_dock
-    assert dock.attention_combo.isEnabled()  # the random model ships both heads
-    dock.attention_combo.setCurrentIndex(dock.attention_combo.findData("self"))
+    assert dock.head_combo.isEnabled()  # the random model ships both heads
+    dock.head_combo.setCurrentIndex(dock.head_combo.findData("self"))
     dock.window_spin.setValue(8)
     with qtbot.waitSignal(w.pipeline_worker.pipeline_loaded, timeout=TIMEOUT_MS) as loaded:
         dock.apply_button.click()
-    assert loaded.args[0].window_length == 8 and loaded.args[0].attention == "self"
+    assert loaded.args[0].window_length == 8 and loaded.args[0].head == "self"
     stored = UiSettings.load(w.store)
-    assert stored.window_length == 8 and stored.attention == "self"
+    assert stored.window_length == 8 and stored.head == "self"
     # a session names one model: the new model records into a new session, the old one is saved
     qtbot.waitUntil(lambda: w.session_log.last is not first and w.session_log.recording, timeout=TIMEOUT_MS)
     assert w.session_log.last.metadata.window_length == 8
@@ -546,9 +546,8 @@ def headless_rows(video, weights, tmp_path):
 @pytest.mark.data
 def test_a_files_window_session_equals_its_headless_export(make_window, videos, random_weights, tmp_path, qtbot,
                                                            monkeypatch):
-    """Issue 13, defect 1: the window started playing before the model had loaded (rows from frame ~30) and dropped
-    frames at 1x. Now the file waits for the model, every frame is analysed, and the session is row for row the
-    headless export of the same file."""
+    """A file waits for the model to load, every frame is analysed, and the session is row for row the headless
+    export of the same file."""
     from app.pipeline import Pipeline
 
     init = Pipeline.__init__
@@ -586,9 +585,9 @@ def display_env(request) -> dict:
 @pytest.mark.parametrize("name, to_end", [("single_face.mp4", True), ("WolfgangLanger_Pexels.mp4", False)],
                          ids=["played-to-the-end", "mid-file"])
 def test_sigterm_closes_the_window_like_its_close_button(videos, random_weights, tmp_path, display_env, name, to_end):
-    """Issue 13, defect 2 (and the acceptance floor): `python main.py --video FILE`, closed with SIGTERM (a `kill`, a
-    logout), left only the journal. Now it leaves a CSV and a JSON whose rows are the headless export's: all of them
-    when the file was played to its end, those up to the kill otherwise."""
+    """`python main.py --video FILE` closed with SIGTERM (a `kill`, a logout) leaves a CSV and a JSON, not only the
+    journal, whose rows are the headless export's: all of them when the file was played to its end, those up to
+    the kill otherwise."""
     import os
     import signal
     import subprocess
