@@ -32,9 +32,9 @@ def test_suppress_duplicates_keeps_the_larger_of_one_face_seen_twice():
 @pytest.mark.data
 def test_faces_in_a_tiled_1080p_frame_are_never_reported_twice(videos):
     """A 3x3 tile of a face video (1920x1080) gives no same-frame duplicate faces and no more ids than faces found.
-    Without iris refinement: with it (the app's default, for the blendshapes), MediaPipe finds none of these nine small faces at all (measured, docs/results.md), so the
-    duplicates this guards against cannot arise there. The whole-frame mesh alone (small-face pass off); the pass
-    is tested below."""
+    Without iris refinement: with it (the app's default, for the blendshapes), MediaPipe finds none of these nine
+    small faces at all (measured, docs/results.md), so the duplicates this guards against cannot arise there. The
+    whole-frame mesh alone (small-face pass off); the pass is tested below."""
     from app.capture.sources import open_source
     from app.faces.detect import DetectorConfig, FaceMeshDetector
     from app.faces.track import FaceTracker, box_iou
