@@ -23,7 +23,7 @@ from models.networks.teachers import TEACHERS, TeacherError, load_teacher, same_
 
 pytestmark = [pytest.mark.data, pytest.mark.usefixtures("one_torch_thread")]
 
-PARITY = Path(__file__).parent / "data" / "teacher_parity.json"
+PARITY = Path(__file__).parent / "teacher_parity.json"
 CK_SUBJECTS = 8  # x 3 sequences each (their apex frames): different expressions of one person
 
 
@@ -97,7 +97,7 @@ def test_hse_graph_becomes_mobilenet_v1(loaded):
 
 
 def test_outputs_match_the_tfjs_reference(loaded):
-    """Parity with the original implementations run by TF.js 4.22 (see data/teacher_parity.json)."""
+    """Parity with the original implementations run by TF.js 4.22 (see teacher_parity.json beside this file)."""
     ref = json.loads(PARITY.read_text())
     dlib = loaded["dlib"]
     x = torch.from_numpy(astronaut_crop(150)).permute(2, 0, 1)[None].float()
