@@ -15,7 +15,7 @@ float32 is lossless). An op this converter does not know fails loudly rather tha
 writes the ONNX graph (input `points` (1, 146, 2) float32 in pixels, output `scores` (52,) float32 in [0, 1]) and
 `weights/face_blendshapes.json` (source file, sha256s, licence, landmark subset, names), and
 `weights/face_geometry.json`: the canonical face model's 33 rigid landmarks in 3D, which app.signals.pose fits. Parity with MediaPipe's own
-task output is checked by `python -m models.blendshapes_parity` and tests/app/signals/test_blendshapes.py.
+task output is checked by tests/app/signals/test_blendshapes.py.
 
 Needs the pinned `tflite` package (a flatbuffer schema reader, pure Python) only for this offline conversion.
 """
