@@ -223,8 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_headless(args)
     ignored = headless_only(args)
     if ignored:
-        print(f"error: {', '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} for headless runs (--no-window); "
-              "the window would ignore them", file=sys.stderr)
+        one = len(ignored) == 1
+        print(f"error: {', '.join(ignored)} {'is' if one else 'are'} for headless runs (--no-window); the window "
+              f"would ignore {'it' if one else 'them'}", file=sys.stderr)
         return EXIT_USAGE
     from app.ui.app import run_app
     from app.ui.state.options import WindowOptions
