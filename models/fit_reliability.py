@@ -1,6 +1,6 @@
 """Fit and validate the reliability score (app.signals.reliability) on held-out labelled faces and on degraded clips.
 
-    python -m models.fit_reliability --weights weights/fan_r18_ferraf_embedder.json --out weights/reliability.json
+    python -m models.fit_reliability --weights weights/fan_r18_multi_embedder.json --out weights/reliability.json
 
 1. Features per face, through the app's own path (MediaPipe refined mesh in still mode, the card's alignment, the
    embedder and the FAN head over a window of one frame; head pose, sharpness and face size as app.signals measures

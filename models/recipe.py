@@ -4,7 +4,7 @@ results file; the same chain at a tiny budget runs on a CPU (the test).
     python -m models.recipe gpu --out runs/gpu                               # a lent GPU: the budgets below
     python -m models.recipe gpu --tiny --threads 1 --out /tmp/recipe         # the whole chain on a CPU in ~1 min
     python -m models.recipe compare --weights runs/gpu/export/fan_r18_recipe_embedder.json \\
-        --baseline weights/fan_r18_ferraf_embedder.json                      # ship only a model that beats it
+        --baseline weights/fan_r18_multi_embedder.json                      # ship only a model that beats it
 
 Steps (library calls, never a CLI's main), in order:
   distill   models.distill.pretrain: a ResNet18 from scratch at input_size px learns the identity teacher's (hse or

@@ -2,7 +2,7 @@
 same place, fine-tuned from one warm start at an equal, modest budget, several seeds, scored on FER+ Valid and the
 project's RAF-DB val split (models.data.datasets.rafdb_split).
 
-    python -m models.release.warmstart --weights weights/fan_r18_ferraf_embedder.onnx --out runs/faer/warm/embedder.pt
+    python -m models.release.warmstart --weights weights/fan_r18_multi_embedder.onnx --out runs/faer/warm/embedder.pt
     python -m models.experiments.faer_ablation --seeds 0 1 2 --limit-train 3000 --epochs 1 --out runs/faer/ablation
 
 The budget fits a shared 2-core CPU: the network up to the block's place (stem to layer3 at 64 px) is frozen, its

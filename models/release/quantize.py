@@ -1,6 +1,6 @@
 """Post-training int8 quantization of a released embedder, for the CPU: the same network, ~2.4x faster per face.
 
-    python -m models.release.quantize --weights weights/fan_r18_ferraf_embedder.json [--calibration 512] [--method minmax]
+    python -m models.release.quantize --weights weights/fan_r18_multi_embedder.json [--calibration 512] [--method minmax]
 
 Writes <embedder>_int8.onnx beside the embedder and lists it in every card of the model (files.embedder_int8, its
 sha256, and a "quantization" record: method, calibration data, agreement with the float graph, ms per face of both).

@@ -1,7 +1,7 @@
 """Make the shipped model: export a trained checkpoint to weights/, measure it through the app's own path, and write
 the measured numbers into its model card.
 
-    python -m models.release.ship --checkpoint runs/clips/model.pt --cv runs/cv_ckplus/cv_ckplus.json --name fan_r18_ferraf
+    python -m models.release.ship --checkpoint runs/clips/model.pt --cv runs/cv_ckplus/cv_ckplus.json --name fan_r18_multi
 
 The FER+ Valid numbers in the card come from the exported ONNX graphs run on every FER+ Valid image through
 MediaPipe + the card's alignment (models.evaluate), not from the training loop; images with no face found use the
