@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from app.durable import replacing
 from app.emotions import EMOTIONS
 from app.paths import ROOT, data_root
 from app.faces.align import Preprocess
@@ -170,9 +171,8 @@ def write_cache(path: Path | None, key: str, payload: dict) -> None:
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")  # write then rename: a killed run never leaves half a cache file
-    torch.save({"key": key, **payload}, tmp)
-    tmp.replace(path)
+    with replacing(path) as tmp:  # a killed run never leaves half a cache file
+        torch.save({"key": key, **payload}, tmp)
 
 
 FINETUNE_FIELDS = ("embedder", "folds", "finetune_epochs", "batch_size", "lr", "seed", "class_balance",

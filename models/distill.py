@@ -38,7 +38,6 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -51,6 +50,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from app.durable import atomic_write
 from app.emotions import EMOTIONS
 from app.paths import ROOT, data_root
 from app.faces.align import Preprocess
@@ -118,9 +118,7 @@ def _teacher_crops(teacher: Teacher, aligned: AlignedSet, pre: Preprocess, lo: i
 
 def _save_npz(path: Path, **arrays) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    atomic_write(path, lambda fh: np.savez(fh, **arrays), binary=True)
 
 
 def teacher_features(teacher: Teacher, aligned: AlignedSet, cache_dir=None, name: str = "", batch_size: int = 64,

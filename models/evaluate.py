@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.durable import atomic_write, write_json
 from app.recognition.card import DEVICES, PRECISIONS, ModelError, load_card
 from app.emotions import EMOTIONS
 from models.engine.metrics import classification_report
@@ -115,11 +116,8 @@ def save_figure(fig, path: Path) -> None:
     """Write a matplotlib figure atomically (a half-written PNG never replaces a good one) and close it."""
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp)
+    atomic_write(Path(path), lambda f: fig.savefig(f, format="png"), binary=True)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def save_confusion_plot(report: dict, path: Path, title: str) -> None:
@@ -242,10 +240,8 @@ def suite_main(argv: list[str]) -> int:
           f"window of one frame:")
     print(format_suite(reports))
     if args.json:
-        tmp = args.json.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"model": card.name, "attention": args.attention or card.default_head,
-                                   "reports": reports}, indent=1) + "\n")
-        tmp.replace(args.json)
+        write_json(args.json, {"model": card.name, "attention": args.attention or card.default_head,
+                               "reports": reports}, indent=1)
     if args.plot:
         args.plot.mkdir(parents=True, exist_ok=True)
         for name, r in reports.items():

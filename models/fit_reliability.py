@@ -23,7 +23,6 @@ Everything is written into the JSON beside the coefficients and printed as a tab
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from app.durable import write_json
 from app.recognition.card import temperature_scale
 from app.signals.reliability import FEATURES, SIGNS, feature_vector, sharpness
 
@@ -399,9 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(args.out)
+    write_json(args.out, doc)
     print(format_report(doc))
     print(f"wrote {args.out} (variant: {chosen})")
     return 0

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.durable import write_json
 from app.emotions import EMOTIONS
 from app.faces.align import Preprocess
 
@@ -188,6 +189,4 @@ def write_model_cards(folder: Path, content: dict) -> Path:
 def write_card(path: Path, content: dict) -> None:
     """Write a card atomically (tmp file + rename), so a crash never leaves half a card."""
     content = {"format": CARD_FORMAT, **content}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(content, indent=2) + "\n")
-    tmp.replace(path)
+    write_json(path, content)

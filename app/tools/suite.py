@@ -27,6 +27,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from app.durable import write_json
 from app.paths import ROOT
 
 # Each lever alone, as a change to the replay as shipped ({} is the replay as shipped). "overlap" is replay()'s
@@ -419,9 +420,7 @@ def gpu_suite(out_dir: Path, device: str = "cuda", seconds: float = 6.0, frames:
     result["load_after"] = load_average()
     result["seconds"] = round(time.perf_counter() - started, 1)
     path = out_dir / SUITE_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2, default=_plain) + "\n")
-    os.replace(tmp, path)
+    write_json(path, result, default=_plain)
     log(f"rows {device} against {reference}: {'within' if check['passed'] else 'OUTSIDE'} tolerance (max prob diff "
         f"{check['max_prob_diff']}, labels agree {check['label_agreement']:.2%}); wrote {path}")
     return path, check["passed"]

@@ -32,6 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from app.durable import atomic_write
 from app.emotions import EMOTIONS
 from app.faces.detect import DetectorConfig
 from app.paths import ROOT
@@ -165,15 +166,12 @@ class AlignedSet:
         """Compressed .npz without pickled objects (strings as fixed-width unicode); written atomically."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
         arrays = {"crops": self.crops, "detected": self.detected, "labels": self.labels, "votes": self.votes,
                   "landmarks": self.landmarks, "fallback": self.fallback,
                   "preprocess": np.array(json.dumps(self.preprocess)), "cache_key": np.array(self.cache_key),
                   "version": np.array(CACHE_VERSION)}
         arrays.update({name: getattr(self, name) for name in _STRING_FIELDS})
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.replace(tmp, path)
+        atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays), binary=True)
         return path
 
     @classmethod
@@ -300,10 +298,9 @@ def save_landmarks(path: Path, key: str, landmarks: np.ndarray, detected: np.nda
     """The detector's output for a dataset (N, 5, 2 + flags + fallback): a new crop size or colour, or a machine
     without MediaPipe (a data pack restored on a GPU box), re-warps from it instead of detecting again."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, key=np.array(key), landmarks=np.asarray(landmarks, np.float32),
-             detected=np.asarray(detected, bool), fallback=np.asarray(fallback, np.float32))
-    tmp.replace(path)
+    atomic_write(path, lambda fh: np.savez(fh, key=np.array(key), landmarks=np.asarray(landmarks, np.float32),
+                                           detected=np.asarray(detected, bool),
+                                           fallback=np.asarray(fallback, np.float32)), binary=True)
 
 
 def load_landmarks(path: Path, key: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:

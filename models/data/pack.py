@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from app.durable import write_text
 from app.paths import data_root
 from app.faces.align import Preprocess
 from models.data.datasets import DatasetError
@@ -112,9 +113,7 @@ def create(data: Path, out: Path, cache_dir: Path, chunk_mb: float = 16.0, datas
         parts.append({"name": name, "bytes": len(chunk), "sha256": hashlib.sha256(chunk).hexdigest()})
     manifest = {"format": FORMAT, "splits": splits, "parts": parts, "bytes": len(blob),
                 "sha256": hashlib.sha256(blob).hexdigest()}
-    tmp = out / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    tmp.replace(out / "manifest.json")
+    write_text(out / "manifest.json", json.dumps(manifest, indent=1))
     return manifest
 
 

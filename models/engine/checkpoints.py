@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from app.durable import replacing, write_json  # noqa: F401 (write_json: the run files of every trainer)
 from app.emotions import EMOTIONS
 from app.faces.align import Preprocess
 from models.networks.faer import build_embedder
@@ -20,16 +21,9 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, unreadable or not one of ours; the message is one line for the user."""
 
 
-def write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
-
-
 def save_checkpoint(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    with replacing(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def load_checkpoint(path: str | Path) -> dict:

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from app.durable import replacing
 from app.emotions import EMOTIONS
 from app.recognition.heads import ENSEMBLE, ENSEMBLE_MEMBERS
 from app.paths import ROOT, data_root
@@ -176,9 +177,8 @@ def load_features(cfg: CompareConfig) -> dict:
     t0 = time.time()
     feats = compute_features(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(feats, tmp)
-    tmp.replace(path)
+    with replacing(path) as tmp:
+        torch.save(feats, tmp)
     print(f"features cached in {path} ({time.time() - t0:.0f} s)", file=sys.stderr)
     return feats
 

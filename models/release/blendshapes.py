@@ -282,14 +282,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     import onnx
 
+    from app.durable import write_bytes
     from app.signals.blendshapes import BLENDSHAPE_NAMES, LANDMARK_SUBSET
 
     model = convert(tfl)
     data = model.SerializeToString()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(args.out)
+    write_bytes(args.out, data)
     onnx.checker.check_model(str(args.out))
     card = {
         "format": "fanlive-blendshapes", "version": 1, "file": args.out.name, "sha256": _sha256(data),

@@ -39,6 +39,7 @@ import torch
 
 from app.recognition.card import (ATTENTION_TYPES, HEAD_TYPES, ModelError, card_files, content_files, file_sha256,
     load_card, write_card, write_model_cards)
+from app.durable import replacing
 from app.emotions import EMOTIONS
 from app.faces.align import Preprocess
 from models.networks.heads import (HeadExportWrapper, build_head, head_spec, init_from_frame_classifier,
@@ -117,9 +118,8 @@ def _dynamic_head_outputs(path: Path) -> None:
         if out.name in ("alpha", "weight") and len(dims) == 2:
             dims[1].dim_param = "time"
     onnx.checker.check_model(proto)
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        onnx.save(proto, str(tmp))
 
 
 def export_head(name: str, head: torch.nn.Module, path: Path) -> None:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.durable import replacing
 from app.recognition.card import ModelError, content_files, file_sha256, load_card, write_model_cards
 from app.paths import ROOT
 
@@ -84,12 +85,11 @@ def quantize_graph(source: Path, out: Path, crops: list[np.ndarray], pre, method
     with tempfile.TemporaryDirectory() as d:
         prepared = Path(d) / "prepared.onnx"
         quant_pre_process(str(source), str(prepared))
-        tmp = out.with_name(out.name + ".tmp")
-        quantize_static(str(prepared), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        reduce_range=weight_type == "s8", activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QInt8 if weight_type == "s8" else QuantType.QUInt8,
-                        calibrate_method=calibrate)
-        tmp.replace(out)
+        with replacing(out) as tmp:
+            quantize_static(str(prepared), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            reduce_range=weight_type == "s8", activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8 if weight_type == "s8" else QuantType.QUInt8,
+                            calibrate_method=calibrate)
 
 
 def agreement(card, crops: list[np.ndarray], runs: int = 200) -> dict:
