@@ -381,12 +381,8 @@ class ReconnectingSource(FrameSource):
             self._on_event(SourceEvent(kind, self.elapsed(), mask_url(message), gap))
 
     def interrupt(self) -> None:
-        """Stop retrying (any thread); a read in progress returns soon after (the inner source's too, when it can be
-        interrupted)."""
+        """Stop retrying (any thread); a read in progress returns soon after."""
         self._cancel.set()
-        inner = self._inner
-        if inner is not None and hasattr(inner, "interrupt"):
-            inner.interrupt()
 
     def _close(self) -> None:
         self._cancel.set()

@@ -276,7 +276,6 @@ class PacedCamera(FrameSource):
         self._size = self._video.size
         self._n = 0
         self._ticks = threading.Semaphore(0)
-        self._gone = threading.Event()
 
     @property
     def position(self) -> int:
@@ -285,13 +284,9 @@ class PacedCamera(FrameSource):
     def deliver(self) -> None:
         self._ticks.release()
 
-    def interrupt(self) -> None:
-        """The capture worker stops: a read in progress returns None, as a real camera's returns within a frame."""
-        self._gone.set()
-
     def read(self):
         while not self._ticks.acquire(timeout=0.05):
-            if self._closed or self._gone.is_set():
+            if self._closed:
                 return None
         frame = self._video.read()
         if frame is None:
