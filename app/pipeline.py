@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.capture.frame import Frame
@@ -136,9 +136,8 @@ class Pipeline:
         gated = not self.gate.allows(frame.image, tracking=bool(self.tracker.active_ids))
         tracked = self.tracker.update([] if gated else self.detector.detect(frame.image))
         pre = self.card.preprocess
-        for face in tracked.faces:
-            face.crop = align_face(frame.image, face.landmarks5, pre)
-        return Detection(frame, tracked.faces, tracked.ended, (time.perf_counter() - t0) * 1e3)
+        faces = [replace(face, crop=align_face(frame.image, face.landmarks5, pre)) for face in tracked.faces]
+        return Detection(frame, faces, tracked.ended, (time.perf_counter() - t0) * 1e3)
 
     def recognize(self, detection: Detection, beside: bool = True) -> FrameResult:
         """Stage 2 (embedder, head, signals) of a frame whose stage 1 is done, frames in order. `beside`: the

@@ -66,12 +66,13 @@ _NOSE_TIP = 1
 _MOUTH_LEFT, _MOUTH_RIGHT = 61, 291
 
 
-@dataclass
+@dataclass(frozen=True)
 class Face:
     """One face in one frame. box is (x0, y0, x1, y1) in frame pixels; landmarks5 is (5, 2) float32 in the
     template's order; mesh is the full face mesh (478, 2) float32 in pixels (468 points + 10 iris points; None
-    when the face did not come from the mesh); crop is the aligned uint8 crop once app.faces.align has made it;
-    track_id is set by the tracker (-1 until then)."""
+    when the face did not come from the mesh); crop is the aligned uint8 crop (None until the pipeline's alignment
+    returns a face with it); track_id is -1 until the tracker returns a face with it. Frozen: each stage returns
+    new faces (`dataclasses.replace`), so a face handed to another thread never changes under it."""
 
     box: np.ndarray
     landmarks5: np.ndarray
@@ -80,10 +81,11 @@ class Face:
     mesh: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self):
-        self.box = np.asarray(self.box, np.float32).reshape(4)
-        self.landmarks5 = np.asarray(self.landmarks5, np.float32).reshape(5, 2)
+        # normalised once here, the only place a Face's fields are written
+        object.__setattr__(self, "box", np.asarray(self.box, np.float32).reshape(4))
+        object.__setattr__(self, "landmarks5", np.asarray(self.landmarks5, np.float32).reshape(5, 2))
         if self.mesh is not None:
-            self.mesh = np.asarray(self.mesh, np.float32).reshape(-1, 2)
+            object.__setattr__(self, "mesh", np.asarray(self.mesh, np.float32).reshape(-1, 2))
 
     @property
     def size(self) -> float:

@@ -1,5 +1,5 @@
-"""Stable ids for faces across frames: `FaceTracker.update(faces) -> TrackUpdate(faces, ended)` sets `face.track_id`
-on each detected face and says which tracks ended on this frame.
+"""Stable ids for faces across frames: `FaceTracker.update(faces) -> TrackUpdate(faces, ended)` returns this frame's
+faces with their track ids and says which tracks ended on this frame.
 
 Matching is greedy, frame to frame: first by IoU between a track's box and a detection (best pairs first, at least
 `iou_threshold`); what is left is matched by centre distance measured in face sizes, which catches fast motion where
@@ -13,7 +13,7 @@ Pure python/numpy on `app.faces.detect.Face` boxes: no detector, no thread.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -22,7 +22,8 @@ from app.faces.detect import Face
 
 @dataclass(frozen=True)
 class TrackUpdate:
-    """What one `FaceTracker.update` computed: this frame's faces (track ids set) and the ids that ended on it."""
+    """What one `FaceTracker.update` computed: this frame's faces (new Face objects, in the order given, each with its
+    track id) and the ids that ended on it."""
 
     faces: list[Face]
     ended: list[int]
@@ -113,15 +114,17 @@ class FaceTracker:
             self._next_id = 1
 
     def update(self, faces: list[Face]) -> TrackUpdate:
-        """Match this frame's faces to the tracks; sets `face.track_id` on every face. Returns the same list and
-        the tracks that ended on this frame (missed more than max_missed frames in a row), each reported once."""
+        """Match this frame's faces to the tracks -> the faces with their track ids (the given ones are left as
+        they are) and the tracks that ended on this frame (missed more than max_missed frames in a row), each
+        reported once."""
         boxes = [np.asarray(f.box, np.float32) for f in faces]
         pairs = self._match(boxes)
+        ids: list[int] = [-1] * len(faces)
         matched_tracks = set()
         for ti, di in pairs:
             track = self._tracks[ti]
             track.matched(boxes[di])
-            faces[di].track_id = track.id
+            ids[di] = track.id
             matched_tracks.add(ti)
         matched_dets = {di for _, di in pairs}
 
@@ -138,10 +141,10 @@ class FaceTracker:
             if di not in matched_dets:
                 track = Track(id=self._next_id, box=boxes[di].copy())
                 self._next_id += 1
-                face.track_id = track.id
+                ids[di] = track.id
                 kept.append(track)
         self._tracks = kept
-        return TrackUpdate(faces, ended)
+        return TrackUpdate([replace(face, track_id=tid) for face, tid in zip(faces, ids)], ended)
 
     def _match(self, boxes: list[np.ndarray]) -> list[tuple[int, int]]:
         """Greedy (track index, detection index) pairs: IoU first, then centre distance for what is left."""

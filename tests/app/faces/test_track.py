@@ -16,6 +16,16 @@ def _ids(faces: list[Face]) -> list[int]:
     return [f.track_id for f in faces]
 
 
+def test_update_returns_new_faces_in_the_given_order_and_leaves_the_given_ones_untouched():
+    tracker = FaceTracker()
+    given = [_face(100, 100), _face(400, 100)]
+    out = tracker.update(given).faces
+    assert _ids(out) == [1, 2] and _ids(given) == [-1, -1]
+    assert all(np.array_equal(o.box, g.box) for o, g in zip(out, given))
+    with pytest.raises(AttributeError):
+        out[0].track_id = 7  # frozen: a face handed on never changes under its reader
+
+
 def test_box_iou():
     a = np.array([0, 0, 10, 10], np.float32)
     assert box_iou(a, a) == pytest.approx(1.0)
@@ -55,11 +65,12 @@ def test_two_faces_keep_two_ids_when_they_pass_close():
     for t in range(40):
         # A moves right, B moves left, 30 px apart vertically at the crossing; the detector lists them in a random order
         a, b = _face(100 + 5 * t, 200), _face(300 - 5 * t, 320)
-        order = [a, b] if t % 3 else [b, a]
-        tracker.update(order)
+        swapped = t % 3 == 0
+        out = tracker.update([b, a] if swapped else [a, b]).faces
+        ids = (out[1].track_id, out[0].track_id) if swapped else (out[0].track_id, out[1].track_id)
         if first is None:
-            first = (a.track_id, b.track_id)
-        assert (a.track_id, b.track_id) == first, t
+            first = ids
+        assert ids == first, t
     assert sorted(first) == [1, 2]
 
 

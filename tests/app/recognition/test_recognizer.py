@@ -4,6 +4,8 @@ import shutil
 import subprocess
 import sys
 
+from dataclasses import replace
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -92,8 +94,7 @@ def test_step_rejects_faces_without_crop_or_track(card_path):
         rec.step(0, untracked)
     with pytest.raises(ValueError, match="track id"):
         rec.step(0, faces_for(rng, [3, 3]))
-    no_crop = faces_for(rng, [1])
-    no_crop[0].crop = None
+    no_crop = [replace(faces_for(rng, [1])[0], crop=None)]
     with pytest.raises(ValueError, match="crop"):
         rec.step(0, no_crop)
     with pytest.raises(ValueError, match="112x112"):
