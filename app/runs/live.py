@@ -256,9 +256,8 @@ def record_source(source: ReconnectingSource, exports: list[Path], pipeline: Pip
                             else "source_ended", ended=source.ended, elapsed_s=elapsed)
         metadata.extra["live"] = result.live_metadata(source.reconnect_s, live.duration_s)
         if recorder is not None:
-            recorder.close()  # also on Ctrl+C/SIGTERM: the rows so far are exported
+            exported = recorder.close()  # also on Ctrl+C/SIGTERM: the rows so far are exported
     result.summary = recorder.summary()
-    result.exports += study_session.written
-    if study_session.baseline_error:
-        result.notes.append(f"{study_session.baseline_error}: the study files have no baseline-corrected columns")
+    result.exports += exported.study_files
+    result.notes += exported.notes
     return result

@@ -137,7 +137,7 @@ def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: 
                         on_pass(passes, frames)
         finally:
             with finishing():  # also on Ctrl+C/SIGTERM: the rows so far are exported, and no signal cuts that short
-                recorder.close()
+                exported = recorder.close()
         if on_frames is not None and frames % _FRAMES_PER_TICK:
             on_frames(frames % _FRAMES_PER_TICK)
         if on_pass is not None and repeat > 1 and passes < repeat and frames:
@@ -150,11 +150,9 @@ def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: 
             f" and {len(late) - 3} more" if len(late) > 3 else "")
         notes.append(f"{len(late)} marker{'s' if len(late) != 1 else ''} after the end of the video (its last frame "
                      f"is at {last_time_s:.2f} s): {shown}; their epochs have no rows")
-    if study_session is not None and study_session.baseline_error:
-        notes.append(f"{study_session.baseline_error}: the study files have no baseline-corrected columns")
-    return ReplayResult(source=video, exports=list(exports) + (study_session.written if study_session else []),
-                        frames=frames, summary=recorder.summary(), declared_frames=declared, damage=damage,
-                        notes=notes)
+    notes += exported.notes
+    return ReplayResult(source=video, exports=list(exports) + list(exported.study_files), frames=frames,
+                        summary=recorder.summary(), declared_frames=declared, damage=damage, notes=notes)
 
 
 def check_inputs(video: Path, export: list[Path]) -> list[Path]:

@@ -55,8 +55,7 @@ class Study:
         self._journal: IO | None = None
         self.journal_path: Path | None = None
         self._baseline: Baseline | None = None
-        self.baseline_error: str | None = None   # why the chosen baseline could not be computed, if it could not
-        self.written: list[Path] = []            # the sidecar files of the last write_sidecars()
+        self._baseline_error: str | None = None  # why the chosen baseline could not be computed, for the JSON
         for m in markers:
             self._markers[m.marker_id] = m
             self._next_id = max(self._next_id, m.marker_id + 1)
@@ -173,16 +172,19 @@ class Study:
 
     # -- SessionRecorder extension
 
-    def prepare(self, rows: Callable[[], Iterable[TimelineRow]]) -> None:
-        """Before the exports are written: compute the baseline (one pass over the rows) when one is chosen."""
+    def prepare(self, rows: Callable[[], Iterable[TimelineRow]]) -> str | None:
+        """Before the exports are written: compute the baseline (one pass over the rows) when one is chosen. Returns
+        a note for the user when the chosen baseline cannot be computed (the exports go on without its columns)."""
         spec = self.config.baseline
-        self._baseline, self.baseline_error = None, None
+        self._baseline, self._baseline_error = None, None
         if spec is not None:
             try:
                 self._baseline = compute_baseline(spec, self.markers, rows())
             except StudyError as e:  # e.g. no face in the span: the exports go on without corrected columns
-                self.baseline_error = str(e)
+                self._baseline_error = str(e)
                 log.warning("%s: exported without baseline-corrected columns", e)
+                return f"{e}: the study files have no baseline-corrected columns"
+        return None
 
     @property
     def baseline(self) -> Baseline | None:
@@ -202,7 +204,7 @@ class Study:
         return {"events": [m.to_json() for m in self.markers],
                 "study": {**self.config.to_json(),
                           "baseline": None if self._baseline is None else self._baseline.to_json(),
-                          **({"baseline_error": self.baseline_error} if self.baseline_error else {})}}
+                          **({"baseline_error": self._baseline_error} if self._baseline_error else {})}}
 
     def write_sidecars(self, session_file: Path, rows: Callable[[], Iterable[TimelineRow]]) -> list[Path]:
         """`<session>_events.csv` (when there are markers), `_epochs.csv` (when there are markers other than
@@ -225,7 +227,6 @@ class Study:
         if self.config.summary_every_s is not None:
             written.append(write_table(sidecar_path(session_file, "summary"), SUMMARY_COLUMNS + extra,
                                         tables.summary_rows(self._baseline)))
-        self.written = written
         return written
 
     def copy(self) -> Study:

@@ -33,6 +33,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Self
 
@@ -47,6 +48,20 @@ from app.timeline.summary import FaceStats, FrameCounter, summarise
 log = logging.getLogger(__name__)
 
 FSYNC_INTERVAL_S = 1.0
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What `SessionRecorder.close()` wrote: the exports asked for, the extension's own files beside them (study
+    events, epochs, summaries) and notes for the user (e.g. a baseline that could not be computed)."""
+
+    exports: tuple[Path, ...] = ()
+    study_files: tuple[Path, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def files(self) -> list[Path]:
+        return [*self.exports, *self.study_files]
 
 
 class SessionRecorder:
@@ -78,6 +93,7 @@ class SessionRecorder:
         self._close_lock = threading.Lock()    # one close() at a time; held while the exports are written
         self._accepting = True
         self._done = False
+        self._result = Exported()  # what the successful close() wrote
         self._journal: IO | None = None
         self._journal_error: str | None = None  # why the journal stopped taking rows (disk full...), if it did
         self._writer = None
@@ -218,14 +234,14 @@ class SessionRecorder:
             with contextlib.suppress(OSError):  # a full disk fails the last flush too: the rows are in it or lost
                 journal.close()
 
-    def close(self) -> None:
-        """Write every export atomically (streamed from the journal), then delete the journal. A no-op once it
-        succeeded. Every target that can be written is written; if any cannot, or the journal itself had failed,
-        the journal is kept, one ExportError line says what was written and what was not, and calling close()
-        again retries the exports."""
+    def close(self) -> Exported:
+        """Write every export atomically (streamed from the journal), then delete the journal; returns what was
+        written. Once it succeeded, a no-op that returns the same. Every target that can be written is written; if
+        any cannot, or the journal itself had failed, the journal is kept, one ExportError line says what was written
+        and what was not, and calling close() again retries the exports."""
         with self._close_lock:
             if self._done:
-                return
+                return self._result
             # Stop intake under the state lock, then write outside it: the final files of a long session take seconds
             # and the UI thread must still be able to read rows/summary meanwhile. The journal stays open (and
             # locked) until it is deleted, so no other process takes it for a dead session's meanwhile.
@@ -249,11 +265,13 @@ class SessionRecorder:
                     return filter(self._exported, iter_csv_rows(self.journal_path, tolerate_torn_tail=True,
                                                                  warn_torn=False))
             n_frames = self.n_frames
-            written, failed = [], []
+            written, failed, sidecars, notes = [], [], [], []
             ext = self.extension
             if ext is not None and self.export_paths:
                 with contextlib.suppress(OSError, ExportError):  # an unreadable journal fails each target below
-                    ext.prepare(source)
+                    note = ext.prepare(source)
+                    if note:
+                        notes.append(note)
             ext_args = (ext,) if ext is not None else ()  # the writers' plain signature when there is none
             for target in self.export_paths:
                 try:
@@ -267,7 +285,8 @@ class SessionRecorder:
                     failed.append(f"{target} ({os_reason(e)})")
             if ext is not None and self.export_paths and not failed:
                 try:  # <session>_events.csv, _epochs.csv, _summary.csv
-                    written += [str(p) for p in ext.write_sidecars(self.export_paths[0], source)]
+                    sidecars = [Path(p) for p in ext.write_sidecars(self.export_paths[0], source)]
+                    written += [str(p) for p in sidecars]
                 except (OSError, ExportError) as e:
                     failed.append(f"the study files of {self.export_paths[0]} ({getattr(e, 'strerror', None) or e})")
             journal_error, self._journal_error = self._journal_error, None  # reported once, by this close()
@@ -283,6 +302,7 @@ class SessionRecorder:
                 raise ExportError("; ".join(parts))
             if ext is not None:
                 ext.close_journal(delete=True)
+            self._result = Exported(tuple(self.export_paths), tuple(sidecars), tuple(notes))
             with self._lock:  # iter_rows() decides between journal and export under this lock
                 self._done = True
                 if self.journal_path is not None:
@@ -294,6 +314,7 @@ class SessionRecorder:
             self._release_journal()
             if journal_error:  # every export holds what the journal kept; rows after its failure are lost
                 raise ExportError(f"{journal_error}; wrote {', '.join(written)} with the rows recorded before that")
+            return self._result
 
     def __enter__(self) -> Self:
         return self

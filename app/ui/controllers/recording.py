@@ -79,8 +79,7 @@ class RecordingController(QObject):
         self.recording_changed.emit(False)
 
         def close() -> list[Path]:
-            recorder.close()
-            return list(recorder.export_paths)
+            return list(recorder.close().exports)
 
         if wait:
             try:
@@ -102,7 +101,7 @@ class RecordingController(QObject):
         self.error_occurred.emit(f"recording stopped: {message}")
         recorder = self.log.last
         if recorder is not None:
-            self._run_task(lambda: (recorder.close(), list(recorder.export_paths))[1], on_done=self._on_saved)
+            self._run_task(lambda: list(recorder.close().exports), on_done=self._on_saved)
 
     def _on_saved(self, paths: list) -> None:
         if paths:

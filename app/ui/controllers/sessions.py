@@ -148,16 +148,16 @@ def export_rows(rows: list[TimelineRow], metadata: SessionMetadata, target: Path
     kinds = [k for k in EXPORT_KINDS if k in set(kinds)]
     base = target.with_suffix("") if target.suffix.lower() in (".csv", ".json", ".png") else target
     tables = [base.with_name(f"{base.name}.{k}") for k in kinds if k in ("csv", "json")]
-    written = []
+    written, study_files = [], []
     if tables:
         with SessionRecorder(tables, metadata, extension=extension, n_frames=n_frames) as rec:
             rec.add_many(rows)
-        written += tables
+        exported = rec.close()
+        written += exported.exports
+        study_files = exported.study_files  # <stem>_events.csv, _epochs.csv, _summary.csv
     if "png" in kinds:
         counts = Counter(r.face_id for r in rows)
         fid = face_id if face_id in counts else max(counts, key=lambda k: (counts[k], -k))
         written.append(plot_timeline(rows, base.with_name(f"{base.name}.png"), face_id=fid,
                                      title=f"{Path(metadata.source).name}: face {fid}"))
-    if tables and extension is not None:
-        written += extension.written  # <stem>_events.csv, _epochs.csv, _summary.csv
-    return written
+    return written + list(study_files)

@@ -186,8 +186,13 @@ def test_a_separate_recording_is_one_baseline_for_every_face(tmp_path):
 def test_a_baseline_without_a_face_exports_without_corrected_columns(tmp_path):
     study = Study(StudyConfig(baseline=BaselineSpec("between", start_label="a", end_label="b")),
                   [Marker(1, 50.0, "a"), Marker(2, 60.0, "b")])
-    out = record(tmp_path, study)
-    assert "no face in that span" in study.baseline_error
+    out = tmp_path / "s.csv"
+    with SessionRecorder([out, out.with_suffix(".json")], make_metadata(), extension=study) as rec:
+        rec.add_many(make_rows(100))
+    exported = rec.close()  # a second close returns what the first one wrote
+    assert len(exported.notes) == 1 and "no face in that span" in exported.notes[0]
+    assert exported.exports == (out, out.with_suffix(".json"))
+    assert exported.study_files == (tmp_path / "s_events.csv", tmp_path / "s_epochs.csv")
     assert not any(c.endswith("_corrected") for c in pd.read_csv(out).columns)
     assert "no face" in json.loads(out.with_suffix(".json").read_text())["study"]["baseline_error"]
 
