@@ -71,6 +71,25 @@ class FrameResult:
     latency_ms: float | None = None  # from the frame's capture (Frame.captured_at) to this result; None for files
 
 
+@dataclass(frozen=True)
+class PipelineInfo:
+    """What ran: the loaded model and how it runs. Frozen, so it crosses threads (the window reads it on the GUI
+    thread) and one description serves the session metadata of every front end."""
+
+    model: str
+    card_path: str
+    providers: tuple[str, ...]   # the providers the embedder session actually runs on
+    precision: str               # the embedder graph that runs: fp32 | int8
+    head: str                    # the card key of the head that runs
+    head_types: tuple[str, ...]
+    default_head: str
+    window_length: int
+    temperature: float           # the head's calibration temperature (1.0: raw)
+    random_init: bool            # a test card of untrained weights
+    fallback_reason: str | None  # why CUDA is not used although it was asked for (None otherwise)
+    blendshapes: bool            # the face mesh refines the iris points the blendshape network reads
+
+
 @dataclass
 class Detection:
     """Stage 1's output for one frame: its faces (track ids, aligned crops), the tracks that ended, and its ms."""
@@ -125,6 +144,15 @@ class Pipeline:
     @property
     def providers(self) -> list[str]:
         return self.recognizer.providers
+
+    def info(self) -> PipelineInfo:
+        rec, card = self.recognizer, self.card
+        return PipelineInfo(model=card.name, card_path=str(card.path), providers=tuple(rec.providers),
+                            precision=rec.embedder.precision, head=rec.head_key, head_types=tuple(card.head_types),
+                            default_head=card.default_head, window_length=rec.window_length,
+                            temperature=rec.temperature, random_init=bool(card.extra.get("random_init")),
+                            fallback_reason=rec.fallback_reason,
+                            blendshapes=self.detector_config(self.config, self._video).refine_landmarks)
 
     def process(self, frame: Frame) -> FrameResult:
         return self.recognize(self.detect(frame))

@@ -9,14 +9,13 @@ Everything the graphs need to be fed (input size, colour, mean/std, labels, wind
 Providers are always passed explicitly and the ones a session actually came up with are reported: onnxruntime-gpu
 lists CUDAExecutionProvider as available even where its libraries are missing, and then silently runs on the CPU.
 
-CPU threads (measured on a 2-core machine, ResNet18 64x64 gray, ms per run, median): 1 thread 2.4 (B=1) / 7.1 (B=4);
-2 threads with onnxruntime's default spin-waiting 1.3 / 4.9 when the machine is idle but 6.8 / 15 when other work
-shares the cores, because the spinning thread fights it (and keeps spinning into the next MediaPipe call);
-2 threads without spinning 2.4-2.9 / 7-12, never worse than 1 thread. A live app always shares its cores (capture,
-detection, UI), so the embedder runs on min(2, cores) threads without spinning. The head (~0.03 ms) runs on 1.
+CPU threads: onnxruntime's worker threads spin-wait by default, and a spinning thread fights whatever else shares
+the cores (capture, the face mesh, the UI), which a live app always has. So the embedder runs on min(2, cores) threads
+with spinning off, and the tiny head graph on one (docs/benchmark.md has the measurements behind this).
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -41,10 +40,6 @@ from app.faces.align import to_network_input
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 DEFAULT_THREADS = min(2, os.cpu_count() or 1)
-
-# Why CUDA could not start in this process (found on the first try); later sessions do not retry it.
-_cuda_failure: str | None = None
-
 
 def select_providers(device: str) -> list:
     """Execution providers to ask for, in order: auto -> CUDA first when onnxruntime lists it, then CPU;
@@ -110,20 +105,10 @@ def _session_options(threads: int) -> ort.SessionOptions:
     return so
 
 
-def open_session(path: Path, device: str = "auto", threads: int = DEFAULT_THREADS
-                 ) -> tuple[ort.InferenceSession, str | None]:
-    """An InferenceSession on the requested device -> (session, why CUDA is not used or None).
-
-    auto falls back to the CPU (with the reason); cuda raises ModelError when the session came up without CUDA;
-    a missing, corrupt or non-ONNX file raises ModelError with one line."""
-    global _cuda_failure
-    providers = select_providers(device)
+def _start(path: Path, providers: list, threads: int) -> tuple[ort.InferenceSession, str | None]:
+    """One InferenceSession on `providers` -> (session, why CUDA did not come up although it was asked for, or
+    None). A missing, corrupt or non-ONNX file raises ModelError with one line."""
     wants_cuda = providers[0] != CPU
-    if wants_cuda and _cuda_failure is not None:
-        if device == "cuda":
-            raise ModelError(f"CUDA requested but it cannot start here: {_cuda_failure}")
-        providers = [CPU]
-        wants_cuda = False
     log = [""]
     try:
         if wants_cuda:
@@ -137,15 +122,35 @@ def open_session(path: Path, device: str = "auto", threads: int = DEFAULT_THREAD
     finally:
         if log and log[0]:
             _reemit_unrelated(log[0])
-    reason = None
     if wants_cuda and CUDA not in session.get_providers():
-        reason = _cuda_reason(log[0] if log else "")
-        _cuda_failure = reason
-        if device == "cuda":
-            raise ModelError(f"CUDA requested but it cannot start here: {reason}")
-    elif _cuda_failure is not None and device == "auto":
-        reason = _cuda_failure
-    return session, reason
+        return session, _cuda_reason(log[0] if log else "")
+    return session, None
+
+
+@functools.cache
+def cuda_failure(probe: Path) -> str | None:
+    """Why ONNX Runtime's CUDA provider cannot start in this process, or None when it starts. Learnt by opening
+    `probe` (a small graph) on it once per process and graph: a machine without working CUDA libraries pays for the
+    failed start once, and no later session retries it. Call only where select_providers lists CUDA."""
+    return _start(Path(probe), select_providers("auto"), 1)[1]
+
+
+def open_session(path: Path, device: str = "auto", threads: int = DEFAULT_THREADS, probe: Path | None = None
+                 ) -> tuple[ort.InferenceSession, str | None]:
+    """An InferenceSession on the requested device -> (session, why CUDA is not used or None).
+
+    Where CUDA is wanted, `cuda_failure(probe)` first says whether it starts here (`probe` defaults to `path`; pass
+    a small graph of the same model to learn it cheaply). auto falls back to the CPU (with the reason); cuda raises
+    ModelError when CUDA cannot run the session; a missing, corrupt or non-ONNX file raises ModelError with one
+    line."""
+    providers = select_providers(device)
+    known = cuda_failure(Path(probe or path)) if providers[0] != CPU else None
+    if known is not None and device == "cuda":
+        raise ModelError(f"CUDA requested but it cannot start here: {known}")
+    session, reason = _start(path, [CPU] if known is not None else providers, threads)
+    if reason is not None and device == "cuda":  # started on the probe but not on this graph
+        raise ModelError(f"CUDA requested but it cannot start here: {reason}")
+    return session, known or reason
 
 
 def _reemit_unrelated(log: str) -> None:
@@ -180,19 +185,19 @@ class Embedder:
         self.preprocess = card.preprocess
         threads = threads or DEFAULT_THREADS
         int8 = card.embedder_int8_file
-        if precision == "auto" and int8 is not None and select_providers(device)[0] != CPU and _cuda_failure is None:
-            # whether CUDA starts here is learnt once per process on the model's smallest graph, so that a machine
-            # without it does not load the float embedder only to drop it for the int8 one
-            open_session(card.head_file(), device, 1)
-        on_cpu = select_providers(device)[0] == CPU or _cuda_failure is not None
+        # Whether CUDA starts here is learnt on the model's smallest graph, so that a machine without it does not
+        # load the float embedder only to drop it for the int8 one.
+        probe = card.head_file()
+        cuda_down = cuda_failure(probe) if select_providers(device)[0] != CPU else None
+        on_cpu = select_providers(device)[0] == CPU or cuda_down is not None
         if precision == "int8" or (precision == "auto" and int8 is not None and on_cpu):
             if device == "cuda":
                 raise ModelError("the int8 embedder runs on the CPU only: use --precision fp32 (or auto) with CUDA")
             self.session, _ = open_session(int8, "cpu", threads)
-            self.fallback_reason = _cuda_failure if device == "auto" else None
+            self.fallback_reason = cuda_down if device == "auto" else None
             self.precision, self.file = "int8", int8
         else:
-            self.session, self.fallback_reason = open_session(card.embedder_file, device, threads)
+            self.session, self.fallback_reason = open_session(card.embedder_file, device, threads, probe=probe)
             self.precision, self.file = "fp32", card.embedder_file
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         name = self.file.name
@@ -232,7 +237,7 @@ class FanHeadRunner:
         self.card = card
         self.key = key or card.default_head
         path = card.head_file(self.key)
-        self.session, self.fallback_reason = open_session(path, device, threads)
+        self.session, self.fallback_reason = open_session(path, device, threads, probe=card.head_file())
         inputs = self.session.get_inputs()
         outputs = {o.name: o for o in self.session.get_outputs()}
         if len(inputs) != 1 or len(inputs[0].shape) != 3 or set(outputs) != {"probs", "alpha", "weight"}:

@@ -182,7 +182,7 @@ def record_source(source: ReconnectingSource, exports: list[Path], pipeline: Pip
     from app.study.extension import Study
 
     study_session = Study(study, markers)
-    metadata = session_metadata(source.name, pipeline)
+    metadata = session_metadata(source.name, pipeline.info())
     metadata.extra["front_end"] = "headless"
     pipeline.reset()
     pipeline.tracker.reset(restart_ids=True)  # a session is its own timeline: face ids from 1

@@ -28,7 +28,7 @@ from app.capture.video import RepeatedSource, iter_video_files
 from app.capture.sources import open_source
 from app.runs.interrupt import StopFlag, finishing
 from app.runs.overlap import EMBEDDER_THREADS, DetectAhead
-from app.pipeline import Pipeline, PipelineConfig
+from app.pipeline import Pipeline, PipelineConfig, PipelineInfo
 from app.timeline.files import ExportError, check_export_targets
 from app.timeline.metadata import SessionMetadata
 from app.timeline.recorder import SessionRecorder
@@ -70,12 +70,10 @@ def export_targets(video: Path, export: list[Path], many: bool) -> list[Path]:
     return out
 
 
-def session_metadata(source: str, pipeline: Pipeline) -> SessionMetadata:
-    card = pipeline.card
-    return SessionMetadata(source=source, model=card.name, providers=list(pipeline.providers),
-                           precision=pipeline.recognizer.embedder.precision,
-                           temperature=pipeline.recognizer.temperature,
-                           head=pipeline.recognizer.head_key, window_length=pipeline.recognizer.window_length,
+def session_metadata(source: str, info: PipelineInfo) -> SessionMetadata:
+    """A new session's metadata: its source and what ran on it (`Pipeline.info()`), started now."""
+    return SessionMetadata(source=source, model=info.model, providers=list(info.providers), precision=info.precision,
+                           temperature=info.temperature, head=info.head, window_length=info.window_length,
                            started_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                            app_version=__version__)
 
@@ -102,7 +100,7 @@ def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: 
     pipeline.tracker.reset(restart_ids=True)  # each file is its own timeline: face ids from 1, as in the window
     with source:
         study_session = Study(study, markers) if study is not None else None
-        recorder = SessionRecorder(exports, session_metadata(str(video), pipeline), extension=study_session,
+        recorder = SessionRecorder(exports, session_metadata(str(video), pipeline.info()), extension=study_session,
                                    all_frames=pipeline.config.all_frames)
         to_stream = sorted(markers, key=lambda m: m.time_s) if lsl is not None else []
         frames = 0

@@ -92,7 +92,7 @@ def run_once(video: Path, pipeline, export_dir: Path, overlap: bool = False) -> 
     per_face = []  # signals ms / faces, frames with a face
     faces = []
     with open_source(video) as src, SessionRecorder([export_dir / "bench.csv"],
-                                                    session_metadata(str(video), pipeline)) as rec, \
+                                                    session_metadata(str(video), pipeline.info())) as rec, \
             contextlib.ExitStack() as stack:
         if overlap:
             items = iter(stack.enter_context(DetectAhead(pipeline, stack.enter_context(PrefetchReader(src)))))

@@ -314,23 +314,6 @@ class CaptureWorker(QThread):
                 new_pass = False
 
 
-@dataclass(frozen=True)
-class PipelineInfo:
-    """What the window shows about the loaded model (read once in the pipeline thread)."""
-
-    model: str
-    card_path: str
-    providers: list[str]
-    head: str                    # the card key of the head that runs
-    head_types: tuple[str, ...]
-    default_head: str
-    window_length: int
-    random_init: bool
-    fallback_reason: str | None  # why CUDA is not used although it was asked for (None otherwise)
-    precision: str  # the embedder graph that runs: fp32 | int8 (app.recognition.recognizer.Embedder)
-    pipeline: Pipeline  # for session metadata only (reads immutable attributes); only the worker calls process()
-
-
 class PipelineWorker(QThread):
     frame_processed = Signal(object, int, float)  # FrameResult, generation, end-to-end latency (ms)
     pass_finished = Signal(int)                   # generation: every frame of a file's pass is processed and recorded
@@ -421,14 +404,7 @@ class PipelineWorker(QThread):
             self.pipeline_failed.emit(f"the model could not be loaded: {one_line(e)}")
             return
         self.pipeline = pipeline
-        card = pipeline.card
-        self.pipeline_loaded.emit(PipelineInfo(
-            model=card.name, card_path=str(card.path), providers=list(pipeline.providers),
-            head=pipeline.recognizer.head_key, head_types=card.head_types,
-            default_head=card.default_head, window_length=pipeline.recognizer.window_length,
-            random_init=bool(card.extra.get("random_init")),
-            fallback_reason=getattr(pipeline.recognizer, "fallback_reason", None),
-            precision=pipeline.recognizer.embedder.precision, pipeline=pipeline))
+        self.pipeline_loaded.emit(pipeline.info())
 
 
 class TaskWorker(QThread):

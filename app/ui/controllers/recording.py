@@ -54,7 +54,7 @@ class RecordingController(QObject):
         """Record `source` (a SourceInfo) analysed by `model` (a PipelineInfo) into the sessions folder; False (and
         error_occurred) when the folder cannot be written."""
         name = str(source.spec) if not source.is_live else source.name
-        metadata = session_metadata(name, model.pipeline)
+        metadata = session_metadata(name, model)
         metadata.extra.update(front_end="window", source_name=source.name)
         try:
             recorder = self.log.start(sessions_dir(), source.name, metadata,

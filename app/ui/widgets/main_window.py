@@ -22,7 +22,7 @@ from app.capture.camera import (camera_index, describe_source, list_cameras, mas
 from app.capture.handoff import FrameHandoff
 from app.emotions import EMOTIONS
 from app.paths import ROOT
-from app.pipeline import FrameResult, PipelineConfig
+from app.pipeline import FrameResult, PipelineConfig, PipelineInfo
 from app.study.options import SOURCE_GAP_LABEL
 from app.ui.controllers.markers import install as install_markers
 from app.ui.controllers.recording import RecordingController
@@ -37,7 +37,7 @@ from app.ui.widgets.toolbar import MainToolbar, make_action
 from app.ui.widgets.dialogs import ask_export, ask_video
 from app.ui.widgets.live_view import LiveView
 from app.ui.widgets.workspace import Workspace
-from app.ui.workers import CaptureWorker, PipelineInfo, PipelineWorker, SourceInfo, TaskWorker
+from app.ui.workers import CaptureWorker, PipelineWorker, SourceInfo, TaskWorker
 
 ASSETS = ROOT / "assets"
 RENDER_HZ = 40          # the most redraws a second; a 30 fps camera still shows every frame

@@ -530,7 +530,7 @@ def test_no_blendshapes_and_precision_reach_the_window_pipeline(make_window, vid
     w = make_window(videos / "single_face.mp4", blendshapes=False, precision="fp32")
     qtbot.waitUntil(lambda: w.pipeline_info is not None and len(w.session_log.rows()) > 3, timeout=TIMEOUT_MS)
     assert w.pipeline_info.precision == "fp32" and w.session_log.last.metadata.precision == "fp32"
-    assert not w.pipeline_info.pipeline.detector.config.refine_landmarks
+    assert not w.pipeline_info.blendshapes
     row = [r for r in w.session_log.rows() if r.face_found][-1]
     assert row.blendshapes is None or all(v != v for v in row.blendshapes)  # empty bs_* (NaN when measured)
     assert row.reliability is not None and row.yaw is not None  # pose and reliability stay
