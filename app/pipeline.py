@@ -24,6 +24,7 @@ from app.faces.gate import FaceGate, GateConfig
 from app.recognition.recognizer import Prediction, Recognizer, find_default_model
 from app.faces.align import align_face
 from app.signals.extract import FaceSignals, SignalExtractor
+from app.signals.reliability import ReliabilityModel
 from app.faces.track import FaceTracker
 
 
@@ -124,7 +125,10 @@ class Pipeline:
         self.detector = self._make_detector()
         self.tracker = FaceTracker(max_missed=config.max_missed)
         self.gate = FaceGate(GateConfig.parse(config.gate))
-        self.signals = (signals or SignalExtractor()) if config.signals else None
+        if config.signals and signals is None:
+            card = self.recognizer.card
+            signals = SignalExtractor(reliability=ReliabilityModel.for_model(card.path, card.name))
+        self.signals = signals if config.signals else None
         self._beside: ThreadPoolExecutor | None = None  # the signals' helper thread, started on first use
 
     def _make_detector(self) -> FaceMeshDetector:
