@@ -89,6 +89,7 @@ class PipelineInfo:
     random_init: bool            # a test card of untrained weights
     fallback_reason: str | None  # why CUDA is not used although it was asked for (None otherwise)
     blendshapes: bool            # the face mesh refines the iris points the blendshape network reads
+    reliability_note: str | None = None  # the reliability fit was made for another model (one line), or None
 
 
 @dataclass
@@ -125,9 +126,11 @@ class Pipeline:
         self.detector = self._make_detector()
         self.tracker = FaceTracker(max_missed=config.max_missed)
         self.gate = FaceGate(GateConfig.parse(config.gate))
+        self._reliability_note = None
         if config.signals and signals is None:
             card = self.recognizer.card
-            signals = SignalExtractor(reliability=ReliabilityModel.for_model(card.path, card.name))
+            fit, self._reliability_note = ReliabilityModel.for_model(card.path, card.name)
+            signals = SignalExtractor(reliability=fit)
         self.signals = signals if config.signals else None
         self._beside: ThreadPoolExecutor | None = None  # the signals' helper thread, started on first use
 
@@ -156,7 +159,8 @@ class Pipeline:
                             default_head=card.default_head, window_length=rec.window_length,
                             temperature=rec.temperature, random_init=bool(card.extra.get("random_init")),
                             fallback_reason=rec.fallback_reason,
-                            blendshapes=self.detector_config(self.config, self._video).refine_landmarks)
+                            blendshapes=self.detector_config(self.config, self._video).refine_landmarks,
+                            reliability_note=self._reliability_note)
 
     def process(self, frame: Frame) -> FrameResult:
         return self.recognize(self.detect(frame))

@@ -86,6 +86,20 @@ def _summary_intervals_error(args, videos: list[Path]) -> str | None:
     return None
 
 
+def _warn_about_model(card, config) -> None:
+    """One stderr line for each thing about the model (an app.recognition.card.ModelCard, run with the
+    PipelineConfig `config`) that makes its output less than it seems."""
+    from app.signals.reliability import ReliabilityModel
+
+    if card.extra.get("random_init"):
+        print(f"warning: model {card.name!r} has random weights (made for tests): its labels are noise",
+              file=sys.stderr)
+    if config.signals:
+        _, note = ReliabilityModel.for_model(card.path, card.name)
+        if note:
+            print(f"warning: {note}", file=sys.stderr)
+
+
 def _study_inputs(args, given: list[str]):
     """(StudyConfig or None, markers) from the study options, checked before the model loads (StudyError, a
     ValueError: one line)."""
@@ -186,9 +200,7 @@ def run_headless(args) -> int:
                 lsl = LslStreams()  # no liblsl: one error line now, before the model loads
 
             card = load_card(args.weights or find_default_model(), verify_hashes=False)
-            if card.extra.get("random_init"):
-                print(f"warning: model {card.name!r} has random weights (made for tests): its labels are noise",
-                      file=sys.stderr)
+            _warn_about_model(card, config)
             if spread:  # a folder (or --workers/--ray): app/runs/folder.py, resumable
                 from app.runs.folder import run_folder
 
@@ -262,9 +274,7 @@ def run_headless_live(args) -> int:
 
                 lsl = LslStreams()
             card = load_card(args.weights or find_default_model(), verify_hashes=False)
-            if card.extra.get("random_init"):
-                print(f"warning: model {card.name!r} has random weights (made for tests): its labels are noise",
-                      file=sys.stderr)
+            _warn_about_model(card, config)
             result = record(args.camera, args.export, config, LiveConfig(args.duration, args.reconnect), study=study,
                             markers=markers, lsl=lsl, on_status=status.update, on_event=on_event,
                             on_open=lambda name: status.message(f"opening {name} ..."))

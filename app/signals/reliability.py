@@ -19,7 +19,6 @@ are recorded in the JSON file (and docs/results.md).
 from __future__ import annotations
 
 import json
-import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +31,6 @@ from app import paths
 FEATURES = ("alpha", "log_px", "abs_yaw", "abs_pitch", "sharpness", "confidence")
 SIGNS = {"alpha": 1, "log_px": 1, "abs_yaw": -1, "abs_pitch": -1, "sharpness": 1, "confidence": 1}
 DEFAULT_FILE = "reliability.json"
-
-log = logging.getLogger(__name__)
 
 
 def sharpness(crop: np.ndarray) -> float:
@@ -79,18 +76,18 @@ class ReliabilityModel:
         return model
 
     @classmethod
-    def for_model(cls, card_path: str | Path, model: str) -> ReliabilityModel:
-        """The fit for the model of the card at `card_path`: the reliability.json beside the card, else the shipped
-        one. The score reads the model's own attention and confidence, so a fit made for another model is used
-        with a one-line warning (its scores are then only a rough guide)."""
+    def for_model(cls, card_path: str | Path, model: str) -> tuple[ReliabilityModel, str | None]:
+        """The fit for the model of the card at `card_path` -> (fit, a one-line note or None): the reliability.json
+        beside the card, else the shipped one. The score reads the model's own attention and confidence, so a fit
+        made for another model is still used, and the note says its scores are only a rough guide."""
         beside = Path(card_path).parent / DEFAULT_FILE
-        fit = cls.load(beside if beside.is_file() else None)
+        path = beside if beside.is_file() else paths.WEIGHTS_DIR / DEFAULT_FILE
+        fit = cls.load(path)
         fitted_for = (fit.record or {}).get("model")
-        if fitted_for is not None and fitted_for != model:
-            log.warning("the reliability fit %s was made for %s, not %s: its scores are only a rough guide for this "
-                        "model (fit one with python -m models.fit_reliability)",
-                        beside if beside.is_file() else paths.WEIGHTS_DIR / DEFAULT_FILE, fitted_for, model)
-        return fit
+        if fitted_for is None or fitted_for == model:
+            return fit, None
+        return fit, (f"the reliability fit {path.name} was made for {fitted_for}, not {model}: its scores are only a "
+                     f"rough guide for this model (fit one with python -m models.fit_reliability)")
 
     def logit(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float64)

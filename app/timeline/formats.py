@@ -164,8 +164,9 @@ def read_session(path: Path | str) -> tuple[dict, list[TimelineRow]]:
     except (KeyError, TypeError, ValueError) as e:
         raise ExportError(f"{path}: bad row ({type(e).__name__}: {e})") from None
     meta = dict(doc.get("metadata", {}))
-    if "attention" in meta and "head" not in meta:  # sessions written before the field was named for what it holds
-        meta["head"] = meta.pop("attention")
+    if "attention" in meta:  # the field's earlier name, kept beside `head` for older readers (or alone, in old files)
+        meta.setdefault("head", meta["attention"])
+        del meta["attention"]
     return meta, rows
 
 

@@ -31,4 +31,11 @@ class SessionMetadata:
             raise ValueError(f"SessionMetadata.started_at must be UTC (+00:00 or Z), got {self.started_at!r}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The JSON export's metadata. `attention` repeats `head` under the field's earlier name, so a reader of
+        schema-3 files written before the rename keeps working (the schema only ever adds fields within a version)."""
+        d = {}
+        for key, value in asdict(self).items():
+            d[key] = value
+            if key == "head":
+                d["attention"] = value
+        return d

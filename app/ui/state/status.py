@@ -1,6 +1,8 @@
 """The status bar's text, from what the window knows (Qt-free: the window only sets its labels)."""
 from __future__ import annotations
 
+import html
+
 
 def status_texts(input_fps: float | None, processing_fps: float, source_fps: float | None, waiting: bool,
                  latency_ms: float | None, model_ms: float | None, info, faces: int,
@@ -39,5 +41,7 @@ def running_on(providers) -> str:
 
 def model_summary(info) -> str:
     """The settings dock's rich-text line about the loaded model (a PipelineInfo)."""
+    note = info.reliability_note
     return (f"Loaded <b>{info.model}</b><br>{info.card_path}<br>head: {info.head}, window "
-            f"{info.window_length} frames<br>providers: {', '.join(info.providers)} ({info.precision} embedder)")
+            f"{info.window_length} frames<br>providers: {', '.join(info.providers)} ({info.precision} embedder)"
+            + (f"<br>reliability: {html.escape(note)}" if note else ""))

@@ -4,9 +4,9 @@ from types import SimpleNamespace
 from app.ui.state.status import model_summary, running_on, status_texts
 
 
-def _info(providers=("CUDAExecutionProvider", "CPUExecutionProvider"), fallback=None):
+def _info(providers=("CUDAExecutionProvider", "CPUExecutionProvider"), fallback=None, reliability_note=None):
     return SimpleNamespace(providers=list(providers), precision="fp32", fallback_reason=fallback, model="m",
-                           card_path="/w/m.json", head="relation", window_length=16)
+                           card_path="/w/m.json", head="relation", window_length=16, reliability_note=reliability_note)
 
 
 def test_a_running_model_with_a_recording():
@@ -34,3 +34,5 @@ def test_where_the_model_runs_and_its_summary():
     assert running_on(["CPUExecutionProvider"]) == "on the CPU" and running_on(["CUDAExecutionProvider"]) == "on CUDA"
     assert running_on([]) == ""
     assert "head: relation, window 16 frames" in model_summary(_info())
+    assert "reliability" not in model_summary(_info())
+    assert "reliability: fit made for a &lt;b&gt;" in model_summary(_info(reliability_note="fit made for a <b>"))
