@@ -1,34 +1,140 @@
-"""The threads that hand frames on, Qt-free (the CLI, the benchmark and the window share them):
+"""The hand-off between threads, and the threads that read ahead. Qt-free: the CLI, the benchmark and the window
+share them.
 
-    with ReadAhead(items, maxsize=8, name="prefetch") as ahead:   # any producer, run ahead into a bounded queue
-        for item in ahead:
-            ...
-    PrefetchReader(source)        # a file: decoded ahead, every frame, in order (a ReadAhead of source.read)
-    LatestFrameGrabber(source)    # a live source: a one-slot hand-off that drops stale frames, never a backlog
+    Handoff(latest=True)            one slot: a new item replaces one not yet taken (counted in `dropped`), so a live
+                                    source never queues stale frames
+    Handoff(latest=False, maxsize)  a bounded queue: the producer waits for room, so every item of a file arrives,
+                                    in order, and decoding never runs far ahead of its consumer
+    ReadAhead(items, maxsize, name) any producer run ahead on its own thread into an every-item Handoff
+    PrefetchReader(source)          a file: decoded ahead, every frame, in order (a ReadAhead of source.read)
+    LatestFrameGrabber(source)      a live source read on its own thread into a one-slot Handoff
 
 Iterating a ReadAhead yields every item in order, then stops; an exception raised while producing an item re-raises
 in the consumer after the items before it. `close()` (or leaving the `with`) stops the thread, also when the
-consumer stopped early. The replay's stage overlap (app.runs.overlap.DetectAhead) is a ReadAhead too.
+consumer stopped early. The replay's stage overlap (app.runs.overlap.DetectAhead) is a ReadAhead too; the window's
+capture thread hands `Captured` frames to its pipeline thread through one Handoff whose mode follows the source.
 """
 from __future__ import annotations
 
-import contextlib
-import queue
 import threading
+import time
+from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from app.capture.camera import STALL_S
 from app.capture.frame import Frame, FrameSource
 
 T = TypeVar("T")
 
-_END = object()
+
+@dataclass(frozen=True)
+class Captured:
+    """A frame on its way from the window's capture thread to its pipeline thread."""
+
+    frame: Any            # app.capture.frame.Frame; None marks the end of a file's pass (every frame before it was sent)
+    generation: int       # changes on a new source, a seek or a loop: the pipeline forgets its tracks
+    captured_at: float    # time.monotonic() when it was read, for the end-to-end latency
+    new_source: bool = False  # the first frame of a newly opened source: a new timeline, face ids from 1
 
 
-class _Failure:
-    def __init__(self, error: BaseException):
-        self.error = error
+class Handoff(Generic[T]):
+    """Items from one producer thread to one consumer thread, in one of two modes (see the module docstring); the
+    mode may change while it runs (the window's source turns from a file into a camera). Items are never None.
+
+    `finish()` is the producer's last word: the consumer still gets what is there, then None. `close()` is the
+    consumer's or owner's: it drops what is there and wakes both sides; after it `put` refuses and `get` returns
+    None."""
+
+    def __init__(self, latest: bool = True, maxsize: int = 4):
+        self._items: deque[T] = deque()
+        self._maxsize = max(1, maxsize)
+        self._latest = latest
+        self._closed = False
+        self._finished = False
+        self._cond = threading.Condition()
+        self.dropped = 0  # items replaced in the slot before anyone took them
+
+    @property
+    def latest(self) -> bool:
+        return self._latest
+
+    def set_latest(self, latest: bool) -> None:
+        with self._cond:
+            self._latest = latest
+            if latest:
+                self._trim()
+            self._cond.notify_all()
+
+    def _trim(self) -> None:
+        while len(self._items) > 1:
+            self._items.popleft()
+            self.dropped += 1
+
+    def put(self, item: T, timeout: float | None = None, keep: bool = False) -> bool:
+        """Hand an item over; False when closed (or when `timeout` passed with no room). In 'every' mode it waits
+        for room; `keep` makes it wait in 'latest' mode too, until the slot is free, so this item is taken (the
+        frames that refill the FAN window before a frame the user stepped to)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._closed and (keep or not self._latest) and \
+                    len(self._items) >= (1 if self._latest else self._maxsize):
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(left)
+            if self._closed:
+                return False
+            self._items.append(item)
+            if self._latest:
+                self._trim()
+            self._cond.notify_all()
+            return True
+
+    def get(self, timeout: float | None = None) -> T | None:
+        """The next item (the only one, in 'latest' mode); None on timeout, once closed, or once finished and
+        empty."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._items and not self._closed and not self._finished:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                self._cond.wait(left)
+            if self._closed or not self._items:
+                return None
+            item = self._items.popleft()
+            self._cond.notify_all()
+            return item
+
+    def finish(self) -> None:
+        """The producer has no more items: `get` hands out what is there, then returns None."""
+        with self._cond:
+            self._finished = True
+            self._cond.notify_all()
+
+    @property
+    def finished(self) -> bool:
+        """finish() was called (or close()) and nothing is left to take."""
+        with self._cond:
+            return (self._finished or self._closed) and not self._items
+
+    def clear(self) -> None:
+        """Forget items not yet taken (after a seek they belong to the old position)."""
+        with self._cond:
+            self._items.clear()
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._items.clear()
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
 
 class ReadAhead(Generic[T]):
@@ -38,35 +144,26 @@ class ReadAhead(Generic[T]):
         if maxsize < 1:
             raise ValueError("maxsize must be >= 1")
         self._items = items
-        self._queue: queue.Queue = queue.Queue(maxsize)
-        self._stop = threading.Event()
+        self._handoff: Handoff[T] = Handoff(latest=False, maxsize=maxsize)
+        self._error: BaseException | None = None
         self._done = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def _put(self, item) -> bool:
-        # put with a timeout, so close() is noticed even while the queue is full and the consumer has gone
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
     def _run(self) -> None:
         try:
             items = iter(self._items)
-            while not self._stop.is_set():  # checked before producing each item: no work after close()
+            while not self._handoff.closed:  # checked before producing each item: no work after close()
                 try:
                     item = next(items)
                 except StopIteration:
                     break
-                if not self._put(item):
+                if not self._handoff.put(item):
                     return
-            self._put(_END)
         except BaseException as e:  # noqa: BLE001 - re-raised in the consumer's thread
-            self._put(_Failure(e))
+            self._error = e
+        finally:
+            self._handoff.finish()
 
     def __iter__(self) -> Iterator[T]:
         return self
@@ -74,29 +171,17 @@ class ReadAhead(Generic[T]):
     def __next__(self) -> T:
         if self._done:
             raise StopIteration
-        while True:
-            try:
-                item = self._queue.get(timeout=0.1)
-                break
-            except queue.Empty:
-                if not self._thread.is_alive() and self._queue.empty():  # closed underneath us
-                    self._done = True
-                    raise StopIteration from None
-        if item is _END:
+        item = self._handoff.get()
+        if item is None:  # finished (after the items before it) or closed
             self._done = True
+            if self._error is not None and not self._handoff.closed:
+                raise self._error
             raise StopIteration
-        if isinstance(item, _Failure):
-            self._done = True
-            raise item.error
         return item
 
     def close(self, timeout: float | None = None) -> None:
-        self._stop.set()
         self._done = True
-        # Drain so a producer blocked in put() wakes up; it then sees the stop flag.
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self._queue.get_nowait()
+        self._handoff.close()  # wakes a producer waiting for room; it then sees the hand-off closed
         if self._thread is not threading.current_thread():
             self._thread.join(self.close_timeout if timeout is None else timeout)
 
@@ -108,8 +193,8 @@ class ReadAhead(Generic[T]):
 
 
 class LatestFrameGrabber:
-    """Reads a live source on its own thread and keeps only the newest frame (a one-slot hand-off): a slow consumer
-    gets the latest frame, never a backlog; frames overwritten before anyone took them are counted in `dropped`.
+    """Reads a live source on its own thread into a one-slot Handoff: a slow consumer gets the latest frame, never a
+    backlog; frames overwritten before anyone took them are counted in `dropped`.
 
     `get(timeout)` returns the newest frame not yet handed out, or None on timeout or once the source has ended
     (`finished`). A read error ends the thread; `error` holds it and every `get` after the last frame raises it.
@@ -120,14 +205,16 @@ class LatestFrameGrabber:
             raise ValueError(f"{source.name} is a file: use PrefetchReader, which keeps every frame")
         self.source = source
         self.received = 0   # frames read from the source
-        self.dropped = 0    # received but replaced in the slot before anyone took them
         self.delivered = 0  # taken by get()
         self.error: BaseException | None = None
-        self._slot: Frame | None = None
-        self._cond = threading.Condition()
+        self._slot: Handoff[Frame] = Handoff(latest=True)
         self._stop = threading.Event()
-        self._finished = False
         self._thread: threading.Thread | None = None
+
+    @property
+    def dropped(self) -> int:
+        """Frames received but replaced in the slot before anyone took them."""
+        return self._slot.dropped
 
     def start(self) -> LatestFrameGrabber:
         if self._thread is None:
@@ -141,35 +228,26 @@ class LatestFrameGrabber:
                 frame = self.source.read()
                 if frame is None:
                     break
-                with self._cond:
-                    self.received += 1
-                    if self._slot is not None:
-                        self.dropped += 1
-                    self._slot = frame
-                    self._cond.notify_all()
+                self.received += 1
+                self._slot.put(frame)
         except BaseException as e:  # noqa: BLE001 - handed to the consumer: a dead thread must not fail silently
             self.error = e
         finally:
-            with self._cond:
-                self._finished = True
-                self._cond.notify_all()
+            self._slot.finish()
 
     @property
     def finished(self) -> bool:
         """The thread has ended (source ended, error, or stopped) and no frame is left in the slot."""
-        with self._cond:
-            return self._finished and self._slot is None
+        return self._slot.finished
 
     def get(self, timeout: float | None = None) -> Frame | None:
-        with self._cond:
-            self._cond.wait_for(lambda: self._slot is not None or self._finished, timeout)
-            frame, self._slot = self._slot, None
-            if frame is not None:
-                self.delivered += 1
-                return frame
-            if self.error is not None:
-                raise self.error
-            return None
+        frame = self._slot.get(timeout)
+        if frame is not None:
+            self.delivered += 1
+            return frame
+        if self.error is not None and self._slot.finished:
+            raise self.error
+        return None
 
     def stop(self, timeout: float = STALL_S + 1.0) -> None:
         """Ask the thread to end and wait for it (at most one read more; a reconnecting source stops retrying). Does

@@ -3,9 +3,9 @@ the engine and emits past-tense signals; errors arrive as `error_occurred(str)`,
 
 - CaptureWorker owns one FrameSource. A live source (camera, device, stream) is read here as fast as it delivers,
   wrapped in the engine's ReconnectingSource (a stall or an unplug is retried, `source_event` says so), and each
-  frame goes straight into the FrameHandoff's one slot (the newest wins, stale frames are dropped and counted); files
+  frame goes straight into the Handoff's one slot (the newest wins, stale frames are dropped and counted); files
   are read here, paced by media time in real-time mode or free-running in fast mode, with play/pause, seek,
-  frame step and loop. Frames go into a FrameHandoff: a live source's newest frame only, but every frame of a file,
+  frame step and loop. Frames go into a Handoff: a live source's newest frame only, but every frame of a file,
   in order (a file is analysed and recorded from frame 0, never dropped: when the model is slower than real time,
   playback waits for it and `waiting_for_analysis` says so). A file starts only once `release()` is called (the
   window calls it when the model is loaded and the recording started), and each pass through a file ends with an
@@ -33,7 +33,7 @@ from app.capture.sources import open_source
 from app.recognition.card import ModelError
 from app.pipeline import FrameResult, Pipeline, PipelineConfig
 from app.timeline.files import ExportError
-from app.capture.handoff import Captured, FrameHandoff
+from app.capture.threads import Captured, Handoff
 from app.ui.state.meters import RateMeter
 from app.ui.controllers.sessions import SessionLog
 
@@ -65,7 +65,7 @@ class CaptureWorker(QThread):
 
     WAIT_NOTICE_S = 1.0  # playback counts as waiting for analysis this long after a hand-over had to wait
 
-    def __init__(self, spec, handoff: FrameHandoff, realtime: bool = True, speed: float = 1.0, loop: bool = False,
+    def __init__(self, spec, handoff: Handoff, realtime: bool = True, speed: float = 1.0, loop: bool = False,
                  reconnect_s: float | None = None, parent=None):
         super().__init__(parent)
         self.spec = spec
@@ -322,7 +322,7 @@ class PipelineWorker(QThread):
     pipeline_failed = Signal(str)                 # no model: the message says why and what to do
     error_occurred = Signal(str)
 
-    def __init__(self, config: PipelineConfig, handoff: FrameHandoff, session_log: SessionLog, parent=None):
+    def __init__(self, config: PipelineConfig, handoff: Handoff, session_log: SessionLog, parent=None):
         super().__init__(parent)
         self.handoff = handoff
         self.session_log = session_log

@@ -1,7 +1,7 @@
 """The FAN Live window: live video with labels, the selected face's probabilities and FAN attention, a running
 timeline, sources, recording and export, settings, and a status bar of what the pipeline is doing.
 
-Threads (see app.ui.workers): a CaptureWorker per source feeds a FrameHandoff; one PipelineWorker owns the engine's
+Threads (see app.ui.workers): a CaptureWorker per source feeds a Handoff; one PipelineWorker owns the engine's
 Pipeline and records every result's rows; this GUI thread only receives results (a cheap slot per frame: smoothing,
 history) and draws the newest one at most `RENDER_HZ` times a second, so a fast replay never floods the event loop.
 
@@ -19,7 +19,7 @@ from PySide6.QtGui import QDesktopServices, QIcon
 from PySide6.QtWidgets import QMainWindow
 
 from app.capture.camera import (camera_index, describe_source, list_cameras, mask_url)
-from app.capture.handoff import FrameHandoff
+from app.capture.threads import Handoff
 from app.emotions import EMOTIONS
 from app.paths import ROOT
 from app.pipeline import FrameResult, PipelineConfig, PipelineInfo
@@ -64,7 +64,7 @@ class MainWindow(QMainWindow):
             self.setWindowIcon(QIcon(str(icon)))
         self.setAcceptDrops(True)
 
-        self.handoff = FrameHandoff(latest=True)
+        self.handoff = Handoff(latest=True)
         # recording and export; its signals are the window's: session_saved(paths) when a recording's files are
         # written, session_exported(paths) when an export is
         self.recording = RecordingController(self._run_task, self)

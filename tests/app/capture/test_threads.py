@@ -1,4 +1,5 @@
-"""app.capture.threads: the file prefetch and the live latest-frame grabber, on real files and fake live sources."""
+"""app.capture.threads: the hand-off's two modes, the file prefetch and the live latest-frame grabber, on real files
+and fake live sources."""
 import threading
 import time
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 
 from app.capture.frame import CaptureError, Frame, FrameSource
-from app.capture.threads import LatestFrameGrabber, PrefetchReader
+from app.capture.threads import Captured, Handoff, LatestFrameGrabber, PrefetchReader, ReadAhead
 from app.capture.sources import open_source
 from tests.app.capture.test_video import _digest, _sequential
 
@@ -140,3 +141,85 @@ def test_grabber_stop_ends_the_thread():
     time.sleep(0.05)
     assert src.produced == n
     assert threading.active_count() < 50
+
+
+# ---------------------------------------------------------------------------------------------------------- Handoff
+def item(i):
+    return Captured(frame=i, generation=0, captured_at=time.monotonic())
+
+
+def test_latest_mode_keeps_only_the_newest_and_counts_drops():
+    h = Handoff(latest=True)
+    for i in range(5):
+        assert h.put(item(i))
+    assert h.get(timeout=0).frame == 4 and h.dropped == 4
+    assert h.get(timeout=0.01) is None
+
+
+def test_every_mode_blocks_the_producer_instead_of_dropping():
+    h = Handoff(latest=False, maxsize=2)
+    assert h.put(item(0)) and h.put(item(1))
+    assert not h.put(item(2), timeout=0.05)  # full: the producer waits
+    got = []
+
+    def consume():
+        for _ in range(3):
+            got.append(h.get(timeout=1).frame)
+
+    t = threading.Thread(target=consume)
+    t.start()
+    assert h.put(item(2), timeout=1)
+    t.join(2)
+    assert got == [0, 1, 2] and h.dropped == 0
+
+
+def test_switching_to_latest_trims_and_close_wakes_everyone():
+    h = Handoff(latest=False, maxsize=4)
+    for i in range(3):
+        h.put(item(i))
+    h.set_latest(True)
+    assert h.get(timeout=0).frame == 2
+    results = []
+    t = threading.Thread(target=lambda: results.append(h.get(timeout=5)))
+    t.start()
+    time.sleep(0.05)
+    h.close()
+    t.join(1)
+    assert results == [None] and not t.is_alive() and not h.put(item(9))
+
+
+def test_keep_waits_for_the_slot_even_in_latest_mode():
+    h = Handoff(latest=True)
+    assert h.put(item(0), keep=True)
+    assert not h.put(item(1), timeout=0.05, keep=True)  # the slot is taken: a kept frame waits, never replaces
+    assert h.get(timeout=0).frame == 0 and h.dropped == 0
+    assert h.put(item(1), timeout=0.05, keep=True)
+
+
+def test_finish_hands_out_what_is_left_then_none():
+    h = Handoff(latest=False, maxsize=4)
+    h.put(item(0))
+    h.put(item(1))
+    h.finish()
+    assert not h.finished
+    assert [h.get(timeout=1).frame, h.get(timeout=1).frame] == [0, 1]
+    assert h.get() is None and h.finished  # no wait once finished
+
+
+def test_read_ahead_raises_after_the_items_before_the_failure_and_close_stops_it():
+    def produce():
+        yield from range(3)
+        raise CaptureError("the disk went away")
+
+    ahead = ReadAhead(produce(), maxsize=2, name="test")
+    got = []
+    with pytest.raises(CaptureError, match="went away"):
+        for x in ahead:
+            got.append(x)
+    assert got == [0, 1, 2] and list(ahead) == []
+
+    endless = ReadAhead(iter(int, 1), maxsize=2, name="endless")  # 0, 0, 0, ... for ever
+    assert next(endless) == 0
+    endless.close()
+    assert not endless._thread.is_alive() and list(endless) == []
+
