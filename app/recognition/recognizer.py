@@ -20,11 +20,9 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +30,7 @@ import numpy as np
 import onnxruntime as ort
 
 from app import paths
+from app.native import captured_fd2
 from app.recognition.card import CARD_FORMAT, DEVICES, PRECISIONS, ModelCard, ModelError, load_card, temperature_scale
 from app.emotions import EMOTIONS
 from app.recognition.heads import HeadRunner
@@ -57,28 +56,6 @@ def select_providers(device: str) -> list:
     # HEURISTIC: the default EXHAUSTIVE cuDNN search re-benchmarks convolutions for every new batch size, a stall
     # each time another face appears.
     return [(CUDA, {"cudnn_conv_algo_search": "HEURISTIC"}), CPU]
-
-
-@contextmanager
-def _native_stderr():
-    """Capture what native code writes to file descriptor 2 (onnxruntime logs provider failures there, outside
-    Python). Yields a list that holds the captured text afterwards; captures nothing where fd 2 is unusable."""
-    box: list[str] = []
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):
-        yield box
-        return
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 2)
-        try:
-            yield box
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            box.append(tmp.read().decode(errors="replace"))
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -112,7 +89,7 @@ def _start(path: Path, providers: list, threads: int) -> tuple[ort.InferenceSess
     log = [""]
     try:
         if wants_cuda:
-            with _native_stderr() as log:
+            with captured_fd2() as log:
                 session = ort.InferenceSession(str(path), _session_options(threads), providers=providers)
         else:
             session = ort.InferenceSession(str(path), _session_options(threads), providers=providers)

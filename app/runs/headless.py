@@ -8,39 +8,20 @@ was decoded); 128+N interrupted by signal N (130 Ctrl+C, 143 SIGTERM), rows so f
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DAMAGED = 0, 1, 2, 3
 
 
-@contextlib.contextmanager
 def _native_logs_hidden(enabled: bool):
     """MediaPipe and TensorFlow Lite write their own log lines (absl 'W0000 ...', 'INFO: Created TensorFlow Lite
-    XNNPACK delegate') straight to file descriptor 2, around our one error line. Point fd 2 at a temp file for the
-    run and give Python's sys.stderr (errors, warnings, the progress bar) a copy of the real stderr."""
-    if not enabled:
-        yield
-        return
-    sys.stderr.flush()
-    real = os.dup(2)
-    sink = tempfile.TemporaryFile()
-    os.dup2(sink.fileno(), 2)
-    old_stderr = sys.stderr
-    sys.stderr = io.TextIOWrapper(os.fdopen(os.dup(real), "wb", buffering=0), encoding=old_stderr.encoding,
-                                  errors="backslashreplace", line_buffering=True, write_through=True)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stderr.flush()
-        sys.stderr = old_stderr
-        os.dup2(real, 2)
-        os.close(real)
-        sink.close()
+    XNNPACK delegate') straight to file descriptor 2, around our one error line: dropped for the run, while Python's
+    own stderr (errors, warnings, the progress bar) still reaches the terminal."""
+    from app.native import captured_fd2
+
+    return captured_fd2(python_to_terminal=True, keep=False) if enabled else contextlib.nullcontext()
 
 
 def _rss_mb() -> float | None:
