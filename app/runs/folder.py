@@ -264,11 +264,16 @@ def _declared_frames(video: Path) -> int:
 
 def run_folder(video: Path, export: list[Path], config: PipelineConfig, workers: int = 1, ray: str | None = None,
                progress: bool = True, resume: bool = True,
-               on_result: Callable[[ReplayResult], None] | None = None, options: dict | None = None) -> FolderRun:
+               on_result: Callable[[ReplayResult], None] | None = None, options: dict | None = None,
+               lsl=None) -> FolderRun:
     """Replay every video of a folder (or one file) into its exports; on_result(result) as each one ends, in the
     order they end. `options` are further keyword arguments of replay_file for every video (picklable: a study's
-    settings and markers). See the module docstring for workers, resume and Ray. Raises CaptureError / ExportError /
-    ValueError before anything runs (bad folder or export), ModelError when the model does not load."""
+    settings and markers). `lsl` (an app.study.lsl.LslStreams, which lives in this process: workers=1 only) streams
+    every video's rows. See the module docstring for workers, resume and Ray. Raises CaptureError / ExportError /
+    ValueError before anything runs (bad folder or export; lsl with workers or Ray), ModelError when the model does
+    not load."""
+    if lsl is not None and (workers > 1 or ray is not None):
+        raise ValueError("LSL streams from this process: it cannot go with workers or Ray")
     todo, skipped = _plan(Path(video), [Path(e) for e in export], config, resume, options)
     run = FolderRun(skipped=skipped)
     total, openable = 0, []
@@ -304,7 +309,7 @@ def run_folder(video: Path, export: list[Path], config: PipelineConfig, workers:
         if ray is not None:
             _run_ray(todo, config, ray, workers, bar, finished, options)
         elif workers <= 1:
-            _run_inline(todo, config, bar, finished, options)
+            _run_inline(todo, config, bar, finished, {**(options or {}), **({"lsl": lsl} if lsl else {})})
         else:
             _run_pool(todo, config, workers, bar, finished, options)
     run.results.sort(key=lambda r: r.source.name)

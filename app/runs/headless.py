@@ -129,8 +129,8 @@ def run_headless(args) -> int:
         return EXIT_USAGE
     config = pipeline_config(args)
     many = args.video.is_dir()
-    # A folder goes through app/runs/folder.py (workers, Ray, resume); LSL streams from this process, so not there.
-    spread = (many or args.workers > 1 or args.ray is not None) and not args.lsl and args.repeat == 1
+    # A folder (or --workers/--ray) goes through app/runs/folder.py (workers, Ray, resume); one file replays here.
+    spread = (many or args.workers > 1 or args.ray is not None) and args.repeat == 1
     if args.lsl and (args.workers > 1 or args.ray is not None):
         print("error: --lsl streams from this process: it cannot go with --workers or --ray", file=sys.stderr)
         return EXIT_USAGE
@@ -185,14 +185,16 @@ def run_headless(args) -> int:
             if spread:  # a folder (or --workers/--ray): app/runs/folder.py, resumable
                 from app.runs.folder import run_folder
 
+                # a stream's listener expects every video: with --lsl, complete ones are not skipped
                 run = run_folder(args.video, args.export, config, workers=args.workers, ray=args.ray,
-                                 progress=not args.quiet, on_result=on_result,
+                                 progress=not args.quiet, on_result=on_result, resume=lsl is None, lsl=lsl,
                                  options=dict(study=study, markers=markers) if study is not None else None)
                 results, skipped = run.results, run.skipped
             else:
-                results = replay(args.video, args.export, config, progress=not args.quiet, on_result=on_result,
-                                 repeat=args.repeat, on_pass=on_pass if args.repeat > 1 else None, study=study,
-                                 markers=markers, lsl=lsl)
+                results = [replay(args.video, args.export, config, progress=not args.quiet, repeat=args.repeat,
+                                  on_pass=on_pass if args.repeat > 1 else None, study=study, markers=markers,
+                                  lsl=lsl)]
+                on_result(results[0])
         except (CaptureError, ModelError, ExportError, ValueError, LslUnavailable) as e:
             print(f"error: {e}", file=sys.stderr)
             return EXIT_FAILED

@@ -175,31 +175,18 @@ def check_inputs(video: Path, export: list[Path]) -> list[Path]:
     return files
 
 
-def replay(video: Path, export: list[Path], config: PipelineConfig, progress: bool = True,
-           on_result: Callable[[ReplayResult], None] | None = None, repeat: int = 1,
+def replay(video: Path, export: list[Path], config: PipelineConfig, progress: bool = True, repeat: int = 1,
            on_pass: Callable[[int, int], None] | None = None, study: StudyConfig | None = None,
-           markers: tuple[Marker, ...] = (), lsl=None, overlap: bool = True) -> list[ReplayResult]:
-    """Replay one file or every video in a folder; on_result(result) after each. A single file raises CaptureError /
-    ModelError / ExportError (one line); in a folder a video that fails is a failed result and the replay goes on
-    (a model that does not load still raises: nothing could be done)."""
+           markers: tuple[Marker, ...] = (), lsl=None, overlap: bool = True) -> ReplayResult:
+    """Replay one video file into its exports with a pipeline of its own (a folder goes through
+    app.runs.folder.run_folder). Raises CaptureError / ModelError / ExportError (one line) or ValueError for a
+    folder."""
     video = Path(video)
-    many = video.is_dir()
-    files = check_inputs(video, export)
-    results = []
+    if video.is_dir():
+        raise ValueError(f"{video} is a folder: app.runs.folder.run_folder replays folders")
+    check_inputs(video, export)
     if overlap and config.threads is None:
         config = replace(config, threads=EMBEDDER_THREADS)
     with Pipeline(config) as pipeline:
-        for f in files:
-            targets = export_targets(f, export, many)
-            try:
-                result = replay_file(f, targets, pipeline, progress, repeat=repeat, on_pass=on_pass, study=study,
-                                     markers=markers, lsl=lsl, overlap=overlap)
-            except (CaptureError, ExportError) as e:
-                if not many:
-                    raise
-                written = [t for t in targets if t.exists()]
-                result = ReplayResult(source=f, exports=written, frames=0, error=" ".join(str(e).split()))
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
-    return results
+        return replay_file(video, export_targets(video, export, many=False), pipeline, progress, repeat=repeat,
+                           on_pass=on_pass, study=study, markers=markers, lsl=lsl, overlap=overlap)

@@ -171,7 +171,7 @@ def replay_fps(video: Path, config, keep: Path | None = None, overlap: bool = Tr
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
         r = replay(video, [keep or Path(d) / "replay.csv"], config, progress=False, overlap=overlap)
-        return r[0].frames / (time.perf_counter() - t0)
+        return r.frames / (time.perf_counter() - t0)
 
 
 def decode_mesh(video: Path, pipeline) -> tuple[int, float]:

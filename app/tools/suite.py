@@ -402,7 +402,7 @@ def gpu_suite(out_dir: Path, device: str = "cuda", seconds: float = 6.0, frames:
         for name, cfg in runs:
             target = Path(d) / f"replay_{len(texts)}.csv"
             t0 = time.perf_counter()
-            (r,) = replay(replayed, [target], cfg, progress=False)
+            r = replay(replayed, [target], cfg, progress=False)
             wall = time.perf_counter() - t0
             texts[name] = target.read_text()
             replays[name] = {"frames": r.frames, "wall_s": round(wall, 2), "fps": round(r.frames / wall, 1)}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,25 @@ def test_a_stop_signal_stops_every_worker_and_leaves_the_cut_videos_for_a_rerun(
     assert not [p.name for p in out.iterdir() if ".partial" in p.name or p.name.endswith(".tmp")]
     for k in "abcd":  # nothing counts as complete: a rerun redoes all four
         assert complete_result(src / f"{k}.mp4", [out / f"{k}.csv"], PipelineConfig()) is None
+
+
+def test_lsl_streams_every_video_of_a_folder_and_refuses_workers(folder, sequential, tmp_path):
+    from app.study.lsl import LslStreams, LslUnavailable, load_pylsl
+
+    try:
+        pylsl = load_pylsl()
+    except LslUnavailable as e:
+        pytest.skip(str(e))
+    with pytest.raises(ValueError, match="cannot go with workers"):
+        run_folder(folder, [tmp_path], PipelineConfig(), workers=2, progress=False, lsl=object())
+    with LslStreams(source_id=f"fanlive-folder-{uuid.uuid4().hex[:8]}") as streams:
+        found = pylsl.resolve_byprop("source_id", f"{streams.source_id}-expressions", timeout=10)
+        inlet = pylsl.StreamInlet(found[0], max_buflen=60)
+        inlet.open_stream(timeout=10)
+        run = run_folder(folder, [tmp_path], PipelineConfig(), workers=1, progress=False, lsl=streams, resume=False)
+        samples = []
+        while (chunk := inlet.pull_chunk(timeout=2.0)[0]):
+            samples += chunk
+    assert {r.source.name: r.status for r in run.results}["single_face.mp4"] == "done"
+    assert csv_texts(tmp_path) == csv_texts(sequential[0])  # the same rows as without a stream
+    assert len(samples) == 72  # single_face's rows (no_face has none)
