@@ -1,5 +1,5 @@
-"""Stop signals of a headless run: SIGINT (Ctrl+C), SIGTERM (`kill`, a logout) and SIGHUP (a closed terminal) all
-mean "stop now and export what was recorded". Qt-free; the window has its own handling (app/ui).
+"""Stop signals: SIGINT (Ctrl+C), SIGTERM (`kill`, a logout) and SIGHUP (a closed terminal) all mean "stop now and
+export what was recorded", in a headless run and in the window. Qt-free.
 
 * `install_stop_handlers()` (in the main thread of the process that runs the replay): the first stop signal raises
   `Interrupted(signum)`, a KeyboardInterrupt, wherever the main thread is; later ones are ignored, so a second
@@ -10,12 +10,14 @@ mean "stop now and export what was recorded". Qt-free; the window has its own ha
   memory, read and written without a lock, so a signal handler may set it). A worker installs
   `install_stop_handlers(flag)`: a signal only sets the flag, and the replay, which calls `flag.check()` once a
   frame, ends there (`Interrupted`) with its rows exported; the driver sets the same flag when it is signalled.
+* The window installs `install_stop_handlers(on_stop=...)`: the first signal calls it (the window closes as by its
+  close button, which saves the session) instead of raising.
 """
 from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
@@ -62,6 +64,7 @@ class _State:
     installed = False
     signum: int | None = None       # the first stop signal received since install_stop_handlers()
     flag: StopFlag | None = None    # a worker: a signal sets this instead of raising
+    on_stop = None                  # the window: a signal calls this (with its number) instead of raising
     finishing = 0                   # depth of finishing() blocks
 
 
@@ -72,14 +75,18 @@ def _on_signal(signum, _frame) -> None:
     if _State.flag is not None:
         _State.flag.request(signum)
         return
+    if _State.on_stop is not None:
+        _State.on_stop(signum)
+        return
     if _State.finishing:
         return  # raised when the final writes are done (finishing())
     raise Interrupted(signum)
 
 
-def install_stop_handlers(flag: StopFlag | None = None) -> None:
+def install_stop_handlers(flag: StopFlag | None = None, on_stop: Callable[[int], None] | None = None) -> None:
     """SIGINT, SIGTERM and SIGHUP stop the run (see the module docstring); main thread only."""
     _State.installed, _State.signum, _State.flag, _State.finishing = True, None, flag, 0
+    _State.on_stop = on_stop
     for name in STOP_SIGNALS:
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _on_signal)
@@ -95,6 +102,6 @@ def finishing() -> Iterator[None]:
         yield
     finally:
         _State.finishing -= 1
-    if _State.installed and _State.flag is None and before is None and _State.signum is not None \
-            and not _State.finishing:
+    if _State.installed and _State.flag is None and _State.on_stop is None and before is None \
+            and _State.signum is not None and not _State.finishing:
         raise Interrupted(_State.signum)

@@ -2,14 +2,13 @@
 window and runs it until it closes (app.runs.cli calls it without --no-window)."""
 from __future__ import annotations
 
-import signal
 import sys
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from app import __version__
-from app.runs.interrupt import STOP_SIGNALS
+from app.runs.interrupt import install_stop_handlers
 from app.ui.state.options import WindowOptions
 from app.ui.widgets import theme
 from app.ui.widgets.main_window import APP_NAME, ORGANIZATION, MainWindow
@@ -35,14 +34,12 @@ def run_app(options: WindowOptions) -> int:
     # bytecodes, so a timer wakes the interpreter while Qt's loop waits.
     received: list[int] = []
 
-    def on_signal(signum, _frame) -> None:
+    def on_stop(signum: int) -> None:
         received.append(signum)
         window.close()
         app.quit()
 
-    for name in STOP_SIGNALS:
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), on_signal)
+    install_stop_handlers(on_stop=on_stop)
     wake = QTimer()
     wake.timeout.connect(lambda: None)
     wake.start(250)

@@ -1,5 +1,6 @@
-"""Stop signals of a headless run: the first raises where the main thread is, the final writes are not cut short,
-and a worker's signal only sets the shared stop flag (real signals, sent to this process)."""
+"""Stop signals: in a headless run the first raises where the main thread is, the final writes are not cut short,
+a worker's signal only sets the shared stop flag, and the window's only calls its stop (real signals, sent to this
+process)."""
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -47,3 +48,13 @@ def test_a_workers_signal_only_sets_the_shared_flag():
     with pytest.raises(Interrupted) as info:
         flag.check()
     assert info.value.signum == signal.SIGINT
+
+
+def test_the_windows_signal_calls_its_stop_once_and_never_raises():
+    stops = []
+    install_stop_handlers(on_stop=stops.append)
+    os.kill(os.getpid(), signal.SIGTERM)  # no exception: the window closes as by its close button
+    os.kill(os.getpid(), signal.SIGINT)   # a second one while it closes: ignored
+    with finishing():
+        pass  # a finishing block in the window's process raises nothing afterwards
+    assert stops == [signal.SIGTERM]
