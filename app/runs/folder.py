@@ -42,6 +42,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -180,7 +181,20 @@ def limit_threads(threads: int, cores: list[int] | None = None) -> None:
             os.sched_setaffinity(0, cores)
 
 
-_worker: dict = {}  # per worker process: its Pipeline (built on the first task), threads, progress queue
+@dataclasses.dataclass
+class _WorkerState:
+    """One worker process's own state, set by the pool's initializer (or a Ray task's first call) and kept for the
+    tasks it runs: the model loads once per process, not once per video. Module-level because that is where a
+    process pool's task function can find it; every process has its own."""
+
+    threads: int | None = None
+    progress: Any = None                 # the driver's queue of frame counts (the overall progress bar)
+    stop: StopFlag | None = None
+    config: PipelineConfig | None = None
+    pipeline: Pipeline | None = None     # built on the first task
+
+
+_worker = _WorkerState()
 
 
 def _worker_init(threads: int, core_sets: list[list[int]], counter, progress_queue, flag: StopFlag) -> None:
@@ -192,18 +206,17 @@ def _worker_init(threads: int, core_sets: list[list[int]], counter, progress_que
     # Ctrl+C reaches every process of the terminal's group, a `kill` only the driver: either way the flag ends the
     # video each worker is on (its rows exported) and every video after it, and the driver waits for that.
     install_stop_handlers(flag)
-    _worker.update(threads=threads, progress=progress_queue, stop=flag)
+    _worker.threads, _worker.progress, _worker.stop = threads, progress_queue, flag
 
 
 def _pipeline(config: PipelineConfig, threads: int) -> Pipeline:
     """This worker's pipeline, built once (the model loads in ~2 s) and reused for every video it gets."""
     config = dataclasses.replace(config, threads=threads)
-    if _worker.get("config") != config:
-        if "pipeline" in _worker:
-            _worker["pipeline"].close()
-        _worker["pipeline"] = Pipeline(config)
-        _worker["config"] = config
-    return _worker["pipeline"]
+    if _worker.pipeline is None or _worker.config != config:
+        if _worker.pipeline is not None:
+            _worker.pipeline.close()
+        _worker.pipeline, _worker.config = Pipeline(config), config
+    return _worker.pipeline
 
 
 def _failed(video: Path, targets: list[Path], error: BaseException) -> ReplayResult:
@@ -229,10 +242,10 @@ def analyze_one(video: Path, targets: list[Path], config: PipelineConfig, thread
 
 
 def _pool_task(video: Path, targets: list[Path], config: PipelineConfig, options: dict | None) -> ReplayResult:
-    q = _worker.get("progress")
-    return analyze_one(video, targets, config, _worker["threads"],
+    q = _worker.progress
+    return analyze_one(video, targets, config, _worker.threads,
                        on_frames=(lambda n: q.put(n)) if q is not None else None, options=options,
-                       stop=_worker.get("stop"))
+                       stop=_worker.stop)
 
 
 # ----------------------------------------------------------------------------------------------------- driver
@@ -421,9 +434,9 @@ def _ray_task(video: str, names: list[str], config: PipelineConfig,
     """On a Ray worker: the video (a path every node can read) into exports in a temporary folder on this node;
     their bytes go back to the driver, which writes them where they belong."""
     threads = 1  # Ray gives each task one CPU (num_cpus=1)
-    if "threads" not in _worker:
+    if _worker.threads is None:
         limit_threads(threads)
-        _worker["threads"] = threads
+        _worker.threads = threads
     with tempfile.TemporaryDirectory(prefix="fanlive-ray-") as tmp:
         targets = [Path(tmp) / n for n in names]
         result = analyze_one(Path(video), targets, config, threads, options=options)
