@@ -70,6 +70,8 @@ class MarkerController(QObject):
         self.recorder = None
         self.lsl = None
         self.show_corrected = False
+        self.dock: MarkersDock | None = None       # the dock and timeline lines install() builds for a window
+        self.lines: TimelineMarkers | None = None
         self.baseline: Baseline | None = None
         self._baseline_message: str | None = None
         self.key_names = parse_key_names(str(store.value(KEY_NAMES_SETTING, "")))
@@ -385,9 +387,12 @@ class MarkersDock(QDockWidget):
             self.lsl.blockSignals(False)
 
 
-def install(window) -> MarkerController:
-    """Wire the study tools into a MainWindow: M and 1-9, the dock, the timeline lines, each recording's Study,
-    LSL on processed frames, the corrected view. Returns the controller (window.markers)."""
+def install(window, on_error: Callable[[str], None], on_corrected: Callable[[bool], None]) -> MarkerController:
+    """Wire the study tools into a MainWindow through its public parts (recording controller, pipeline worker,
+    timeline, settings store, options): M and 1-9, the dock, the timeline lines, each recording's Study, LSL on
+    processed frames, the corrected view. `on_error(message)` shows an error; `on_corrected(on)` redraws the
+    timeline after the corrected view was turned on or off. Returns the controller, which holds its dock (`dock`)
+    and timeline lines (`lines`); the window adds nothing else of its own."""
     def now() -> float | None:
         latest = window.latest
         return None if latest is None else float(latest.frame.time_s)
@@ -396,17 +401,16 @@ def install(window) -> MarkerController:
     window.recording.study_factory = c.new_study
     window.recording.recording_changed.connect(lambda on: c.attach_recorder(window.recording.last))
     window.pipeline_worker.frame_processed.connect(lambda result, *_: c.stream(rows_from_result(result)))
-    c.error_occurred.connect(window._on_error_occurred)
+    c.error_occurred.connect(on_error)
 
-    lines = window.timeline_markers = TimelineMarkers(window.timeline)
+    lines = c.lines = TimelineMarkers(window.timeline)
     c.markers_changed.connect(lines.show)
     c.corrected_changed.connect(lines.set_corrected)
-    c.corrected_changed.connect(lambda _on: window._update_timeline(force=True))
+    c.corrected_changed.connect(on_corrected)
 
-    dock = MarkersDock(c, window)
+    dock = c.dock = MarkersDock(c, window)
     window.addDockWidget(Qt.RightDockWidgetArea, dock)
     dock.hide()
-    window.markers_dock = dock
     toggle = dock.toggleViewAction()
     toggle.setText("Markers")
     toggle.setShortcut(QKeySequence("Ctrl+M"))

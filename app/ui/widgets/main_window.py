@@ -102,7 +102,9 @@ class MainWindow(QMainWindow):
         self.pipeline_worker.error_occurred.connect(self._on_error_occurred)
         self.pipeline_worker.pass_finished.connect(self._on_pass_finished)
         self.pipeline_worker.recording_failed.connect(self.recording.on_recording_failed)
-        self.markers = install_markers(self)  # M, 1-9, the markers dock, timeline lines, LSL, baseline view
+        # M, 1-9, the markers dock, timeline lines, LSL, baseline view
+        self.markers = install_markers(self, on_error=self._on_error_occurred,
+                                       on_corrected=lambda _on: self._update_timeline(force=True))
         self.pipeline_worker.start()
         self.statusBar().showMessage("Loading the model...")
 

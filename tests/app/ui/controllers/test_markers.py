@@ -40,18 +40,18 @@ def test_markers_added_in_the_window_appear_in_its_exports(make_window, videos, 
     qtbot.keyClick(w, Qt.Key_M)        # "marker"
     qtbot.keyClick(w, Qt.Key_2)        # "smile"
     assert [(m.time_s, m.label) for m in c.study.markers] == [(t0, "rest"), (t0, "marker"), (t0, "smile")]
-    assert w.markers_dock.list.count() == 3
-    lines = w.timeline_markers.lines  # drawn on the timeline's plot at the markers' times
+    assert w.markers.dock.list.count() == 3
+    lines = w.markers.lines.lines  # drawn on the timeline's plot at the markers' times
     assert [ln.value() for ln in lines] == [t0] * 3 and lines[0].scene() is w.timeline.plot.scene()
     # rename and delete through the dock's list (Ctrl+M shows it)
     qtbot.keyClick(w, Qt.Key_M, Qt.ControlModifier)
-    qtbot.waitUntil(lambda: w.markers_dock.isVisible(), timeout=5000)
-    w.markers_dock.list.item(1).setSelected(True)
-    w.markers_dock.rename_selected("surprise stimulus")
-    w.markers_dock.list.clearSelection()
-    w.markers_dock.list.item(2).setSelected(True)
-    w.markers_dock.list.setFocus()
-    qtbot.keyClick(w.markers_dock.list, Qt.Key_Delete)
+    qtbot.waitUntil(lambda: w.markers.dock.isVisible(), timeout=5000)
+    w.markers.dock.list.item(1).setSelected(True)
+    w.markers.dock.rename_selected("surprise stimulus")
+    w.markers.dock.list.clearSelection()
+    w.markers.dock.list.item(2).setSelected(True)
+    w.markers.dock.list.setFocus()
+    qtbot.keyClick(w.markers.dock.list, Qt.Key_Delete)
     assert [m.label for m in c.study.markers] == ["rest", "surprise stimulus"]
     recorder = w.session_log.last
     journal = extension_journal_for(recorder.journal_path)
@@ -96,17 +96,17 @@ def test_markers_added_in_the_window_appear_in_its_exports(make_window, videos, 
     # a file that is no session (here the events table) is refused when it is picked, not dropped at the export
     events_path = tmp_path / "out_events.csv"
     monkeypatch.setattr("app.ui.controllers.markers.QFileDialog.getOpenFileName", lambda *a, **k: (str(events_path), ""))
-    w.markers_dock.baseline_kind.setCurrentIndex(3)
+    w.markers.dock.baseline_kind.setCurrentIndex(3)
     with qtbot.waitSignal(c.error_occurred, timeout=TIMEOUT_MS) as refused:
-        w.markers_dock.apply_baseline()
+        w.markers.dock.apply_baseline()
     assert refused.args[0].startswith(f"baseline recording {events_path} is not a FAN Live session export")
-    assert w.markers_dock.baseline_kind.currentIndex() == 0 and c.study.config.baseline != BaselineSpec(
+    assert w.markers.dock.baseline_kind.currentIndex() == 0 and c.study.config.baseline != BaselineSpec(
         "file", path=str(events_path))
 
     # a separate recording as the baseline (the dock's file dialog, answered here): one mean for every face
     monkeypatch.setattr("app.ui.controllers.markers.QFileDialog.getOpenFileName", lambda *a, **k: (str(csv_path), ""))
-    w.markers_dock.baseline_kind.setCurrentIndex(3)
-    w.markers_dock.apply_baseline()
+    w.markers.dock.baseline_kind.setCurrentIndex(3)
+    w.markers.dock.apply_baseline()
     assert c.study.config.baseline == BaselineSpec("file", path=str(csv_path))
     np.testing.assert_allclose(c.baseline.means[None], df[list(PROB_COLUMNS)].mean().to_numpy(), atol=1e-12)
 
@@ -119,7 +119,7 @@ def test_the_lsl_toggle_streams_processed_frames(make_window, videos, qtbot):
     except LslUnavailable as e:
         pytest.skip(str(e))
     w = make_window(videos / "single_face.mp4", lsl=True)  # main.py --lsl: streaming from the start
-    assert w.markers.lsl is not None and w.markers_dock.lsl.isChecked()
+    assert w.markers.lsl is not None and w.markers.dock.lsl.isChecked()
     found = pylsl.resolve_byprop("source_id", f"{w.markers.lsl.source_id}-expressions", timeout=10)
     inlet = pylsl.StreamInlet(found[0])
     inlet.open_stream(timeout=10)
@@ -133,5 +133,5 @@ def test_the_lsl_toggle_streams_processed_frames(make_window, videos, qtbot):
 
     qtbot.waitUntil(received, timeout=TIMEOUT_MS)
     assert got[0][0] >= 1 and abs(sum(got[0][2:]) - 1) < 1e-3  # face id, media time, 7 probabilities
-    w.markers_dock.lsl.setChecked(False)
+    w.markers.dock.lsl.setChecked(False)
     assert w.markers.lsl is None
