@@ -29,6 +29,7 @@ from app.ui.controllers.recording import RecordingController
 from app.ui.controllers.sessions import sessions_dir
 from app.ui.state.live import LiveState
 from app.ui.state.options import WindowOptions
+from app.ui.state.playback import PlaybackRules, Steps
 from app.ui.state.status import model_summary, running_on, status_texts
 from app.ui.widgets.settings import SettingsDock, UiSettings
 from app.ui.widgets.source_picker import dropped_video, parse_live_spec, reopenable
@@ -76,7 +77,7 @@ class MainWindow(QMainWindow):
         self.pipeline_info: PipelineInfo | None = None
         self.model_error = ""
         self._tasks: set[TaskWorker] = set()
-        self._record_when_ready = False
+        self.playback = PlaybackRules()  # when a file plays and when a session starts (app/ui/state/playback.py)
         self._open_first_camera = False   # no source given: open the first camera the probe finds
         self._probe_when_open = False     # --camera N: list the others once N is open
         self._closing = False
@@ -216,6 +217,7 @@ class MainWindow(QMainWindow):
         opens on its capture thread; errors come back as a message."""
         self._stop_capture()
         self._stop_recording()
+        self.playback.source_closed()
         self.recording.pass_saved = False
         self.handoff.clear()
         self.error_banner.hide()
@@ -251,25 +253,22 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{info.name} - {APP_NAME}")
         if info.is_live:  # remembered for the next start; a URL's password is never stored
             self.store.setValue(LAST_SOURCE_SETTING, mask_url(str(info.spec)))
-        if not info.is_live:  # files record from the start, every frame; cameras when the user asks
-            self._record_when_ready = True
-            self._maybe_start_recording()
-            if self.pipeline_info is None and not self.model_error:
-                self.video.set_message("Loading the model...\nThe video starts once it is ready, so that every "
-                                       "frame is analysed.")
-            self._release_capture()
+        steps = self.playback.source_opened(info.is_live)  # files record from the start; cameras when asked
+        if self.playback.waiting_for_model:
+            self.video.set_message("Loading the model...\nThe video starts once it is ready, so that every "
+                                   "frame is analysed.")
+        self._take(steps)
 
-    def _release_capture(self) -> None:
-        """Let the file play once the model has settled (loaded and recording, or failed: then it plays unlabelled),
-        so that frame 0 is analysed and recorded like every other."""
-        worker = self.capture_worker
-        if worker is None or self.source_info is None or self.source_info.is_live:
-            return
-        if self.pipeline_info is None and not self.model_error:
-            return  # _on_pipeline_loaded / _on_pipeline_failed call again
-        if self.video.message.startswith("Loading the model"):
-            self.video.set_message("")
-        worker.release()
+    def _take(self, steps: Steps) -> None:
+        """Carry out what the playback rules decided after an event."""
+        if steps.stop_recording:
+            self.recording.stop()
+        if steps.start_recording:
+            self.start_recording()
+        if steps.release and self.capture_worker is not None:
+            if self.video.message.startswith("Loading the model"):
+                self.video.set_message("")
+            self.capture_worker.release()
 
     def _on_pass_finished(self, generation: int) -> None:
         """Every frame of a pass through the file is processed and recorded: its session is complete, so save it.
@@ -278,10 +277,7 @@ class MainWindow(QMainWindow):
         if worker is None or generation != worker.generation or self.source_info is None:
             return
         self.recording.finish_pass()
-        if self.transport.loop_check.isChecked():
-            self._record_when_ready = True
-            self._maybe_start_recording()
-            worker.release()
+        self._take(self.playback.pass_finished(self.transport.loop_check.isChecked()))
 
     def _on_source_ended(self) -> None:
         if self.sender() is self.capture_worker:
@@ -413,7 +409,6 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------------------------ model
     def _on_pipeline_loaded(self, info: PipelineInfo) -> None:
-        previous = self.pipeline_info
         self.pipeline_info = info
         self.model_error = ""
         if self.capture_worker is not None:
@@ -430,21 +425,17 @@ class MainWindow(QMainWindow):
         # CUDA wanted but not started is a quiet fact of the status bar (its provider label and tooltip say why),
         # not a banner: the notices are for what the user must act on
         self.statusBar().showMessage(f"Model {info.model} loaded, running {running_on(info.providers)}", 5000)
-        if previous is not None and self.session_log.recording:
-            self._stop_recording()  # a session's metadata names one model: a new model starts a new session
-            self._record_when_ready = True
-        self._maybe_start_recording()
-        self._release_capture()
+        self._take(self.playback.model_loaded(self.session_log.recording))
 
     def _on_pipeline_failed(self, message: str) -> None:
         self.pipeline_info = None
         self.model_error = message
-        self._stop_recording()
+        steps = self.playback.model_failed()
         self.model_banner.show_message(f"<b>No model loaded.</b> {message}<br>{HOW_TO_GET_A_MODEL} "
                                        "The video still plays, without labels.", "Choose model...")
         self.settings_dock.model_info.setText(f"No model loaded: {message}")
         self.statusBar().showMessage("No model loaded", 5000)
-        self._release_capture()
+        self._take(steps)
 
     def choose_model(self) -> None:
         self.settings_dock.show()
@@ -465,11 +456,6 @@ class MainWindow(QMainWindow):
         self.render()
 
     # ------------------------------------------------------------------------------------------------ session
-    def _maybe_start_recording(self) -> None:
-        if self._record_when_ready and self.pipeline_info is not None and self.source_info is not None:
-            self._record_when_ready = False
-            self.start_recording()
-
     def _on_record_toggled(self, on: bool) -> None:
         if on and not self.session_log.recording:
             if self.pipeline_info is None or self.source_info is None:
@@ -492,7 +478,7 @@ class MainWindow(QMainWindow):
                        calibrated=self.options.calibrated)
 
     def _stop_recording(self, wait: bool = False) -> None:
-        self._record_when_ready = False
+        self.playback.recording_stopped()
         self.recording.stop(wait)
 
     def _show_recording(self, on: bool) -> None:
