@@ -34,11 +34,10 @@ from tqdm import tqdm
 
 from app.durable import replacing
 from app.emotions import EMOTIONS
-from app.paths import ROOT, data_root
 from app.faces.align import Preprocess
 from models.data.augment import train_augment
 from models.engine.checkpoints import load_embedder, write_json
-from models.engine.cli import add_dataclass_args, command_line, config_from_args
+from models.engine.cli import DataOptions, add_dataclass_args, command_line, config_from_args
 from models.data.datasets import subject_folds
 from models.networks.heads import init_from_frame_classifier, train_head
 from models.data.loading import CK_LABELS, ckplus_label, clip_index, embed_all, load_ckplus, normalise, to_input
@@ -50,10 +49,8 @@ PAPER = {"score_fusion": 94.80, "fan_self": 99.08, "fan_relation": 99.69}
 
 
 @dataclass
-class CVConfig:
+class CVConfig(DataOptions):
     embedder: str = "runs/frames/best.pt"
-    data: str = str(data_root())
-    cache_dir: str = str(ROOT / "cache")
     out: str = "runs/cv_ckplus"
     folds: int = 10
     finetune_epochs: int = 12      # 0 = frozen stage-1 features

@@ -52,13 +52,12 @@ from tqdm import tqdm
 
 from app.durable import atomic_write
 from app.emotions import EMOTIONS
-from app.paths import ROOT, data_root
 from app.faces.align import Preprocess
 from models.data.facecache import AlignedSet, align_from_landmarks, cached_aligned_set, default_cache_dir
 from models.networks.fan import ResNet18Embedder
 from models.networks.teachers import TEACHERS, Teacher, load_teacher
 from models.engine.checkpoints import load_checkpoint, save_checkpoint, write_json
-from models.engine.cli import add_dataclass_args, config_from_args
+from models.engine.cli import TrainingOptions, add_dataclass_args, config_from_args
 from models.data.loading import normalise, subset_landmarks_from_full, to_input
 from models.engine.runtime import hardware_string, lr_at, resolve_device
 
@@ -213,21 +212,12 @@ def student_cosine(student: ResNet18Embedder, proj: DistillHead, crops_u8: torch
 # ------------------------------------------------------------------------------------------------- datasets
 
 @dataclass
-class DistillConfig:
+class DistillConfig(TrainingOptions):
     teacher: str = "dlib"
     datasets: str = ",".join(DATASETS)        # comma-separated, from KNOWN_DATASETS
     ferplus_splits: str = "train"             # comma-separated FER+ splits (train, valid, test)
-    data: str = str(data_root())
-    cache_dir: str = str(ROOT / "cache")
     models_dir: str = ""                      # "" = $FANLIVE_MODELS, else ../shared/models
     out: str = "runs/distill"
-    input_size: int = 64
-    color: str = "gray"
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 0.1
-    weight_decay: float = 5e-4
-    warmup_epochs: float = 1.0
     center: bool = True                       # distil normalise(t - mean t) (see the module docstring)
     augment: bool = True                      # models.data.augment.train_augment on the student's input
     flip: bool = True                         # without augment: random horizontal flips only
@@ -235,10 +225,6 @@ class DistillConfig:
     limit: int = 0                            # >0: at most this many images per dataset split (tests, smoke runs)
     teacher_batch: int = 64
     workers: int = 1                          # detector processes when a dataset's landmarks are not cached yet
-    seed: int = 0
-    threads: int = 0                          # torch/OpenCV threads; 0 = their defaults
-    resume: bool = False
-    device: str = "auto"
 
 
 def dataset_samples(data: Path, dataset: str, ferplus_splits: list[str]) -> list[tuple[str, list, np.ndarray | None]]:

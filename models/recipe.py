@@ -42,7 +42,7 @@ from typing import Callable
 
 from app.paths import ROOT, data_root
 from models.engine.checkpoints import write_json
-from models.engine.cli import add_dataclass_args, command_line, config_from_args
+from models.engine.cli import DataOptions, add_dataclass_args, command_line, config_from_args
 from models.distill import DistillConfig
 from models.networks.fan import WINDOW_LENGTH
 from models.data.datasets import DOMAINS
@@ -63,10 +63,8 @@ TRAINING_DATA = ("identity pretraining (no labels) and expressions on the train 
 
 
 @dataclass
-class RecipeConfig:
+class RecipeConfig(DataOptions):
     out: str = "runs/gpu"
-    data: str = str(data_root())
-    cache_dir: str = str(ROOT / "cache")
     models_dir: str = ""                 # the teachers: "" = $FANLIVE_MODELS, else ../shared/models
     device: str = "auto"                 # auto, cpu or cuda (cuda is refused when torch sees none)
     threads: int = 0                     # torch threads (0: torch's default) and ONNX Runtime's (0: every core)
@@ -225,17 +223,15 @@ def _clips(cfg: RecipeConfig, paths: Paths, command: str) -> tuple[dict, dict]:
 
 
 def _export(cfg: RecipeConfig, paths: Paths, command: str) -> tuple[dict, dict]:
-    from models.release.export import export_model, load_checkpoint, verify_parity
+    from models.release.export import ExportOptions, export_checkpoint
 
-    embedder, heads, pre, meta = load_checkpoint(paths.clips / "model.pt")
-    embedder.flip_average = True  # the mean of the face and its mirror image, inside the graph (as shipped)
-    meta["training"].update(data=TRAINING_DATA, recipe=command)
-    extra = {**meta, "licence": LICENCE, "command": command}
-    card = export_model(embedder, heads, paths.export, cfg.name, pre, cfg.window_length, extra=extra)
-    diffs = verify_parity(embedder, heads, card)
-    config = {"checkpoint": str(paths.clips / "model.pt"), "name": cfg.name, "window_length": cfg.window_length,
-              "flip_average": True, "heads": list(heads)}
-    return config, {"card": str(card), "parity_max_abs_diff": max(diffs.values())}
+    opts = ExportOptions(name=cfg.name, checkpoint=paths.clips / "model.pt", out=paths.export,
+                         window_length=cfg.window_length, flip_average=True)  # mirror averaging as shipped
+    result = export_checkpoint(opts, command, {"training": {"data": TRAINING_DATA, "recipe": command},
+                                               "licence": LICENCE})
+    config = {"checkpoint": str(opts.checkpoint), "name": cfg.name, "window_length": cfg.window_length,
+              "flip_average": opts.flip_average, "heads": list(result.heads)}
+    return config, {"card": str(result.card), "parity_max_abs_diff": max(result.parity.values())}
 
 
 def _quantize(cfg: RecipeConfig, paths: Paths, command: str) -> tuple[dict, dict]:

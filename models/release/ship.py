@@ -107,14 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", type=Path, default=ROOT / "cache", help="crop caches for the evaluation suite")
     args = p.parse_args(argv)
 
-    from models.release.export import main as export_main, model_files, update_cards
+    from models.release.export import EXPORT_ERRORS, ExportOptions, export_checkpoint, update_cards
 
-    rc = export_main(["--checkpoint", str(args.checkpoint), "--out", str(args.out), "--name", args.name,
-                      "--window-length", str(args.window_length),
-                      "--flip-average" if args.flip_average else "--no-flip-average"])
-    if rc:
-        return rc
-    card_path = (args.out / model_files(args.name, ["relation"])[0]).with_suffix(".json")
+    try:
+        exported = export_checkpoint(ExportOptions(name=args.name, checkpoint=args.checkpoint, out=args.out,
+                                                   window_length=args.window_length, flip_average=args.flip_average))
+    except EXPORT_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(exported.report())
+    card_path = exported.card
     ferplus = ferplus_valid_metrics(card_path, args.data)
     metrics: dict = {"ferplus_valid": {**ferplus["relation"], "by_attention": ferplus,
                                        "note": "7-class FER+ majority labels, every FER+ Valid image through the "
