@@ -32,7 +32,7 @@ import numpy as np
 from app.durable import atomic_write, write_json
 from app.recognition.card import ATTENTION_TYPES, DEVICES, HEAD_TYPES, PRECISIONS, ModelError, load_card
 from app.emotions import EMOTIONS
-from models.engine.cli import add_head_args, parse_head_args
+from models.engine.cli import add_card_args, add_head_args, parse_head_args
 from models.engine.metrics import classification_report
 
 HEAD_HELP = "the head that scores, by its card key (default: the card's)"
@@ -210,14 +210,10 @@ def format_suite(reports: dict) -> str:
 
 
 def suite_main(argv: list[str]) -> int:
-    from app.paths import ROOT, data_root
-
     p = argparse.ArgumentParser(prog="python -m models.evaluate suite",
                                 description="every domain's held-out images (FER+ Valid, RAF-DB val, SFEW val, held-out posed "
                                             "performers) and CK+48 frames through the app's path")
-    p.add_argument("--weights", type=Path, required=True, help="any .onnx or .json card of the model")
-    p.add_argument("--data", type=Path, default=None, help="shared data root (default: $FANLIVE_DATA or ../shared/data)")
-    p.add_argument("--cache-dir", type=Path, default=ROOT / "cache")
+    add_card_args(p)
     p.add_argument("--device", choices=DEVICES, default="auto")
     add_head_args(p, HEAD_TYPES, HEAD_HELP, ATTENTION_TYPES)
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
@@ -233,7 +229,7 @@ def suite_main(argv: list[str]) -> int:
         from models.data.datasets import DatasetError
 
         card = load_card(args.weights)
-        reports = run_suite(card, args.data or data_root(), args.cache_dir, args.device, args.head,
+        reports = run_suite(card, args.data, args.cache_dir, args.device, args.head,
                             not args.quiet, args.limit, args.precision)
     except (ModelError, DatasetError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

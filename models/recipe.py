@@ -40,9 +40,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from app.paths import ROOT, data_root
 from models.engine.checkpoints import write_json
-from models.engine.cli import DataOptions, add_dataclass_args, command_line, config_from_args
+from models.engine.cli import DataOptions, add_data_args, add_dataclass_args, command_line, config_from_args
 from models.distill import DistillConfig
 from models.networks.fan import WINDOW_LENGTH
 from models.data.datasets import DOMAINS
@@ -436,8 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--weights", type=Path, required=True, help="the new model's card")
     c.add_argument("--baseline", type=Path, required=True, help="the model it must beat (e.g. the shipped card)")
     c.add_argument("--precision", choices=PRECISIONS, default="int8", help="int8: what the app runs on a CPU")
-    c.add_argument("--data", type=Path, default=None, help="default: $FANLIVE_DATA or ../shared/data")
-    c.add_argument("--cache-dir", type=Path, default=ROOT / "cache")
+    add_data_args(c)
     c.add_argument("--limit", type=int, default=0, help="every k-th image, at most N per domain (quick checks)")
     c.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: the app's default)")
     c.add_argument("--json", type=Path, default=None, help="also write the comparison here")
@@ -450,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(results["table"]))
             print(f"results: {Path(results['recipe']['out']) / RESULTS}", file=sys.stderr)
             return 0
-        cmp = compare_models(args["weights"], args["baseline"], args["data"] or data_root(), args["cache_dir"],
+        cmp = compare_models(args["weights"], args["baseline"], args["data"], args["cache_dir"],
                              args["precision"], args["limit"], args["threads"] or None)
     except (ValueError, FileNotFoundError, ModelError, DatasetError) as e:
         print(f"error: {e}".splitlines()[0], file=sys.stderr)

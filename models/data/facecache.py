@@ -35,7 +35,7 @@ import numpy as np
 from app.durable import atomic_write
 from app.emotions import EMOTIONS
 from app.faces.detect import DetectorConfig
-from app.paths import ROOT
+from models.engine.cli import CACHE_DIR
 from app.faces.align import Preprocess, align_face, alignment_transform, convert_color, warp_face
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ DEFAULT_FALLBACK = np.array([[0.3203, 0.3857], [0.6734, 0.3796], [0.4988, 0.6181
 def default_cache_dir() -> Path:
     """$FANLIVE_CACHE, else cache/ in the checkout (git-ignored)."""
     env = os.environ.get("FANLIVE_CACHE")
-    return Path(env).expanduser() if env else ROOT / "cache"
+    return Path(env).expanduser() if env else CACHE_DIR
 
 
 def read_image(path) -> np.ndarray:

@@ -96,6 +96,20 @@ def command_line(prog: str, cfg, skip: tuple[str, ...] = ()) -> str:
     return " ".join(parts)
 
 
+# ----------------------------------------------------------------------------------------------- argparse groups
+def add_data_args(p: argparse.ArgumentParser, cache_help: str = "aligned-crop and landmark caches") -> None:
+    """--data and --cache-dir, defaulting as DataOptions does, for a hand-written parser."""
+    p.add_argument("--data", type=Path, default=data_root(),
+                   help="shared data root (default: $FANLIVE_DATA or ../shared/data)")
+    p.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help=f"{cache_help} (default: cache/ in the checkout)")
+
+
+def add_card_args(p: argparse.ArgumentParser) -> None:
+    """--weights (a model's card or one of its graphs) and the data options of a command that measures a model."""
+    p.add_argument("--weights", type=Path, required=True, help="any .onnx or .json card of the model")
+    add_data_args(p)
+
+
 # ----------------------------------------------------------------------------------------------- --head
 def add_head_args(p: argparse.ArgumentParser, choices: tuple[str, ...], help: str,
                   alias_choices: tuple[str, ...] | None = None) -> None:

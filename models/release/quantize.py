@@ -31,7 +31,7 @@ import numpy as np
 
 from app.durable import replacing
 from app.recognition.card import ModelError, content_files, file_sha256, load_card, write_model_cards
-from app.paths import ROOT
+from models.engine.cli import add_card_args
 
 METHODS = ("minmax", "percentile", "entropy")
 WEIGHT_TYPES = ("s8", "u8")
@@ -138,14 +138,11 @@ def add_int8(card_path: Path, crops: list[np.ndarray], check: list[np.ndarray], 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from app import paths
     from models.data.datasets import DatasetError
 
     p = argparse.ArgumentParser(prog="python -m models.release.quantize", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", type=Path, required=True, help="any .onnx or .json card of the model")
-    p.add_argument("--data", type=Path, default=None, help="shared data root (default: $FANLIVE_DATA or ../shared/data)")
-    p.add_argument("--cache-dir", type=Path, default=ROOT / "cache")
+    add_card_args(p)
     p.add_argument("--calibration", type=int, default=512, help="training crops that set the activation ranges")
     p.add_argument("--method", choices=METHODS, default="minmax")
     p.add_argument("--weight-type", choices=WEIGHT_TYPES, default="s8",
@@ -158,8 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--calibration must be >= 1 and --limit >= 0")
     try:
         card = load_card(args.weights)
-        data = args.data or paths.data_root()
-        crops, check, source = calibration_crops(Path(data), card.preprocess, args.cache_dir, args.calibration,
+        crops, check, source = calibration_crops(args.data, card.preprocess, args.cache_dir, args.calibration,
                                                  args.seed, progress=not args.quiet, limit=args.limit)
         out = add_int8(card.path, crops, check, args.method, source, args.weight_type)
     except (ModelError, DatasetError, OSError, ValueError) as e:
