@@ -8,9 +8,10 @@ emotions plus contempt), then the three aggregations are compared on the same fi
 subjects' clips. Folds are split by subject, never by image. Prints the table beside the paper's numbers, and
 writes cv_ckplus.json (per-clip predictions too) and cv_ckplus.png (confusion matrices, accuracy per fold) to --out.
 
---finetune-seeds 0,1,2 fine-tunes one network per seed and fold and averages each method's softmax over them (the
-seed alone moves CK+ accuracy by ~1.5 points); --joint instead fine-tunes each FAN head end to end with its own copy
-of the embedder on clips, as the paper does. --feature-cache DIR keeps every member, so members can run in parallel.
+--finetune-seeds 0,1,2 fine-tunes one network per seed and fold and averages each method's softmax over them (one
+fine-tune's CK+ accuracy depends on its seed: docs/results.md lists them); --joint instead fine-tunes each FAN head
+end to end with its own copy of the embedder on clips, as the paper does. --feature-cache DIR keeps every member,
+so members can run in parallel.
 
     python -m models.cv compare runs/cv_a runs/cv_b ...
 

@@ -17,9 +17,9 @@ Contract:
 - `DistillHead`: a learnable linear map from the student's 512-d feature to the teacher's D; loss = mean(1 - cos).
   `distill_step` is one optimiser step of student + head on a normalised batch.
 - Targets are centred by default: t' = normalise(t - mean of the training targets). Identity codes share a large
-  common direction (dlib: any two CK+ faces have cosine ~0.92, same person ~0.96; HSE 0.48 vs 0.75), so raw targets
-  let a student that outputs the mean face score ~0.93 and leave little gradient for what tells people apart;
-  centred, that student scores 0 (measured on CK+: dlib same/different 0.41 vs -0.09 after centring).
+  common direction (any two faces' codes are nearly as close as one person's), so raw targets let a student that
+  outputs the mean face score high and leave little gradient for what tells people apart; centred, that student
+  scores 0 (the measurements are in docs/training.md).
 - The student's input is augmented (models.data.augment.train_augment, or flips only); the target stays the teacher's
   embedding of the clean crop, so the student learns an identity code that survives jitter, blur and occlusion.
 - Which images: FER+ (the splits in --ferplus-splits, Train only by default: Valid selects models and Test scores

@@ -75,8 +75,8 @@ class RecipeConfig(DataOptions):
     batch_size: int = 256                # distill and frames
     warmup_epochs: float = FramesConfig.warmup_epochs
     distill_datasets: list[str] = field(default_factory=lambda: list(DOMAINS))
-    # Budgets for one 10-minute device call (restore and caches included); not yet timed on a GPU: recipe.json
-    # records each step's wall time, from which the next run's budgets follow. The batches are augmented on the CPU.
+    # Budgets meant to fit one 10-minute device call (restore and caches included), estimated rather than timed:
+    # recipe.json records each step's wall time to set them from. The batches are augmented on the CPU.
     distill_epochs: int = 3
     distill_lr: float = DistillConfig.lr
     frames_epochs: int = 8               # including the SWA epochs

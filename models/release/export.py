@@ -12,9 +12,9 @@ and a JSON card of the same stem beside each (app.recognition.card's format; ide
 the card's default head), then checks torch vs ONNX Runtime parity on seeded random inputs. export_checkpoint is the
 same export for other code (models.release.ship, models.recipe): ExportOptions holds the command's options.
 
-Exporter: torch.onnx.export(dynamo=True) (the torch.export-based exporter). The legacy TorchScript exporter
-(dynamo=False) still runs in torch 2.13 but warns that it will be removed; both give the same fused graph (Conv with
-BatchNorm folded in, no BN nodes), the same ORT speed within noise and parity ~1e-6, so the supported one wins. The
+Exporter: torch.onnx.export(dynamo=True) (the torch.export-based exporter) for the embedder and the FAN heads. The
+TorchScript exporter (dynamo=False) is deprecated and gives the same fused graph (Conv with BatchNorm folded in, no
+BN nodes); it serves only the heads that torch.export cannot export for every window length (_export_graph). The
 dynamo exporter writes weights to a separate `<file>.data` by default; we pass external_data=False and check that
 every initializer is inside the one file (ResNet18 fp32 is ~45 MB, far below protobuf's 2 GB limit).
 
@@ -65,10 +65,10 @@ def _export_graph(module: torch.nn.Module, example: torch.Tensor, path: Path, in
                   output_names: list[str], dynamic: dict[int, str], torchscript: bool = False) -> None:
     """One module -> one self-contained ONNX file, written atomically (tmp + os.replace).
 
-    torchscript=True uses the TorchScript exporter, for the heads added with the ABAW2021 ones (models.networks.heads
-    HeadSpec.torchscript_export): torch.export specialises a unidirectional nn.GRU to the example's window length
-    (the graph then refuses any other length), and it takes 20-40 s per small head where TorchScript takes ~1 s
-    (measured on the shared 2-core machine); parity is checked the same way (tests/models/networks/test_heads.py)."""
+    torchscript=True uses the TorchScript exporter, for the heads whose models.networks.heads
+    HeadSpec.torchscript_export says so (fusion, GRU, transformer): torch.export specialises a unidirectional nn.GRU
+    to the example's window length (the graph then refuses any other length) and is far slower on these small heads;
+    parity is checked the same way (tests/models/networks/test_heads.py)."""
     tmp = path.with_name(path.name + ".tmp")
     arg_name = next(iter(inspect.signature(module.forward).parameters))
     shapes = {arg_name: {axis: torch.export.Dim(dim_name) for axis, dim_name in dynamic.items()}}

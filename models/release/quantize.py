@@ -1,4 +1,4 @@
-"""Post-training int8 quantization of a released embedder, for the CPU: the same network, ~2.4x faster per face.
+"""Post-training int8 quantization of a released embedder, for the CPU: the same network, faster per face.
 
     python -m models.release.quantize --weights weights/fan_r18_multi_embedder.json [--calibration 512] [--method minmax]
 
@@ -13,10 +13,10 @@ draw), never on the validation sets the model is judged on. The record's agreeme
 crops (feature cosine, and whether the single-frame label through the default head is the same); the accuracy on the
 validation sets is `python -m models.evaluate suite --precision int8` against `--precision fp32` (docs/results.md).
 
-Weights: "s8" (default) int8 with the 7-bit range (`reduce_range`): on x86 CPUs without VNNI (AVX2, like the 2-core
-machine here) ONNX Runtime's u8 x s8 kernel adds pairs of products in 16 bits, which saturates with full 8-bit
-weights: measured here, full-range int8 flipped 5.7% of single-frame labels (feature cosine min 0.79), the 7-bit
-range 1.4% (min 0.996). "u8" (uint8 weights) avoids the saturation another way, ~20% slower.
+Weights: "s8" (default) int8 with the 7-bit range (`reduce_range`): on x86 CPUs without VNNI (AVX2 only) ONNX
+Runtime's u8 x s8 kernel adds pairs of products in 16 bits, which saturates with full 8-bit weights and changes
+single-frame labels; 7-bit weights stay clear of it. "u8" (uint8 weights) avoids the saturation another way, at some
+speed. The measurements: docs/results.md, "Speed, second pass".
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """A trainer checkpoint rebuilt from a released embedder ONNX graph, so a new run can warm-start from a model that
-exists only as an export (the release keeps ONNX files; the torch checkpoints of earlier sessions are gone).
+exists only as an export (a release keeps its ONNX files, not the torch checkpoints behind them).
 
     python -m models.release.warmstart --weights weights/fan_r18_ferplus_embedder.onnx --out runs/warm/embedder.pt
     python -m models.train frames --init runs/warm/embedder.pt ...

@@ -26,7 +26,7 @@ def test_fields_round_trip_through_the_parser_and_the_command_line():
 
 
 def test_a_negatively_named_bool_field_is_refused():
-    """14b's trap: a field `no_prior` became --no-prior/--no-no-prior, and argparse read --no-prior as False."""
+    """A field `no_prior` would become --no-prior/--no-no-prior, and argparse would read --no-prior as False."""
     @dataclass
     class Bad:
         no_prior: bool = False
@@ -45,7 +45,8 @@ def test_head_takes_its_alias_and_refuses_a_disagreement(capsys):
     with pytest.raises(SystemExit) as e:
         parse_head_args(p, ["--attention", "relation", "--head", "gru"])
     assert e.value.code == 2
-    assert capsys.readouterr().err == "error: --attention relation names another head than --head gru: give one of them\n"
+    err = capsys.readouterr().err
+    assert err == "error: --attention relation names another head than --head gru: give one of them\n"
     with pytest.raises(SystemExit):
         parse_head_args(p, ["--attention", "gru"])  # the alias names FAN's heads only
 
