@@ -4,7 +4,8 @@ configs have in common, and the --head option.
 A config dataclass is the single source of truth for a command's options: each field becomes --field-name with the
 field's default; bools get --x/--no-x, lists take one or more values. argparse itself stays in the entry points.
 Options that several commands take are written once here: a config inherits DataOptions (or TrainingOptions) instead
-of repeating their fields, and a hand-written parser calls add_head_args for --head.
+of repeating their fields, and a hand-written parser calls add_data_args or add_card_args for the data and model
+options and add_head_args (then parse_head_args) for --head.
 """
 from __future__ import annotations
 
