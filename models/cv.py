@@ -8,9 +8,10 @@ emotions plus contempt), then the three aggregations are compared on the same fi
 subjects' clips. Folds are split by subject, never by image. Prints the table beside the paper's numbers, and
 writes cv_ckplus.json (per-clip predictions too) and cv_ckplus.png (confusion matrices, accuracy per fold) to --out.
 
---finetune-seeds 0,1,2 fine-tunes one network per seed and fold and averages each method's softmax over them (the
-seed alone moves CK+ accuracy by ~1.5 points); --joint instead fine-tunes each FAN head end to end with its own copy
-of the embedder on clips, as the paper does. --feature-cache DIR keeps every member, so members can run in parallel.
+--finetune-seeds 0,1,2 fine-tunes one network per seed and fold and averages each method's softmax over them (one
+fine-tune's CK+ accuracy depends on its seed: docs/results.md lists them); --joint instead fine-tunes each FAN head
+end to end with its own copy of the embedder on clips, as the paper does. --feature-cache DIR keeps every member,
+so members can run in parallel.
 
     python -m models.cv compare runs/cv_a runs/cv_b ...
 
@@ -34,11 +35,10 @@ from tqdm import tqdm
 
 from app.durable import replacing
 from app.emotions import EMOTIONS
-from app.paths import ROOT, data_root
 from app.faces.align import Preprocess
 from models.data.augment import train_augment
 from models.engine.checkpoints import load_embedder, write_json
-from models.engine.cli import add_dataclass_args, command_line, config_from_args
+from models.engine.cli import DataOptions, add_dataclass_args, command_line, config_from_args
 from models.data.datasets import subject_folds
 from models.networks.heads import init_from_frame_classifier, train_head
 from models.data.loading import CK_LABELS, ckplus_label, clip_index, embed_all, load_ckplus, normalise, to_input
@@ -50,10 +50,8 @@ PAPER = {"score_fusion": 94.80, "fan_self": 99.08, "fan_relation": 99.69}
 
 
 @dataclass
-class CVConfig:
+class CVConfig(DataOptions):
     embedder: str = "runs/frames/best.pt"
-    data: str = str(data_root())
-    cache_dir: str = str(ROOT / "cache")
     out: str = "runs/cv_ckplus"
     folds: int = 10
     finetune_epochs: int = 12      # 0 = frozen stage-1 features

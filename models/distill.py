@@ -17,9 +17,9 @@ Contract:
 - `DistillHead`: a learnable linear map from the student's 512-d feature to the teacher's D; loss = mean(1 - cos).
   `distill_step` is one optimiser step of student + head on a normalised batch.
 - Targets are centred by default: t' = normalise(t - mean of the training targets). Identity codes share a large
-  common direction (dlib: any two CK+ faces have cosine ~0.92, same person ~0.96; HSE 0.48 vs 0.75), so raw targets
-  let a student that outputs the mean face score ~0.93 and leave little gradient for what tells people apart;
-  centred, that student scores 0 (measured on CK+: dlib same/different 0.41 vs -0.09 after centring).
+  common direction (any two faces' codes are nearly as close as one person's), so raw targets let a student that
+  outputs the mean face score high and leave little gradient for what tells people apart; centred, that student
+  scores 0 (the measurements are in docs/training.md).
 - The student's input is augmented (models.data.augment.train_augment, or flips only); the target stays the teacher's
   embedding of the clean crop, so the student learns an identity code that survives jitter, blur and occlusion.
 - Which images: FER+ (the splits in --ferplus-splits, Train only by default: Valid selects models and Test scores
@@ -52,13 +52,12 @@ from tqdm import tqdm
 
 from app.durable import atomic_write
 from app.emotions import EMOTIONS
-from app.paths import ROOT, data_root
 from app.faces.align import Preprocess
 from models.data.facecache import AlignedSet, align_from_landmarks, cached_aligned_set, default_cache_dir
 from models.networks.fan import ResNet18Embedder
 from models.networks.teachers import TEACHERS, Teacher, load_teacher
 from models.engine.checkpoints import load_checkpoint, save_checkpoint, write_json
-from models.engine.cli import add_dataclass_args, config_from_args
+from models.engine.cli import TrainingOptions, add_dataclass_args, config_from_args
 from models.data.loading import normalise, subset_landmarks_from_full, to_input
 from models.engine.runtime import hardware_string, lr_at, resolve_device
 
@@ -213,21 +212,12 @@ def student_cosine(student: ResNet18Embedder, proj: DistillHead, crops_u8: torch
 # ------------------------------------------------------------------------------------------------- datasets
 
 @dataclass
-class DistillConfig:
+class DistillConfig(TrainingOptions):
     teacher: str = "dlib"
     datasets: str = ",".join(DATASETS)        # comma-separated, from KNOWN_DATASETS
     ferplus_splits: str = "train"             # comma-separated FER+ splits (train, valid, test)
-    data: str = str(data_root())
-    cache_dir: str = str(ROOT / "cache")
     models_dir: str = ""                      # "" = $FANLIVE_MODELS, else ../shared/models
     out: str = "runs/distill"
-    input_size: int = 64
-    color: str = "gray"
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 0.1
-    weight_decay: float = 5e-4
-    warmup_epochs: float = 1.0
     center: bool = True                       # distil normalise(t - mean t) (see the module docstring)
     augment: bool = True                      # models.data.augment.train_augment on the student's input
     flip: bool = True                         # without augment: random horizontal flips only
@@ -235,10 +225,6 @@ class DistillConfig:
     limit: int = 0                            # >0: at most this many images per dataset split (tests, smoke runs)
     teacher_batch: int = 64
     workers: int = 1                          # detector processes when a dataset's landmarks are not cached yet
-    seed: int = 0
-    threads: int = 0                          # torch/OpenCV threads; 0 = their defaults
-    resume: bool = False
-    device: str = "auto"
 
 
 def dataset_samples(data: Path, dataset: str, ferplus_splits: list[str]) -> list[tuple[str, list, np.ndarray | None]]:

@@ -15,8 +15,9 @@ and settings), so a re-run costs only the network.
 
 Images of any size go through MediaPipe + the 5-point alignment from the model card (small crops such as FER+ 48x48
 are padded and upscaled for detection; where no face is found the mean transform is used and counted). Each image
-is scored by the FAN head as a window of one frame; a clip by the FAN head over its frames. Prints one JSON object:
-n, accuracy, macro_f1, uar, per_class_recall, confusion_matrix, detection_rate (+ labels, model, attention).
+is scored by the card's default head (or the one --head names) as a window of one frame; a clip by that head over its
+frames. Prints one JSON object: n, accuracy, macro_f1, uar, per_class_recall, confusion_matrix, detection_rate
+(+ labels, model, head).
 `--plot cm.png` saves the confusion matrix as an image.
 """
 from __future__ import annotations
@@ -29,9 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from app.durable import atomic_write, write_json
-from app.recognition.card import DEVICES, PRECISIONS, ModelError, load_card
+from app.recognition.card import ATTENTION_TYPES, DEVICES, HEAD_TYPES, PRECISIONS, ModelError, load_card
 from app.emotions import EMOTIONS
+from models.engine.cli import add_card_args, add_head_args, parse_head_args
 from models.engine.metrics import classification_report
+
+HEAD_HELP = "the head that scores, by its card key (default: the card's)"
 
 
 def as_warped(crops: np.ndarray) -> list[np.ndarray]:
@@ -40,7 +44,7 @@ def as_warped(crops: np.ndarray) -> list[np.ndarray]:
     return [c[:, :, 0] if c.shape[-1] == 1 else np.ascontiguousarray(c[:, :, ::-1]) for c in crops]
 
 
-def predict_images(paths_or_arrays, card, device: str, attention: str | None, progress: bool = True,
+def predict_images(paths_or_arrays, card, device: str, head: str | None, progress: bool = True,
                    precision: str = "auto"):
     """Aligned through the card's preprocessing -> (probs (N, 7), detected (N,))."""
     from app.recognition.recognizer import Embedder, FanHeadRunner
@@ -48,16 +52,16 @@ def predict_images(paths_or_arrays, card, device: str, attention: str | None, pr
 
     aligned = align_images(paths_or_arrays, card.preprocess, progress=progress)
     embedder = Embedder(card, device, precision=precision)
-    head = FanHeadRunner(card, attention or card.default_head, device)
+    runner = FanHeadRunner(card, head, device)
     crops = as_warped(aligned.crops)
     probs = []
     for i in range(0, len(crops), 64):
         feats = embedder.embed(crops[i:i + 64])
-        probs.extend(head.run(f[None])[0] for f in feats)  # each image is a window of one frame
+        probs.extend(runner.run(f[None])[0] for f in feats)  # each image is a window of one frame
     return np.array(probs), aligned.detected
 
 
-def predict_clips(clips, card, device: str, attention: str | None, progress: bool = True,
+def predict_clips(clips, card, device: str, head: str | None, progress: bool = True,
                   precision: str = "auto"):
     """Each clip's frames (a frame folder or a video) through the same path -> (probs (N, 7), detected frames)."""
     from tqdm import tqdm
@@ -67,7 +71,7 @@ def predict_clips(clips, card, device: str, attention: str | None, progress: boo
     from models.data.facecache import align_images
 
     embedder = Embedder(card, device, precision=precision)
-    head = FanHeadRunner(card, attention or card.default_head, device)
+    runner = FanHeadRunner(card, head, device)
     probs, detected = [], []
     for clip in tqdm(clips, desc="clips", disable=not progress):
         if clip.video is not None:
@@ -81,7 +85,7 @@ def predict_clips(clips, card, device: str, attention: str | None, progress: boo
         aligned = align_images(items, card.preprocess, progress=False)
         crops = as_warped(aligned.crops)
         feats = embedder.embed(crops)[-card.window_length:]  # the newest window, as the app would see it
-        probs.append(head.run(feats)[0])
+        probs.append(runner.run(feats)[0])
         detected.extend(aligned.detected.tolist())
     return np.array(probs), np.array(detected, bool)
 
@@ -167,7 +171,7 @@ def suite_sets(data: Path, pre, cache_dir: Path, progress: bool = True, limit: i
     return {k: v.select(v.labels >= 0) for k, v in sets.items()}  # contempt, FER+ ambiguous: outside the 7
 
 
-def run_suite(card, data: Path, cache_dir: Path, device: str, attention: str | None, progress: bool = True,
+def run_suite(card, data: Path, cache_dir: Path, device: str, head: str | None, progress: bool = True,
               limit: int = 0, precision: str = "auto", threads: int | None = None) -> dict:
     """Each domain's report (+ detection_rate) through the card's embedder and FAN head, each image a window of
     one frame, exactly as predict_images scores images. threads: the embedder's ONNX Runtime threads (None: the
@@ -175,14 +179,14 @@ def run_suite(card, data: Path, cache_dir: Path, device: str, attention: str | N
     from app.recognition.recognizer import Embedder, FanHeadRunner
 
     embedder = Embedder(card, device, threads, precision=precision)
-    head = FanHeadRunner(card, attention or card.default_head, device)
+    runner = FanHeadRunner(card, head, device)
     reports = {}
     for name, aligned in suite_sets(data, card.preprocess, cache_dir, progress, limit).items():
         crops = as_warped(aligned.crops)
         probs = []
         for i in range(0, len(crops), 64):
             feats = embedder.embed(crops[i:i + 64])
-            probs.extend(head.run(f[None])[0] for f in feats)
+            probs.extend(runner.run(f[None])[0] for f in feats)
         rep = classification_report(aligned.labels, np.array(probs).argmax(1), EMOTIONS)
         rep["detection_rate"] = float(aligned.detected.mean())
         rep["embedder_precision"] = embedder.precision
@@ -206,41 +210,37 @@ def format_suite(reports: dict) -> str:
 
 
 def suite_main(argv: list[str]) -> int:
-    from app.paths import ROOT, data_root
-
     p = argparse.ArgumentParser(prog="python -m models.evaluate suite",
                                 description="every domain's held-out images (FER+ Valid, RAF-DB val, SFEW val, held-out posed "
                                             "performers) and CK+48 frames through the app's path")
-    p.add_argument("--weights", type=Path, required=True, help="any .onnx or .json card of the model")
-    p.add_argument("--data", type=Path, default=None, help="shared data root (default: $FANLIVE_DATA or ../shared/data)")
-    p.add_argument("--cache-dir", type=Path, default=ROOT / "cache")
+    add_card_args(p)
     p.add_argument("--device", choices=DEVICES, default="auto")
-    p.add_argument("--attention", choices=["relation", "self"], default=None)
+    add_head_args(p, HEAD_TYPES, HEAD_HELP, ATTENTION_TYPES)
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="the embedder graph: auto = what the app runs (int8 on the CPU when the card has it)")
     p.add_argument("--json", type=Path, default=None, help="also write every report (confusion matrices too)")
     p.add_argument("--plot", type=Path, default=None, help="a folder for one confusion-matrix PNG per domain")
     p.add_argument("--limit", type=int, default=0, help="every k-th image, at most N per domain (quick checks)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = p.parse_args(argv)
+    args = parse_head_args(p, argv)
     if args.limit < 0:
         p.error("--limit must be >= 0")
     try:
         from models.data.datasets import DatasetError
 
         card = load_card(args.weights)
-        reports = run_suite(card, args.data or data_root(), args.cache_dir, args.device, args.attention,
+        reports = run_suite(card, args.data, args.cache_dir, args.device, args.head,
                             not args.quiet, args.limit, args.precision)
     except (ModelError, DatasetError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     precision = next(iter(reports.values()), {}).get("embedder_precision", args.precision)
-    print(f"{card.name} ({args.attention or card.default_head} head, {card.preprocess.input_size} px "
+    print(f"{card.name} ({args.head or card.default_head} head, {card.preprocess.input_size} px "
           f"{card.preprocess.color}, {precision} embedder), each image a "
           f"window of one frame:")
     print(format_suite(reports))
     if args.json:
-        write_json(args.json, {"model": card.name, "attention": args.attention or card.default_head,
+        write_json(args.json, {"model": card.name, "head": args.head or card.default_head,
                                "reports": reports}, indent=1)
     if args.plot:
         args.plot.mkdir(parents=True, exist_ok=True)
@@ -263,10 +263,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--format", choices=["ferplus", "folder", "clips"], default="folder")
     p.add_argument("--split", default=None, help="FER+ split folder (default: FER2013Valid when present)")
     p.add_argument("--device", choices=DEVICES, default="auto")
-    p.add_argument("--attention", choices=["relation", "self"], default=None)
+    add_head_args(p, HEAD_TYPES, HEAD_HELP, ATTENTION_TYPES)
     p.add_argument("--plot", type=Path, default=None, help="save the confusion matrix as a PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = p.parse_args(argv)
+    args = parse_head_args(p, argv)
     try:
         from models.data.datasets import DatasetError
 
@@ -275,15 +275,15 @@ def main(argv: list[str] | None = None) -> int:
         if len(items) == 0:
             raise DatasetError("no labelled items to evaluate")
         if kind == "clips":
-            probs, detected = predict_clips(items, card, args.device, args.attention, not args.quiet)
+            probs, detected = predict_clips(items, card, args.device, args.head, not args.quiet)
         else:
-            probs, detected = predict_images(items, card, args.device, args.attention, not args.quiet)
+            probs, detected = predict_images(items, card, args.device, args.head, not args.quiet)
     except (ModelError, DatasetError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     report = classification_report(labels, probs.argmax(1), EMOTIONS)
     report.update(detection_rate=float(np.mean(detected)) if len(detected) else 0.0, model=card.name,
-                  attention=args.attention or card.default_head, kind=kind)
+                  head=args.head or card.default_head, kind=kind)
     if args.plot:
         save_confusion_plot(report, args.plot, f"{card.name} on {args.index or args.data}")
     print(json.dumps(report))

@@ -40,9 +40,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from app.paths import ROOT, data_root
 from models.engine.checkpoints import write_json
-from models.engine.cli import add_dataclass_args, command_line, config_from_args
+from models.engine.cli import DataOptions, add_data_args, add_dataclass_args, command_line, config_from_args
 from models.distill import DistillConfig
 from models.networks.fan import WINDOW_LENGTH
 from models.data.datasets import DOMAINS
@@ -63,10 +62,8 @@ TRAINING_DATA = ("identity pretraining (no labels) and expressions on the train 
 
 
 @dataclass
-class RecipeConfig:
+class RecipeConfig(DataOptions):
     out: str = "runs/gpu"
-    data: str = str(data_root())
-    cache_dir: str = str(ROOT / "cache")
     models_dir: str = ""                 # the teachers: "" = $FANLIVE_MODELS, else ../shared/models
     device: str = "auto"                 # auto, cpu or cuda (cuda is refused when torch sees none)
     threads: int = 0                     # torch threads (0: torch's default) and ONNX Runtime's (0: every core)
@@ -78,8 +75,8 @@ class RecipeConfig:
     batch_size: int = 256                # distill and frames
     warmup_epochs: float = FramesConfig.warmup_epochs
     distill_datasets: list[str] = field(default_factory=lambda: list(DOMAINS))
-    # Budgets for one 10-minute device call (restore and caches included); not yet timed on a GPU: recipe.json
-    # records each step's wall time, from which the next run's budgets follow. The batches are augmented on the CPU.
+    # Budgets meant to fit one 10-minute device call (restore and caches included), estimated rather than timed:
+    # recipe.json records each step's wall time to set them from. The batches are augmented on the CPU.
     distill_epochs: int = 3
     distill_lr: float = DistillConfig.lr
     frames_epochs: int = 8               # including the SWA epochs
@@ -225,17 +222,15 @@ def _clips(cfg: RecipeConfig, paths: Paths, command: str) -> tuple[dict, dict]:
 
 
 def _export(cfg: RecipeConfig, paths: Paths, command: str) -> tuple[dict, dict]:
-    from models.release.export import export_model, load_checkpoint, verify_parity
+    from models.release.export import ExportOptions, export_checkpoint
 
-    embedder, heads, pre, meta = load_checkpoint(paths.clips / "model.pt")
-    embedder.flip_average = True  # the mean of the face and its mirror image, inside the graph (as shipped)
-    meta["training"].update(data=TRAINING_DATA, recipe=command)
-    extra = {**meta, "licence": LICENCE, "command": command}
-    card = export_model(embedder, heads, paths.export, cfg.name, pre, cfg.window_length, extra=extra)
-    diffs = verify_parity(embedder, heads, card)
-    config = {"checkpoint": str(paths.clips / "model.pt"), "name": cfg.name, "window_length": cfg.window_length,
-              "flip_average": True, "heads": list(heads)}
-    return config, {"card": str(card), "parity_max_abs_diff": max(diffs.values())}
+    opts = ExportOptions(name=cfg.name, checkpoint=paths.clips / "model.pt", out=paths.export,
+                         window_length=cfg.window_length, flip_average=True)  # mirror averaging as shipped
+    result = export_checkpoint(opts, command, {"training": {"data": TRAINING_DATA, "recipe": command},
+                                               "licence": LICENCE})
+    config = {"checkpoint": str(opts.checkpoint), "name": cfg.name, "window_length": cfg.window_length,
+              "flip_average": opts.flip_average, "heads": list(result.heads)}
+    return config, {"card": str(result.card), "parity_max_abs_diff": max(result.parity.values())}
 
 
 def _quantize(cfg: RecipeConfig, paths: Paths, command: str) -> tuple[dict, dict]:
@@ -440,8 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--weights", type=Path, required=True, help="the new model's card")
     c.add_argument("--baseline", type=Path, required=True, help="the model it must beat (e.g. the shipped card)")
     c.add_argument("--precision", choices=PRECISIONS, default="int8", help="int8: what the app runs on a CPU")
-    c.add_argument("--data", type=Path, default=None, help="default: $FANLIVE_DATA or ../shared/data")
-    c.add_argument("--cache-dir", type=Path, default=ROOT / "cache")
+    add_data_args(c)
     c.add_argument("--limit", type=int, default=0, help="every k-th image, at most N per domain (quick checks)")
     c.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0: the app's default)")
     c.add_argument("--json", type=Path, default=None, help="also write the comparison here")
@@ -454,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(results["table"]))
             print(f"results: {Path(results['recipe']['out']) / RESULTS}", file=sys.stderr)
             return 0
-        cmp = compare_models(args["weights"], args["baseline"], args["data"] or data_root(), args["cache_dir"],
+        cmp = compare_models(args["weights"], args["baseline"], args["data"], args["cache_dir"],
                              args["precision"], args["limit"], args["threads"] or None)
     except (ValueError, FileNotFoundError, ModelError, DatasetError) as e:
         print(f"error: {e}".splitlines()[0], file=sys.stderr)

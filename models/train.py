@@ -24,11 +24,10 @@ import torch
 from tqdm import tqdm
 
 from app.emotions import EMOTIONS
-from app.paths import ROOT, data_root
 from app.faces.align import Preprocess
 from models.data.augment import degrade, random_affine, train_augment
 from models.engine.checkpoints import load_checkpoint, load_embedder, save_checkpoint, write_json
-from models.engine.cli import add_dataclass_args, config_from_args
+from models.engine.cli import DataOptions, TrainingOptions, add_dataclass_args, config_from_args
 from models.networks.faer import CenterLoss, FeaturesAndLogits, build_embedder, embedder_arch, load_backbone
 from models.networks.heads import HEADS, head_spec, new_head, train_head
 from models.data.datasets import DOMAINS
@@ -45,29 +44,16 @@ K = len(EMOTIONS)
 
 # ----------------------------------------------------------------------------------------------- configs
 @dataclass
-class FramesConfig:
-    data: str = str(data_root())
-    cache_dir: str = str(ROOT / "cache")
+class FramesConfig(TrainingOptions):
     out: str = "runs/frames"
-    input_size: int = 64
-    color: str = "gray"
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 0.1
-    weight_decay: float = 5e-4
-    warmup_epochs: float = 1.0
     soft_labels: bool = True           # FER+ vote distribution as the target (FER+ paper's best scheme)
     class_weight_power: float = 0.5    # loss weight per class = (median freq / freq) ** power; 0 = unweighted
     limit_train: int = 0               # >0: a deterministic subset (tests, smoke runs)
     limit_valid: int = 0
-    seed: int = 0
-    threads: int = 0                   # torch intra-op threads; 0 = torch's default
     amp: bool = True                   # mixed precision (bf16) when on CUDA; ignored on the CPU
-    resume: bool = False
     init: str = ""                     # warm start: an embedder checkpoint's weights, with a fresh optimiser and schedule
     swa_epochs: int = 0                # >0: average the weights of the last N epochs (SWA) into swa.pt
     swa_lr: float = 0.005              # the cosine decays to this LR, then holds it through the SWA epochs
-    device: str = "auto"
     # training data: FER+ Train and the train part of each other domain's fixed split (models.data.loading.DOMAINS)
     datasets: list[str] = field(default_factory=lambda: list(DOMAINS))
     # the domains whose held-out part selects the checkpoint (mean macro-F1); CK+48 frames are only reported
@@ -87,10 +73,8 @@ class FramesConfig:
 
 
 @dataclass
-class ClipsConfig:
+class ClipsConfig(DataOptions):
     embedder: str = "runs/frames/best.pt"
-    data: str = str(data_root())
-    cache_dir: str = str(ROOT / "cache")
     out: str = "runs/clips"
     # stage-2 heads to train, by name (models.networks.heads.HEADS: relation self fusion gru gru-causal transformer)
     heads: list[str] = field(default_factory=lambda: ["relation", "self"])
@@ -277,14 +261,12 @@ def finish_swa(swa_state: dict, count: int, data: FrameData, pre: Preprocess, de
 
 
 @dataclass
-class AverageConfig:
+class AverageConfig(DataOptions):
     checkpoints: list[str] = field(default_factory=list)  # embedder checkpoints of one architecture/preprocessing
     out: str = "runs/average/average.pt"
     bn_update: bool = False            # recompute BN statistics on FER+ Train instead of averaging them
     limit_train: int = 0               # >0: deterministic subsets (tests)
     limit_valid: int = 0
-    data: str = str(data_root())
-    cache_dir: str = str(ROOT / "cache")
     threads: int = 0
     device: str = "auto"
 

@@ -10,8 +10,8 @@ Usage:
 
 Contract: each image goes through MediaPipe face mesh (still mode, one face) -> 5 landmarks -> app.faces.align.align_face
 -> app.faces.align.convert_color, exactly the live path. Small images (FER+/CK+48 48x48 crops) are only *detected* on a
-padded (edge-replicated, a quarter of the size per side) and upscaled (~192 px) copy, which lifts face-mesh recall on
-FER+ from ~89% to ~97%; landmarks are mapped back and the crop is warped from the ORIGINAL image. Where no face is
+padded (edge-replicated, a quarter of the size per side) and upscaled (~192 px) copy, where face mesh finds far more
+of them; landmarks are mapped back and the crop is warped from the ORIGINAL image. Where no face is
 found the crop uses a fallback: the mean landmarks (as fractions of image width/height) of the images of the same set
 where detection worked, and `detected` is False. The cache is keyed by the sample paths and Preprocess.to_dict();
 labels/votes/subjects are refreshed from the samples on every load, so only crops are cached.
@@ -35,14 +35,14 @@ import numpy as np
 from app.durable import atomic_write
 from app.emotions import EMOTIONS
 from app.faces.detect import DetectorConfig
-from app.paths import ROOT
+from models.engine.cli import CACHE_DIR
 from app.faces.align import Preprocess, align_face, alignment_transform, convert_color, warp_face
 
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1  # bump when the crop-making code changes: old caches then rebuild
-# Still mode, one face. 0.3 instead of the live default 0.5: measured on 600 FER+ valid crops (padded + upscaled),
-# detection 97.3% at 0.3 vs 95.0% at 0.5; 0.2 adds nothing.
+# Still mode, one face. 0.3 instead of the live default 0.5: on padded, upscaled FER+ crops it finds more faces, and a
+# lower threshold finds no more (docs/training.md).
 # refine_landmarks off: the training crops and their caches are made without the iris refinement that the live path
 # runs for the blendshapes; it is left out of repr, so the cache keys do not depend on it.
 DETECTOR_CONFIG = DetectorConfig(max_faces=1, min_detection_confidence=0.3, video=False, refine_landmarks=False)
@@ -59,7 +59,7 @@ DEFAULT_FALLBACK = np.array([[0.3203, 0.3857], [0.6734, 0.3796], [0.4988, 0.6181
 def default_cache_dir() -> Path:
     """$FANLIVE_CACHE, else cache/ in the checkout (git-ignored)."""
     env = os.environ.get("FANLIVE_CACHE")
-    return Path(env).expanduser() if env else ROOT / "cache"
+    return Path(env).expanduser() if env else CACHE_DIR
 
 
 def read_image(path) -> np.ndarray:
@@ -404,7 +404,7 @@ def main(argv=None) -> int:
     p.add_argument("--input-size", type=int, default=Preprocess().input_size)
     p.add_argument("--color", choices=("gray", "rgb"), default=Preprocess().color)
     p.add_argument("--cache-dir", type=Path, default=None, help="default: $FANLIVE_CACHE or cache/ in the checkout")
-    p.add_argument("--workers", type=int, default=1, help="detector processes (measured on 2 cores: 2 workers ~1.7x faster)")
+    p.add_argument("--workers", type=int, default=1, help="detector processes (one per free core)")
     p.add_argument("--rebuild", action="store_true")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")

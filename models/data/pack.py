@@ -40,8 +40,8 @@ DATASETS = ("ferplus", "ckplus", "rafdb", "sfew", "taiwanese")
 # what the FER+, CK+, RAF-DB and posed-set readers read, and the posed set's observer ratings (soft labels, ambiguity)
 LABEL_NAMES = ("label.csv", "index.csv", "train_labels.csv", "labels.csv", "Image_info.xls")
 VERBATIM = frozenset({".jpg", ".jpeg"})  # files kept byte for byte: decoding and re-encoding JPEG is lossy
-# datasets whose (lossless) files also travel byte for byte because that is smaller: SFEW's 860 PNGs are 25.6 MB as
-# files and 35.7 MB as lzma-compressed raw pixels (measured); FER+/CK+48's 48 px PNGs pack smaller as raw pixels
+# datasets whose (lossless) files also travel byte for byte because that is smaller: SFEW's large PNGs are smaller
+# as files than as lzma-compressed raw pixels; FER+/CK+48's 48 px PNGs pack smaller as raw pixels
 VERBATIM_DATASETS = frozenset({"sfew"})
 
 

@@ -44,10 +44,9 @@ import torch.nn.functional as F
 from app.durable import replacing
 from app.emotions import EMOTIONS
 from app.recognition.heads import ENSEMBLE, ENSEMBLE_MEMBERS
-from app.paths import ROOT, data_root
 from models.data.augment import train_augment
 from models.engine.checkpoints import load_embedder, save_checkpoint, write_json
-from models.engine.cli import add_dataclass_args, command_line, config_from_args
+from models.engine.cli import DataOptions, add_dataclass_args, command_line, config_from_args
 from models.networks.heads import HEADS, build_head, head_spec, new_head, parameter_count, train_head
 from models.data.loading import CK_LABELS, clip_index, embed_all, load_ckplus, load_frame_data, normalise, to_input
 from models.experiments.probe import CORRUPTIONS, PIXEL_CORRUPTIONS, corrupt, other_face_rows, replace_frames
@@ -69,10 +68,8 @@ NAMES = {"relation": "FAN (relation)", "self": "FAN self-attention", "fusion": "
 
 
 @dataclass
-class CompareConfig:
+class CompareConfig(DataOptions):
     embedder: str = "runs/main_rgb64/swa.pt"
-    data: str = str(data_root())
-    cache_dir: str = str(ROOT / "cache")
     out: str = "runs/compare"
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     heads: list[str] = field(default_factory=lambda: list(HEADS))

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from app.emotions import EMOTIONS
+from models.engine.cli import add_data_args
 from models.engine.metrics import classification_report
 
 K = len(EMOTIONS)
@@ -144,7 +145,6 @@ def format_tables(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from app.paths import ROOT, data_root
     from models.engine.checkpoints import CheckpointError
     from models.data.datasets import DatasetError
 
@@ -153,8 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", nargs="+", required=True, metavar="NAME=PATH[@DATASETS]",
                    help="trainer checkpoints to probe; @ferplus,rafdb names the training data of a checkpoint "
                         "rebuilt from an export (models.release.warmstart), whose config does not")
-    p.add_argument("--data", type=Path, default=None, help="shared data root (default: $FANLIVE_DATA or ../shared/data)")
-    p.add_argument("--cache-dir", type=Path, default=ROOT / "cache")
+    add_data_args(p)
     p.add_argument("--limit", type=int, default=0, help="every k-th image, at most N per domain (quick checks)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", type=Path, default=None)
@@ -167,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         results = {}
         for name, _, spec in pairs:
             path, _, datasets = spec.partition("@")
-            results[name] = probe_checkpoint(Path(path), args.data or data_root(), args.cache_dir, args.limit,
+            results[name] = probe_checkpoint(Path(path), args.data, args.cache_dir, args.limit,
                                              datasets or None)
     except (CheckpointError, DatasetError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

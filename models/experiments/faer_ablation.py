@@ -90,7 +90,8 @@ def run_ablation(cfg: AblationConfig) -> list[dict]:
     """Each (variant, seed): block + layers after it + classifier fine-tuned from the warm start on cached frozen
     maps (mirror image drawn at random as the only augmentation); scored on FER+ Valid and the RAF-DB val split."""
     from app.emotions import EMOTIONS
-    from app.paths import ROOT, data_root
+    from app.paths import data_root
+    from models.engine.cli import CACHE_DIR
     from app.faces.align import Preprocess
     from models.engine.checkpoints import load_checkpoint
     from models.data.loading import load_frame_data
@@ -104,7 +105,7 @@ def run_ablation(cfg: AblationConfig) -> list[dict]:
     stage = insertion_point(pre.input_size, pre.channels)
     sizes = feature_map_sizes(pre.input_size, pre.channels)
     print(f"map sizes at {pre.input_size} px: {sizes}; block after {stage}", file=sys.stderr)
-    frames_cfg = FramesConfig(data=cfg.data or str(data_root()), cache_dir=cfg.cache_dir or str(ROOT / "cache"),
+    frames_cfg = FramesConfig(data=cfg.data or str(data_root()), cache_dir=cfg.cache_dir or str(CACHE_DIR),
                               input_size=pre.input_size, color=pre.color, limit_train=cfg.limit_train,
                               datasets=["ferplus", "rafdb"], valid_datasets=["ferplus", "rafdb"])
     data = load_frame_data(frames_cfg, pre, progress=False)

@@ -49,7 +49,8 @@ def read_fold_ids(folds_dir: Path, split: str, fold: int) -> list[str]:
 
 def run_ckplus(cfg: CkConfig) -> dict:
     """FMPN's 10 folds, its per-image metric: accuracy over each fold's test images (CK+'s 7 classes)."""
-    from app.paths import ROOT, data_root
+    from app.paths import data_root
+    from models.engine.cli import CACHE_DIR
     from app.faces.align import Preprocess
     from models.engine.checkpoints import load_checkpoint
     from models.data.loading import CK_LABELS, ckplus_label, load_ckplus
@@ -59,7 +60,7 @@ def run_ckplus(cfg: CkConfig) -> dict:
     folds_dir = Path(cfg.folds_dir or data / "ckplus48" / "folds" / "fmpn")
     ck = load_checkpoint(cfg.init)
     pre = Preprocess.from_dict(json.loads(ck["preprocess"]))
-    aligned, _ = load_ckplus(pre, data, cfg.cache_dir or ROOT / "cache", progress=False)
+    aligned, _ = load_ckplus(pre, data, cfg.cache_dir or CACHE_DIR, progress=False)
     row = {Path(p).name: i for i, p in enumerate(aligned.paths)}
     labels_all = torch.tensor([ckplus_label(p) for p in aligned.paths])
     crops = torch.from_numpy(aligned.crops)
@@ -143,7 +144,8 @@ class FramesFmpnConfig(FmpnTrainConfig):
 def run_frames(cfg: FramesFmpnConfig) -> dict:
     """FMPN on FER+ Train + the RAF-DB train split with proxy masks; FER+ Valid and RAF-DB val scores; export."""
     from app.emotions import EMOTIONS
-    from app.paths import ROOT, data_root
+    from app.paths import data_root
+    from models.engine.cli import CACHE_DIR
     from app.faces.align import Preprocess
     from models.engine.checkpoints import load_checkpoint, save_checkpoint
     from models.data.loading import load_frame_data
@@ -154,7 +156,7 @@ def run_frames(cfg: FramesFmpnConfig) -> dict:
     torch.set_num_threads(cfg.threads)
     ck = load_checkpoint(cfg.init)
     pre = Preprocess.from_dict(json.loads(ck["preprocess"]))
-    fc = FramesConfig(data=cfg.data or str(data_root()), cache_dir=cfg.cache_dir or str(ROOT / "cache"),
+    fc = FramesConfig(data=cfg.data or str(data_root()), cache_dir=cfg.cache_dir or str(CACHE_DIR),
                       input_size=pre.input_size, color=pre.color, limit_train=cfg.limit_train,
                       limit_valid=cfg.limit_valid, datasets=["ferplus", "rafdb"], valid_datasets=["ferplus", "rafdb"])
     data = load_frame_data(fc, pre, progress=False)

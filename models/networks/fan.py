@@ -51,7 +51,7 @@ class ResNet18Embedder(nn.Module):
     def __init__(self, in_chans: int = 1, num_classes: int = 7, drop_rate: float = 0.0, flip_average: bool = True):
         super().__init__()
         # In eval mode (and so in the exported graph) the feature is the mean of the crop's and its mirror image's:
-        # +0.6 points FER+ Valid accuracy for the stage-1 model, at about 1.5x the embedding time (batch 2B).
+        # one batch of 2B crops, more accurate for more embedding time (docs/training.md has the measurements).
         self.flip_average = flip_average
         self.conv1 = nn.Conv2d(in_chans, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)

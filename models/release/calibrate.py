@@ -16,12 +16,12 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from app.recognition.card import ModelError, card_path_for, load_card, temperature_scale, write_model_cards
 from app.emotions import EMOTIONS
+from models.engine.cli import add_card_args
 
 HALVES_SEED = 21
 
@@ -91,16 +91,13 @@ def format_table(result: dict, default: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from app.paths import ROOT, data_root
     from models.data.datasets import DatasetError
     from models.evaluate import suite_sets
     from models.data.datasets import DOMAINS
 
     p = argparse.ArgumentParser(prog="python -m models.release.calibrate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", type=Path, required=True, help="any .onnx or .json card of the model")
-    p.add_argument("--data", type=Path, default=None, help="shared data root (default: $FANLIVE_DATA or ../shared/data)")
-    p.add_argument("--cache-dir", type=Path, default=ROOT / "cache")
+    add_card_args(p)
     p.add_argument("--limit", type=int, default=0, help="every k-th image, at most N per set (quick checks)")
     p.add_argument("--dry-run", action="store_true", help="print the table, leave the cards as they are")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -109,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--limit must be >= 0")
     try:
         card = load_card(args.weights)
-        sets = suite_sets(args.data or data_root(), card.preprocess, args.cache_dir, not args.quiet, args.limit)
+        sets = suite_sets(args.data, card.preprocess, args.cache_dir, not args.quiet, args.limit)
         probs, precision = head_probs(card, sets, progress=not args.quiet)
     except (ModelError, DatasetError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,18 +1,20 @@
 """Torch -> the app's two ONNX graphs and their model cards.
 
     python -m models.release.export --checkpoint runs/clips/model.pt --out weights --name fan_r18_ferplus [--window-length 16]
+        [--heads relation self ...] [--head relation]
 
 writes, into --out:
     <name>_embedder.onnx        crops (B, C, S, S) float32, normalised   -> features (B, 512)
     <name>_head_<head>.onnx     features (B, T, 512)                     -> probs (B, 7), alpha (B, T), weight (B, T)
                                 one per head of the checkpoint: relation, self, fusion, gru, gru-causal, transformer
                                 (models.networks.heads; the card's files.heads lists them, the app picks one with --head)
-and a JSON card of the same stem beside each (app.recognition.card's format; identical except "role"), then checks torch vs
-ONNX Runtime parity on seeded random inputs.
+and a JSON card of the same stem beside each (app.recognition.card's format; identical except "role"; --head sets
+the card's default head), then checks torch vs ONNX Runtime parity on seeded random inputs. export_checkpoint is the
+same export for other code (models.release.ship, models.recipe): ExportOptions holds the command's options.
 
-Exporter: torch.onnx.export(dynamo=True) (the torch.export-based exporter). The legacy TorchScript exporter
-(dynamo=False) still runs in torch 2.13 but warns that it will be removed; both give the same fused graph (Conv with
-BatchNorm folded in, no BN nodes), the same ORT speed within noise and parity ~1e-6, so the supported one wins. The
+Exporter: torch.onnx.export(dynamo=True) (the torch.export-based exporter) for the embedder and the FAN heads. The
+TorchScript exporter (dynamo=False) is deprecated and gives the same fused graph (Conv with BatchNorm folded in, no
+BN nodes); it serves only the heads that torch.export cannot export for every window length (_export_graph). The
 dynamo exporter writes weights to a separate `<file>.data` by default; we pass external_data=False and check that
 every initializer is inside the one file (ResNet18 fp32 is ~45 MB, far below protobuf's 2 GB limit).
 
@@ -31,6 +33,7 @@ import platform
 import shlex
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +45,7 @@ from app.recognition.card import (ATTENTION_TYPES, HEAD_TYPES, ModelError, card_
 from app.durable import replacing
 from app.emotions import EMOTIONS
 from app.faces.align import Preprocess
+from models.engine.cli import add_head_args, command_line, config_from_args, parse_head_args
 from models.networks.heads import (HeadExportWrapper, build_head, head_spec, init_from_frame_classifier,
     parameter_count)
 from models.networks.fan import EmbedderExportWrapper, FanHead, ResNet18Embedder
@@ -61,10 +65,10 @@ def _export_graph(module: torch.nn.Module, example: torch.Tensor, path: Path, in
                   output_names: list[str], dynamic: dict[int, str], torchscript: bool = False) -> None:
     """One module -> one self-contained ONNX file, written atomically (tmp + os.replace).
 
-    torchscript=True uses the TorchScript exporter, for the heads added with the ABAW2021 ones (models.networks.heads
-    HeadSpec.torchscript_export): torch.export specialises a unidirectional nn.GRU to the example's window length
-    (the graph then refuses any other length), and it takes 20-40 s per small head where TorchScript takes ~1 s
-    (measured on the shared 2-core machine); parity is checked the same way (tests/models/networks/test_heads.py)."""
+    torchscript=True uses the TorchScript exporter, for the heads whose models.networks.heads
+    HeadSpec.torchscript_export says so (fusion, GRU, transformer): torch.export specialises a unidirectional nn.GRU
+    to the example's window length (the graph then refuses any other length) and is far slower on these small heads;
+    parity is checked the same way (tests/models/networks/test_heads.py)."""
     tmp = path.with_name(path.name + ".tmp")
     arg_name = next(iter(inspect.signature(module.forward).parameters))
     shapes = {arg_name: {axis: torch.export.Dim(dim_name) for axis, dim_name in dynamic.items()}}
@@ -147,7 +151,7 @@ def export_model(embedder: ResNet18Embedder, heads: dict[str, torch.nn.Module], 
     if set(heads) - set(HEAD_TYPES):
         raise ValueError(f"unknown head types {sorted(set(heads) - set(HEAD_TYPES))} (known: {', '.join(HEAD_TYPES)})")
     if default_head not in heads:
-        raise ValueError(f"default attention {default_head!r} is not among the heads {sorted(heads)}")
+        raise ValueError(f"default head {default_head!r} is not among the heads {sorted(heads)}")
     if embedder.conv1.in_channels != preprocess.channels:
         raise ValueError(f"embedder takes {embedder.conv1.in_channels} channel(s) but preprocess is "
                          f"{preprocess.color!r} ({preprocess.channels})")
@@ -380,57 +384,107 @@ def update_cards(card_path: Path, fields: dict) -> list[Path]:
     return written
 
 
+@dataclass
+class ExportOptions:
+    """What `python -m models.release.export` exports; each field is the option of the same name."""
+    name: str = ""                        # file stem, e.g. fan_r18_ferplus
+    checkpoint: Path | None = None        # trainer checkpoint with 'embedder' and 'heads'
+    random_init: bool = False             # TESTS ONLY: seeded random weights, marked as such (instead of a checkpoint)
+    out: Path = Path("weights")
+    window_length: int = WINDOW_LENGTH    # frames in the live FAN window
+    stride: int = 1                       # run the head every N frames live
+    head: str | None = None               # the card's default head (None: relation when exported, else the first)
+    heads: list[str] | None = None        # export only these heads (None: all; random_init: relation and self)
+    input_size: int = 64                  # random_init only
+    color: str = "gray"                   # random_init only
+    verify: bool = True                   # check torch against ONNX Runtime on seeded inputs (verify_parity)
+    flip_average: bool = True             # embed the mean of the face and its mirror image (~1.6x the embedding time)
+
+    def command(self) -> str:
+        """The command line that exports the same model."""
+        return command_line("python -m models.release.export", self)
+
+
+@dataclass
+class ExportResult:
+    card: Path                            # the embedder card (models.release.export.export_model)
+    heads: tuple[str, ...]                # the heads exported, each with its graph and card
+    parity: dict[str, float] | None       # verify_parity's max abs differences (None: not verified)
+
+    def report(self) -> str:
+        """What the command prints."""
+        lines = [f"wrote {self.card} (+ {len(self.heads)} head(s))"]
+        if self.parity is not None:
+            lines.append("parity torch vs ONNX Runtime, max abs diff: "
+                         + ", ".join(f"{k} {v:.1e}" for k, v in self.parity.items()))
+        return "\n".join(lines)
+
+
+EXPORT_ERRORS = (ModelError, ValueError, RuntimeError)  # what export_checkpoint raises for bad input: one line each
+
+
+def export_checkpoint(opts: ExportOptions, command: str | None = None, fields: dict | None = None) -> ExportResult:
+    """A trainer checkpoint (or, for tests, random weights) -> the model's graphs and cards in opts.out, verified
+    unless opts.verify is off. The card records `command` (default: opts.command()) and `fields` (a dict merged into
+    the checkpoint's dict of the same key, such as "training"). Raises EXPORT_ERRORS."""
+    if not opts.name:
+        raise ValueError("an export needs a name (the file stem)")
+    if opts.random_init:
+        embedder, heads, pre = random_model(opts.input_size, opts.color, heads=tuple(opts.heads or ATTENTION_TYPES))
+        extra = {"random_init": True, "training": "none: random weights, for tests only"}
+    else:
+        if opts.checkpoint is None:
+            raise ValueError("an export needs a checkpoint (or random_init, for tests)")
+        embedder, heads, pre, extra = load_checkpoint(Path(opts.checkpoint))
+        if opts.heads:
+            missing = set(opts.heads) - set(heads)
+            if missing:
+                raise ModelError(f"{opts.checkpoint} has no {', '.join(sorted(missing))} head(s) "
+                                 f"(it has: {', '.join(heads)})")
+            heads = {h: heads[h] for h in opts.heads}
+    embedder.flip_average = opts.flip_average
+    for key, value in (fields or {}).items():
+        extra[key] = {**extra[key], **value} if isinstance(value, dict) and isinstance(extra.get(key), dict) else value
+    extra["command"] = command or opts.command()
+    extra.setdefault("hardware", {})
+    if isinstance(extra["hardware"], dict):
+        extra["hardware"] = {**extra["hardware"], "export_host": platform.platform()}
+    default_head = opts.head or ("relation" if "relation" in heads else next(iter(heads)))
+    card = export_model(embedder, heads, opts.out, opts.name, pre, opts.window_length, opts.stride, default_head,
+                        extra)
+    parity = verify_parity(embedder, heads, card) if opts.verify else None
+    return ExportResult(card, tuple(heads), parity)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m models.release.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", type=Path, help="trainer checkpoint with 'embedder' and 'heads'")
     src.add_argument("--random-init", action="store_true", help="TESTS ONLY: seeded random weights, marked as such")
-    p.add_argument("--out", type=Path, default=Path("weights"))
+    p.add_argument("--out", type=Path, default=ExportOptions.out)
     p.add_argument("--name", required=True, help="file stem, e.g. fan_r18_ferplus")
-    p.add_argument("--window-length", type=int, default=WINDOW_LENGTH,
-                   help=f"frames in the live FAN window (default {WINDOW_LENGTH})")
-    p.add_argument("--stride", type=int, default=1, help="run the head every N frames live (default 1)")
-    p.add_argument("--attention", choices=HEAD_TYPES, default=None,
-                   help="default head of the card (default: relation when exported, else the first)")
+    p.add_argument("--window-length", type=int, default=ExportOptions.window_length,
+                   help=f"frames in the live FAN window (default {ExportOptions.window_length})")
+    p.add_argument("--stride", type=int, default=ExportOptions.stride,
+                   help=f"run the head every N frames live (default {ExportOptions.stride})")
+    add_head_args(p, HEAD_TYPES, "default head of the card (default: relation when exported, else the first)")
     p.add_argument("--heads", nargs="+", choices=HEAD_TYPES, default=None,
                    help="export only these heads of the checkpoint (default: all; --random-init: relation self)")
-    p.add_argument("--input-size", type=int, default=64, help="--random-init only")
-    p.add_argument("--color", choices=("gray", "rgb"), default="gray", help="--random-init only")
-    p.add_argument("--no-verify", action="store_true", help="skip the torch vs ONNX Runtime parity check")
-    p.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--input-size", type=int, default=ExportOptions.input_size, help="--random-init only")
+    p.add_argument("--color", choices=("gray", "rgb"), default=ExportOptions.color, help="--random-init only")
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="skip the torch vs ONNX Runtime parity check")
+    p.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=ExportOptions.flip_average,
                    help="embed the mean of the face and its mirror image (about 1.6x the embedding time)")
-    args = p.parse_args(argv)
-
+    args = parse_head_args(p, argv)
     command = "python -m models.release.export " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
-        if args.random_init:
-            embedder, heads, pre = random_model(args.input_size, args.color, heads=tuple(args.heads or ATTENTION_TYPES))
-            extra = {"random_init": True, "training": "none: random weights, for tests only"}
-        else:
-            embedder, heads, pre, extra = load_checkpoint(args.checkpoint)
-            if args.heads:
-                missing = set(args.heads) - set(heads)
-                if missing:
-                    raise ModelError(f"{args.checkpoint} has no {', '.join(sorted(missing))} head(s) "
-                                     f"(it has: {', '.join(heads)})")
-                heads = {h: heads[h] for h in args.heads}
-        embedder.flip_average = args.flip_average
-        extra["command"] = command
-        extra.setdefault("hardware", {})
-        if isinstance(extra["hardware"], dict):
-            extra["hardware"] = {**extra["hardware"], "export_host": platform.platform()}
-        attention = args.attention or ("relation" if "relation" in heads else next(iter(heads)))
-        card = export_model(embedder, heads, args.out, args.name, pre, args.window_length, args.stride,
-                            attention, extra)
-        print(f"wrote {card} (+ {len(heads)} head(s))")
-        if not args.no_verify:
-            diffs = verify_parity(embedder, heads, card)
-            print("parity torch vs ONNX Runtime, max abs diff: "
-                  + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()))
-    except (ModelError, ValueError, RuntimeError) as e:
+        result = export_checkpoint(config_from_args(ExportOptions, args), command)
+    except EXPORT_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    print(result.report())
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Post-training int8 quantization of a released embedder, for the CPU: the same network, ~2.4x faster per face.
+"""Post-training int8 quantization of a released embedder, for the CPU: the same network, faster per face.
 
     python -m models.release.quantize --weights weights/fan_r18_multi_embedder.json [--calibration 512] [--method minmax]
 
@@ -13,10 +13,10 @@ draw), never on the validation sets the model is judged on. The record's agreeme
 crops (feature cosine, and whether the single-frame label through the default head is the same); the accuracy on the
 validation sets is `python -m models.evaluate suite --precision int8` against `--precision fp32` (docs/results.md).
 
-Weights: "s8" (default) int8 with the 7-bit range (`reduce_range`): on x86 CPUs without VNNI (AVX2, like the 2-core
-machine here) ONNX Runtime's u8 x s8 kernel adds pairs of products in 16 bits, which saturates with full 8-bit
-weights: measured here, full-range int8 flipped 5.7% of single-frame labels (feature cosine min 0.79), the 7-bit
-range 1.4% (min 0.996). "u8" (uint8 weights) avoids the saturation another way, ~20% slower.
+Weights: "s8" (default) int8 with the 7-bit range (`reduce_range`): on x86 CPUs without VNNI (AVX2 only) ONNX
+Runtime's u8 x s8 kernel adds pairs of products in 16 bits, which saturates with full 8-bit weights and changes
+single-frame labels; 7-bit weights stay clear of it. "u8" (uint8 weights) avoids the saturation another way, at some
+speed. The measurements: docs/results.md, "Speed, second pass".
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import numpy as np
 
 from app.durable import replacing
 from app.recognition.card import ModelError, content_files, file_sha256, load_card, write_model_cards
-from app.paths import ROOT
+from models.engine.cli import add_card_args
 
 METHODS = ("minmax", "percentile", "entropy")
 WEIGHT_TYPES = ("s8", "u8")
@@ -138,14 +138,11 @@ def add_int8(card_path: Path, crops: list[np.ndarray], check: list[np.ndarray], 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from app import paths
     from models.data.datasets import DatasetError
 
     p = argparse.ArgumentParser(prog="python -m models.release.quantize", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", type=Path, required=True, help="any .onnx or .json card of the model")
-    p.add_argument("--data", type=Path, default=None, help="shared data root (default: $FANLIVE_DATA or ../shared/data)")
-    p.add_argument("--cache-dir", type=Path, default=ROOT / "cache")
+    add_card_args(p)
     p.add_argument("--calibration", type=int, default=512, help="training crops that set the activation ranges")
     p.add_argument("--method", choices=METHODS, default="minmax")
     p.add_argument("--weight-type", choices=WEIGHT_TYPES, default="s8",
@@ -158,8 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--calibration must be >= 1 and --limit >= 0")
     try:
         card = load_card(args.weights)
-        data = args.data or paths.data_root()
-        crops, check, source = calibration_crops(Path(data), card.preprocess, args.cache_dir, args.calibration,
+        crops, check, source = calibration_crops(args.data, card.preprocess, args.cache_dir, args.calibration,
                                                  args.seed, progress=not args.quiet, limit=args.limit)
         out = add_int8(card.path, crops, check, args.method, source, args.weight_type)
     except (ModelError, DatasetError, OSError, ValueError) as e:

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from app.emotions import EMOTIONS
-from app.paths import ROOT, WEIGHTS_DIR, data_root
+from app.paths import WEIGHTS_DIR
 from models.data.datasets import RAFDB_SPLIT_SEED, RAFDB_VAL_FRACTION
+from models.engine.cli import add_data_args
 from models.engine.metrics import classification_report
 from models.networks.fan import WINDOW_LENGTH
 
@@ -100,21 +101,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cv", type=Path, default=None, help="cv_ckplus.json from python -m models.cv ckplus")
     p.add_argument("--name", required=True)
     p.add_argument("--out", type=Path, default=WEIGHTS_DIR)
-    p.add_argument("--data", type=Path, default=data_root())
     p.add_argument("--window-length", type=int, default=WINDOW_LENGTH)
     p.add_argument("--flip-average", action=argparse.BooleanOptionalAction, default=True,
                    help="mirror-averaged embedding inside the exported graph (see python -m models.release.cost)")
-    p.add_argument("--cache-dir", type=Path, default=ROOT / "cache", help="crop caches for the evaluation suite")
+    add_data_args(p, cache_help="crop caches for the evaluation suite")
     args = p.parse_args(argv)
 
-    from models.release.export import main as export_main, model_files, update_cards
+    from models.release.export import EXPORT_ERRORS, ExportOptions, export_checkpoint, update_cards
 
-    rc = export_main(["--checkpoint", str(args.checkpoint), "--out", str(args.out), "--name", args.name,
-                      "--window-length", str(args.window_length),
-                      "--flip-average" if args.flip_average else "--no-flip-average"])
-    if rc:
-        return rc
-    card_path = (args.out / model_files(args.name, ["relation"])[0]).with_suffix(".json")
+    try:
+        exported = export_checkpoint(ExportOptions(name=args.name, checkpoint=args.checkpoint, out=args.out,
+                                                   window_length=args.window_length, flip_average=args.flip_average))
+    except EXPORT_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(exported.report())
+    card_path = exported.card
     ferplus = ferplus_valid_metrics(card_path, args.data)
     metrics: dict = {"ferplus_valid": {**ferplus["relation"], "by_attention": ferplus,
                                        "note": "7-class FER+ majority labels, every FER+ Valid image through the "

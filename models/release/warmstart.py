@@ -1,5 +1,5 @@
 """A trainer checkpoint rebuilt from a released embedder ONNX graph, so a new run can warm-start from a model that
-exists only as an export (the release keeps ONNX files; the torch checkpoints of earlier sessions are gone).
+exists only as an export (a release keeps its ONNX files, not the torch checkpoints behind them).
 
     python -m models.release.warmstart --weights weights/fan_r18_ferplus_embedder.onnx --out runs/warm/embedder.pt
     python -m models.train frames --init runs/warm/embedder.pt ...
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from app.emotions import EMOTIONS
-from app.paths import ROOT, data_root
+from models.engine.cli import add_data_args
 from app.faces.align import Preprocess
 from models.networks.fan import ResNet18Embedder
 
@@ -99,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", type=Path, required=True, help="a released model's embedder .onnx (its card beside)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint to write (loads with models.train --init)")
-    p.add_argument("--data", type=Path, default=data_root())
-    p.add_argument("--cache-dir", type=Path, default=ROOT / "cache")
+    add_data_args(p)
     p.add_argument("--calib-images", type=int, default=2048, help="FER+ Train crops for the BN statistics")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)

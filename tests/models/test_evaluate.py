@@ -82,3 +82,10 @@ def test_suite_scores_five_domains_in_one_table(model, tmp_path):
 def test_suite_errors_are_one_line(tmp_path):
     r = run_eval("suite", "--weights", tmp_path / "missing.onnx")
     assert r.returncode == 1 and r.stderr.strip().startswith("error:") and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_head_and_its_alias_attention_must_agree(tmp_path):
+    r = run_eval("--weights", tmp_path / "m.onnx", "--index", tmp_path / "x.csv", "--head", "relation",
+                 "--attention", "self")
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: --attention self names another head than --head relation: give one of them"]

@@ -1,10 +1,11 @@
-"""models/engine/cli.py: the dataclass-to-argparse helper of the training CLIs."""
+"""models/engine/cli.py: the dataclass-to-argparse helper, the shared option groups and --head."""
 import argparse
 from dataclasses import dataclass, field
 
 import pytest
 
-from models.engine.cli import add_dataclass_args, command_line, config_from_args
+from models.engine.cli import (DataOptions, TrainingOptions, add_dataclass_args, add_head_args, command_line,
+    config_from_args, parse_head_args)
 
 
 @dataclass
@@ -25,10 +26,38 @@ def test_fields_round_trip_through_the_parser_and_the_command_line():
 
 
 def test_a_negatively_named_bool_field_is_refused():
-    """14b's trap: a field `no_prior` became --no-prior/--no-no-prior, and argparse read --no-prior as False."""
+    """A field `no_prior` would become --no-prior/--no-no-prior, and argparse would read --no-prior as False."""
     @dataclass
     class Bad:
         no_prior: bool = False
 
     with pytest.raises(ValueError, match="no_prior"):
         add_dataclass_args(argparse.ArgumentParser(), Bad)
+
+
+def test_head_takes_its_alias_and_refuses_a_disagreement(capsys):
+    p = argparse.ArgumentParser()
+    add_head_args(p, ("relation", "self", "gru"), "the head", alias_choices=("relation", "self"))
+    assert parse_head_args(p, []).head is None
+    assert parse_head_args(p, ["--head", "gru"]).head == "gru"
+    assert parse_head_args(p, ["--attention", "self"]).head == "self"
+    assert parse_head_args(p, ["--attention", "self", "--head", "self"]).head == "self"
+    with pytest.raises(SystemExit) as e:
+        parse_head_args(p, ["--attention", "relation", "--head", "gru"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err == "error: --attention relation names another head than --head gru: give one of them\n"
+    with pytest.raises(SystemExit):
+        parse_head_args(p, ["--attention", "gru"])  # the alias names FAN's heads only
+
+
+def test_the_trainers_share_one_default_for_each_common_option():
+    from models.distill import DistillConfig
+    from models.train import ClipsConfig, FramesConfig
+
+    assert issubclass(FramesConfig, TrainingOptions) and issubclass(DistillConfig, TrainingOptions)
+    assert issubclass(ClipsConfig, DataOptions)
+    both = set(DistillConfig.__dataclass_fields__) & set(FramesConfig.__dataclass_fields__)
+    # besides the shared group, only the run folder and the dataset list (a comma list for distill) are each their own
+    assert both - set(TrainingOptions.__dataclass_fields__) == {"out", "datasets"}
+    assert DistillConfig.out != FramesConfig.out

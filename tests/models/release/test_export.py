@@ -1,5 +1,5 @@
 """Torch -> ONNX export: parity with ONNX Runtime, one self-contained file per graph, cards that load and catch
-corruption, and the CLI on a trainer-format checkpoint."""
+corruption, the CLI on a trainer-format checkpoint, and export_checkpoint (the same export without an argv)."""
 import json
 import shutil
 
@@ -11,7 +11,8 @@ import torch
 
 from app.recognition.card import ModelError, file_sha256, load_card
 from app.emotions import EMOTIONS
-from models.release.export import export_model, main, random_model, verify_parity
+from models.release.export import (ExportOptions, export_checkpoint, export_model, main, random_model,
+    verify_parity)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,7 @@ def test_export_rejects_inconsistent_inputs(tmp_path):
     rgb = random_model(color="rgb")[2]
     with pytest.raises(ValueError, match="channel"):
         export_model(embedder, heads, tmp_path, "x", rgb, 16)
-    with pytest.raises(ValueError, match="default attention"):
+    with pytest.raises(ValueError, match="default head"):
         export_model(embedder, {"self": heads["self"]}, tmp_path, "x", pre, 16)
     with pytest.raises(ValueError, match="override"):
         export_model(embedder, heads, tmp_path, "x", pre, 16, extra={"labels": ["a"]})
@@ -122,7 +123,7 @@ def test_cli_exports_a_trainer_checkpoint(tmp_path):
     torch.save(ck, tmp_path / "model.pt")
     out = tmp_path / "weights"
     rc = main(["--checkpoint", str(tmp_path / "model.pt"), "--out", str(out), "--name", "fan_test",
-               "--window-length", "12", "--stride", "2", "--attention", "self"])
+               "--window-length", "12", "--stride", "2", "--head", "self"])
     assert rc == 0
     card = load_card(out / "fan_test_embedder.json")
     assert (card.window_length, card.window_stride, card.default_head) == (12, 2, "self")
@@ -135,3 +136,31 @@ def test_cli_exports_a_trainer_checkpoint(tmp_path):
     torch.save({"embedder": embedder.state_dict(), "preprocess": json.dumps(pre.to_dict())}, tmp_path / "best.pt")
     assert main(["--checkpoint", str(tmp_path / "best.pt"), "--out", str(out), "--name", "frames_only"]) == 1
     assert not list(out.glob("frames_only*"))
+
+
+def test_export_checkpoint_takes_the_options_and_records_their_command(tmp_path):
+    embedder, heads, pre = random_model(seed=4)
+    torch.save({"embedder": embedder.state_dict(), "heads": {a: h.state_dict() for a, h in heads.items()},
+                "preprocess": json.dumps(pre.to_dict())}, tmp_path / "model.pt")
+    opts = ExportOptions(name="lib", checkpoint=tmp_path / "model.pt", out=tmp_path / "w", heads=["self"],
+                         verify=False, flip_average=False)
+    result = export_checkpoint(opts, fields={"training": {"recipe": "test"}})
+    assert result.heads == ("self",) and result.parity is None
+    assert result.report() == f"wrote {result.card} (+ 1 head(s))"
+    card = load_card(result.card)
+    assert card.default_head == "self" and list(card.head_files) == ["self"]
+    assert card.extra["training"]["recipe"] == "test" and "checkpoint" in card.extra["training"]
+    assert card.extra["command"] == opts.command() == (
+        f"python -m models.release.export --name lib --checkpoint {tmp_path / 'model.pt'} --out {tmp_path / 'w'} "
+        "--heads self --no-verify --no-flip-average")
+    with pytest.raises(ValueError, match="name"):
+        export_checkpoint(ExportOptions(checkpoint=tmp_path / "model.pt"))
+
+
+def test_attention_is_an_alias_of_head_and_a_disagreement_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--random-init", "--name", "x", "--out", str(tmp_path), "--head", "relation", "--attention", "self"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --attention self") and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())
