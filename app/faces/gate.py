@@ -1,7 +1,7 @@
 """A face gate for the headless replay: on frames with no tracked face, decide cheaply whether the face mesh runs.
 
-While no face is tracked, MediaPipe's face mesh runs its own face detector on the whole frame every call (~4-6 ms
-at 960x540 on the development machine), and most of a long recording's empty stretches find nothing. A gate skips
+While no face is tracked, MediaPipe's face mesh runs its own face detector on the whole frame every call (its
+cost grows with the frame), and most of a long recording's empty stretches find nothing. A gate skips
 the mesh on such frames:
 
     off        the mesh runs on every frame (the default: rows exactly as before)

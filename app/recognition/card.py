@@ -7,7 +7,7 @@ the same content except "role"; any of them (the .onnx or the .json) names the w
 window length and attention type are read from here, never from constants or file names.
 
 A card may also list `files.embedder_int8`: the same embedder after post-training int8 quantization
-(models.release.quantize), ~2.4x faster on a CPU without changing the model's readings beyond what its card's "quantization"
+(models.release.quantize), faster on a CPU (docs/benchmark.md) without changing the model's readings beyond what its card's "quantization"
 record measures. app.recognition.recognizer runs it when the embedder runs on the CPU (precision "auto"), the float graph on CUDA.
 """
 from __future__ import annotations

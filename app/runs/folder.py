@@ -468,7 +468,7 @@ def ray_init(address: str, num_cpus: int | None = None):
         if address == "local":
             # A cluster started here inherits this environment (a runtime_env would cost seconds per worker).
             # Ray runs task workers at niceness 15: on a machine with other work they would get almost no CPU
-            # (measured: 100x slower on this project's shared 2-core machine), so they run at the driver's.
+            # (docs/scale.md), so they run at the driver's.
             os.environ.update(env)
             os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(num_cpus=num_cpus, **kwargs)

@@ -85,7 +85,7 @@ def replay_file(video: Path, exports: list[Path], pipeline: Pipeline, progress: 
                 stop: StopFlag | None = None) -> ReplayResult:
     """One file into its exports. `on_frames(n)` is told every few frames how many more were processed (an
     overall progress bar of a parallel folder replay). `overlap` (default) runs the face mesh of the next frames on
-    a thread of its own beside the models (app/runs/overlap.py; the same rows, ~1.3-1.4x the frame rate on 2 cores).
+    a thread of its own beside the models (app/runs/overlap.py: the same rows, sooner wherever there are 2+ cores).
     `repeat` plays it that many times as one session (a soak test), calling on_pass(passes done, frames so far)
     after each. `study` (with `markers`) adds the study files (app/study/extension.py);
     `lsl` (an app.study.lsl.LslStreams) streams each frame's rows, and each marker when the replay reaches its time.
