@@ -59,7 +59,7 @@ class PipelineConfig:
     calibrated: bool = True              # probabilities with the card's fitted temperature; False: the head's raw output
 
 
-@dataclass
+@dataclass(frozen=True)
 class FrameResult:
     frame: Frame
     faces: list[Face]                                   # this frame's faces, with track ids and aligned crops
@@ -92,7 +92,7 @@ class PipelineInfo:
     reliability_note: str | None = None  # the reliability fit was made for another model (one line), or None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Detection:
     """Stage 1's output for one frame: its faces (track ids, aligned crops), the tracks that ended, and its ms."""
     frame: Frame

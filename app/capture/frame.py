@@ -47,7 +47,7 @@ class CaptureError(Exception):
     """A source could not be opened or stopped working. The message is one line naming the file or camera."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Frame:
     """One decoded frame. image is (H, W, 3) uint8 BGR. captured_at: `time.monotonic()` when a live source read it
     (the start of its latency from capture to result); None for a file's frame."""
@@ -60,12 +60,12 @@ class Frame:
     def __post_init__(self):
         if isinstance(self.index, bool) or not isinstance(self.index, (int, np.integer)) or self.index < 0:
             raise ValueError(f"Frame.index must be an int >= 0, got {self.index!r}")
-        self.index = int(self.index)
-        self.time_s = float(self.time_s)
+        object.__setattr__(self, "index", int(self.index))  # frozen: normalised here, once
+        object.__setattr__(self, "time_s", float(self.time_s))
         if not math.isfinite(self.time_s):
             raise ValueError(f"Frame.time_s must be finite, got {self.time_s!r}")
         if self.captured_at is not None:
-            self.captured_at = float(self.captured_at)
+            object.__setattr__(self, "captured_at", float(self.captured_at))
             if not math.isfinite(self.captured_at):
                 raise ValueError(f"Frame.captured_at must be finite, got {self.captured_at!r}")
         img = self.image

@@ -272,7 +272,7 @@ class FeatureWindow:
         return len(self._items)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Prediction:
     """One track's FAN output over its window (raw: any smoothing for display is the UI's). Arrays are oldest
     frame first; crops are the window's aligned crops for the attention strip."""
@@ -287,12 +287,13 @@ class Prediction:
     crops: list = field(default_factory=list, repr=False)
 
     def __post_init__(self):
-        self.probs = np.asarray(self.probs, np.float32).reshape(-1)
-        self.alpha = np.asarray(self.alpha, np.float32).reshape(-1)
-        self.weight = np.asarray(self.weight, np.float32).reshape(-1)
-        self.frame_indices = np.asarray(self.frame_indices, np.int64).reshape(-1)
-        self.confidence = float(self.confidence)
-        self.track_id = int(self.track_id)
+        normalised = dict(probs=np.asarray(self.probs, np.float32).reshape(-1),
+                          alpha=np.asarray(self.alpha, np.float32).reshape(-1),
+                          weight=np.asarray(self.weight, np.float32).reshape(-1),
+                          frame_indices=np.asarray(self.frame_indices, np.int64).reshape(-1),
+                          confidence=float(self.confidence), track_id=int(self.track_id))
+        for name, value in normalised.items():  # frozen: normalised here, once
+            object.__setattr__(self, name, value)
         if self.probs.shape != (len(EMOTIONS),) or not np.all(np.isfinite(self.probs)):
             raise ValueError(f"probs must be {len(EMOTIONS)} finite values, got {self.probs}")
         if abs(float(self.probs.sum()) - 1.0) > 1e-3:
