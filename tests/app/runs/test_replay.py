@@ -194,6 +194,8 @@ def test_bad_inputs_fail_before_the_model_loads(videos, tmp_path):
     empty = tmp_path / "empty_folder"
     empty.mkdir()
     with pytest.raises(CaptureError, match="no video files in folder"):
+        check_inputs(empty, [tmp_path / "out"])
+    with pytest.raises(ValueError, match="is a folder: app.runs.folder.run_folder replays folders"):
         replay(empty, [tmp_path / "out"], no_model, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "empty_folder"]
 
@@ -206,7 +208,11 @@ def test_export_targets_name_each_videos_exports_after_it_in_a_folder_replay():
                                                         Path("/out/run_clip one.csv"), Path("/out/run_clip one.JSON")]
 
 
-def test_a_folder_replay_goes_on_after_a_video_that_fails(videos, config, tmp_path):
+def test_a_folders_videos_are_listed_in_order_and_replayed_by_run_folder(videos, config, tmp_path):
+    """replay() takes one file; a folder goes through app.runs.folder.run_folder, which goes on after a video that
+    fails (tests/app/runs/test_folder.py has the rest)."""
+    from app.runs.folder import run_folder
+
     folder = tmp_path / "in"
     folder.mkdir()
     shutil.copy(videos / "single_face.mp4", folder / "b_single.mp4")
@@ -214,11 +220,10 @@ def test_a_folder_replay_goes_on_after_a_video_that_fails(videos, config, tmp_pa
     out = tmp_path / "out"
     assert check_inputs(folder, [out]) == [folder / "a_corrupt.mp4", folder / "b_single.mp4"]
     told = []
-    results = replay(folder, [out], config, progress=False, on_result=told.append)
-    assert told == results
-    failed, done = results
+    run = run_folder(folder, [out], config, progress=False, on_result=told.append)
+    failed, done = run.results
+    assert sorted(r.source.name for r in told) == ["a_corrupt.mp4", "b_single.mp4"]
     assert (failed.status, failed.frames, failed.exports) == ("failed", 0, [])
     assert "a_corrupt.mp4" in failed.error and "\n" not in failed.error
     assert (done.status, done.frames, done.exports) == ("done", SINGLE_FACE_FRAMES, [out / "b_single.csv"])
-    assert sorted(p.name for p in out.iterdir()) == ["b_single.csv"]
     assert len(read_session(out / "b_single.csv")[1]) == SINGLE_FACE_FRAMES

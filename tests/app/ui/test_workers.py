@@ -1,5 +1,5 @@
 """The capture thread on a file (CaptureWorker's file loop), driven as the window drives it: start it on a short video
-whose frames carry their own index, release it, take what it hands over from a FrameHandoff. Every frame arrives in
+whose frames carry their own index, release it, take what it hands over from a Handoff. Every frame arrives in
 order in 'every' mode, nothing before release(), an end marker (Captured with frame None) after each pass; pause holds
 playback, a seek lands on the frame asked for (after the preroll when paused), a loop restarts with a new generation
 and waits for release() first, and stop() ends the thread wherever it waits. Media time is checked as a lower bound
@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.capture.handoff import Captured, FrameHandoff
+from app.capture.threads import Captured, Handoff
 from app.ui.workers import CaptureWorker
 
 pytestmark = pytest.mark.qt
@@ -53,8 +53,8 @@ def start(qtbot):
     run=False: not started yet); each is stopped at teardown and must have ended."""
     started = []
 
-    def make(spec, run: bool = True, **options) -> tuple[CaptureWorker, FrameHandoff]:
-        handoff = FrameHandoff()  # the window's: 'latest' until the worker knows the source is a file
+    def make(spec, run: bool = True, **options) -> tuple[CaptureWorker, Handoff]:
+        handoff = Handoff()  # the window's: 'latest' until the worker knows the source is a file
         worker = CaptureWorker(spec, handoff, **options)
         started.append((worker, handoff))
         if run:
@@ -69,7 +69,7 @@ def start(qtbot):
         assert worker.wait(10_000), "the capture thread did not end"
 
 
-def take(handoff: FrameHandoff, n: int) -> list[Captured]:
+def take(handoff: Handoff, n: int) -> list[Captured]:
     items = []
     for _ in range(n):
         item = handoff.get(timeout=TIMEOUT_S)
@@ -78,7 +78,7 @@ def take(handoff: FrameHandoff, n: int) -> list[Captured]:
     return items
 
 
-def until_end(handoff: FrameHandoff) -> tuple[list[Captured], Captured]:
+def until_end(handoff: Handoff) -> tuple[list[Captured], Captured]:
     """Every frame up to the end marker of a pass, and the marker."""
     items = []
     while True:
@@ -89,7 +89,7 @@ def until_end(handoff: FrameHandoff) -> tuple[list[Captured], Captured]:
         items.append(item)
 
 
-def until_quiet(handoff: FrameHandoff) -> list[Captured]:
+def until_quiet(handoff: Handoff) -> list[Captured]:
     """What arrives until nothing has for QUIET_S."""
     items = []
     while (item := handoff.get(timeout=QUIET_S)) is not None:

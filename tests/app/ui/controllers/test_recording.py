@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from app.pipeline import Pipeline, PipelineConfig
+from app.pipeline import Pipeline, PipelineConfig, PipelineInfo
 from app.study.extension import Study
 from app.study.options import Marker
 from app.study.tables import sidecar_path
@@ -19,7 +19,7 @@ from app.timeline.formats import read_session
 from app.timeline.rows import TimelineRow
 from app.ui.controllers.recording import RecordingController
 from app.ui.controllers.sessions import SESSIONS_ENV
-from app.ui.workers import PipelineInfo, SourceInfo, TaskWorker
+from app.ui.workers import SourceInfo, TaskWorker
 
 pytestmark = pytest.mark.qt
 
@@ -31,12 +31,7 @@ PROBS = (0.1, 0.1, 0.1, 0.4, 0.1, 0.1, 0.1)
 def model(random_weights) -> PipelineInfo:
     """What the pipeline thread tells the window about a loaded model (the random one: FOR TESTS ONLY)."""
     with Pipeline(PipelineConfig(weights=random_weights, device="cpu")) as pipeline:
-        card = pipeline.card
-        yield PipelineInfo(model=card.name, card_path=str(card.path), providers=list(pipeline.providers),
-                           head=pipeline.recognizer.head_key, head_types=card.head_types,
-                           default_head=card.default_head, window_length=pipeline.recognizer.window_length,
-                           random_init=True, fallback_reason=None,
-                           precision=pipeline.recognizer.embedder.precision, pipeline=pipeline)
+        return pipeline.info()
 
 
 FILE = SourceInfo(spec="/videos/my clip.mp4", name="my clip.mp4", is_live=False, fps=30.0, frame_count=72,
