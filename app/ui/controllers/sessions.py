@@ -19,7 +19,7 @@ from app.timeline.files import ExportError, journal_in_use
 from app.timeline.metadata import SessionMetadata
 from app.timeline.recorder import SessionRecorder
 from app.timeline.rows import TimelineRow
-from app.durable import clean_orphan_temp_files
+from app.durable import clean_orphan_temp_files, os_reason
 from app.timeline.plot import plot_timeline
 from app.runs.recover import recover_journal
 
@@ -88,7 +88,11 @@ class SessionLog:
         """Begin a new recording into folder/<time>_<source>.csv + .json (the journal is written from now on);
         `extension` (an app.study.extension.Study) records the markers with it. Raises ExportError when the folder cannot be
         written. The caller stops any previous recording first."""
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ExportError(f"cannot create the sessions folder {folder}: {os_reason(e)} (set {SESSIONS_ENV} to "
+                              f"another folder)") from None
         stem = unique_stem(folder, session_stem(source))
         recorder = SessionRecorder([folder / f"{stem}.csv", folder / f"{stem}.json"], metadata, extension=extension)
         with self._lock:
