@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--video", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True, help="PNG to write")
-    p.add_argument("--frame", type=int, default=None, help="frame to stop at (default: the middle of the file)")
+    p.add_argument("--frame", type=int, default=None, help="frame to pause at (default: the middle of the file); "
+                   "the frames already on their way are shown too, so the picture may show a few frames later")
     p.add_argument("--weights", type=Path, default=None, help="model (default: the shipped one in weights/)")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--size", default="1360x900", help="window size WxH in pixels")

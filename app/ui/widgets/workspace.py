@@ -66,8 +66,8 @@ class Workspace(QWidget):
         attention_box = section(
             "ATTENTION OVER THE WINDOW",
             f"<span style='color:{theme.ALPHA_BLUE}'>\u25a0</span> self-attention \u03b1 &nbsp;&nbsp; "
-            f"<span style='color:{theme.WEIGHT_ORANGE}'>\u25a0</span> final weight (\u03b1\u00b7\u03b2, normalised; "
-            "relative to the window's largest) &nbsp;&nbsp; oldest \u2192 newest", self.attention)
+            f"<span style='color:{theme.WEIGHT_ORANGE}'>\u25a0</span> final weight, relative to the window's largest "
+            "(what it is for the head that runs: the line below) &nbsp;&nbsp; oldest \u2192 newest", self.attention)
         self.timeline = TimelineView(EMOTIONS)
         timeline_box = section(
             "TIMELINE", f"selected face, last {self.timeline.span_s:.0f} s; band: top label &nbsp;&nbsp; "
