@@ -15,10 +15,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QUrl, Signal
 
+from app.capture.camera import DEFAULT_RECONNECT_S
 from app.runs.replay import session_metadata
 from app.timeline.files import ExportError
 from app.timeline.recorder import SessionRecorder
 from app.ui.controllers.sessions import SessionLog, export_rows, recover_pending, sessions_dir
+from app.ui.state.live_session import LiveTally
 
 
 def folder_link(folder: Path) -> str:
@@ -40,6 +42,10 @@ class RecordingController(QObject):
         self._run_task = run_task
         self.pass_saved = False  # a file's pass ended and its session was saved: playing it again records a new one
         self.study_factory: Callable[[], object] | None = None  # each recording's app.study.extension.Study (app/ui/controllers/markers.py)
+        # a live recording's JSON gets the headless recording's `live` block: the window says how many frames its
+        # capture thread has read so far, and how long a lost source is retried
+        self.frames_received: Callable[[], int] = lambda: 0
+        self.reconnect_s = DEFAULT_RECONNECT_S
 
     @property
     def recording(self) -> bool:
@@ -58,7 +64,8 @@ class RecordingController(QObject):
         metadata.extra.update(front_end="window", source_name=source.name)
         try:
             recorder = self.log.start(sessions_dir(), source.name, metadata,
-                                      extension=self.study_factory() if self.study_factory is not None else None)
+                                      extension=self.study_factory() if self.study_factory is not None else None,
+                                      tally=LiveTally(self.frames_received()) if source.is_live else None)
         except (ExportError, OSError, ValueError) as e:
             self.error_occurred.emit(f"cannot record: {e}")
             self.recording_changed.emit(False)
@@ -70,12 +77,29 @@ class RecordingController(QObject):
                          "runs). Ctrl+R stops, Ctrl+E exports.", str(first))
         return True
 
+    def note_source_event(self, event) -> None:
+        """A live source's gap (it came back, or it ended for good) goes into the recording's `live` block."""
+        tally = self.log.tally
+        if tally is None or not self.recording:
+            return
+        if event.gap is not None:
+            tally.gaps.append(event.gap)
+        if event.kind == "ended":
+            tally.source_ended(event.message)
+
+    def _finish_live_block(self, recorder: SessionRecorder, stop: str) -> None:
+        tally = self.log.tally
+        if tally is not None and recorder is self.log.last:
+            recorder.metadata.extra["live"] = tally.block(self.frames_received(), recorder.n_frames, stop,
+                                                          self.reconnect_s)
+
     def stop(self, wait: bool = False) -> None:
         """Stop recording and write the session's CSV and JSON: on a task thread (session_saved when written), or
         here with `wait` (at exit, where errors can only go to stderr)."""
         recorder = self.log.stop()
         if recorder is None:
             return
+        self._finish_live_block(recorder, "stopped")
         self.recording_changed.emit(False)
 
         def close() -> list[Path]:
@@ -101,6 +125,7 @@ class RecordingController(QObject):
         self.error_occurred.emit(f"recording stopped: {message}")
         recorder = self.log.last
         if recorder is not None:
+            self._finish_live_block(recorder, "failed")
             self._run_task(lambda: list(recorder.close().exports), on_done=self._on_saved)
 
     def _on_saved(self, paths: list) -> None:

@@ -79,15 +79,18 @@ class SessionLog:
         self._lock = threading.Lock()
         self._recorder: SessionRecorder | None = None
         self._last: SessionRecorder | None = None
+        self.tally = None  # the current (or last) recording's app.ui.state.live_session.LiveTally; None for a file
 
     @property
     def recording(self) -> bool:
         return self._recorder is not None
 
-    def start(self, folder: Path, source: str, metadata: SessionMetadata, extension=None) -> SessionRecorder:
+    def start(self, folder: Path, source: str, metadata: SessionMetadata, extension=None,
+              tally=None) -> SessionRecorder:
         """Begin a new recording into folder/<time>_<source>.csv + .json (the journal is written from now on);
-        `extension` (an app.study.extension.Study) records the markers with it. Raises ExportError when the folder cannot be
-        written. The caller stops any previous recording first."""
+        `extension` (an app.study.extension.Study) records the markers with it; `tally` (a live source's LiveTally)
+        gets each processed frame's latency. Raises ExportError when the folder cannot be written. The caller stops
+        any previous recording first."""
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -97,6 +100,7 @@ class SessionLog:
         recorder = SessionRecorder([folder / f"{stem}.csv", folder / f"{stem}.json"], metadata, extension=extension)
         with self._lock:
             self._recorder = self._last = recorder
+            self.tally = tally
         return recorder
 
     def add(self, rows: Iterable[TimelineRow]) -> None:
@@ -109,6 +113,9 @@ class SessionLog:
     def add_result(self, result) -> None:
         """Called for every processed frame (pipeline thread) with its app.pipeline.FrameResult; failures as add()."""
         self._record(lambda recorder: recorder.add_result(result))
+        tally = self.tally
+        if tally is not None and self.recording:
+            tally.push_latency(result.latency_ms)
 
     def _record(self, add) -> None:
         with self._lock:

@@ -69,6 +69,9 @@ class MainWindow(QMainWindow):
         # recording and export; its signals are the window's: session_saved(paths) when a recording's files are
         # written, session_exported(paths) when an export is
         self.recording = RecordingController(self._run_task, self)
+        self.recording.frames_received = lambda: self.capture_worker.frames_read if self.capture_worker else 0
+        if self.options.reconnect is not None:
+            self.recording.reconnect_s = self.options.reconnect
         self.session_log = self.recording.log
         self.session_saved = self.recording.session_saved
         self.session_exported = self.recording.session_exported
@@ -296,6 +299,7 @@ class MainWindow(QMainWindow):
             return
         if event.gap is not None and self.session_log.recording:
             self.markers.add(SOURCE_GAP_LABEL, time_s=event.gap.start_s)
+        self.recording.note_source_event(event)
         if event.kind == "back":
             self.error_banner.hide()
             self.notice_banner.show_message(event.message, key="source")

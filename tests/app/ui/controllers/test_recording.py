@@ -287,3 +287,45 @@ def test_export_on_exit_writes_the_last_session_to_each_path_and_goes_on_after_o
     c.export_on_exit([blocker / "x.csv", tmp_path / "last.json"])
     assert read_session(tmp_path / "last.json")[1] == rows(0, 4)
     assert f"fan-live: export to {blocker / 'x.csv'} failed: " in capsys.readouterr().err
+
+
+def test_a_live_recording_writes_the_headless_live_block_and_a_file_none(controller, model, sessions, qtbot):
+    """The window's live session gets the same `live` block as a headless live recording, counted from the start
+    of the recording: frames received (the capture thread's count), processed, dropped, latency, gaps, the stop."""
+    import numpy as np
+
+    from app.capture.camera import SourceEvent, SourceGap
+    from app.capture.frame import Frame
+    from app.pipeline import FrameResult
+
+    c, seen = controller
+    read = [500]  # frames the capture thread has read before the recording starts
+    c.frames_received = lambda: read[0]
+    c.reconnect_s = 4.0
+    assert c.start(CAMERA, model)
+    image = np.zeros((8, 8, 3), np.uint8)
+    for i, latency in enumerate((20.0, 30.0, 40.0, 50.0)):  # four frames processed of the ten read
+        c.log.add_result(FrameResult(frame=Frame(500 + i, 10.0 + i / 30, image), faces=[], predictions={},
+                                     latency_ms=latency))
+    read[0] = 510
+    gap = SourceGap(10.1, 12.3, "the stream stalled")
+    c.note_source_event(SourceEvent("back", 12.3, "udp://x is back after a gap of 2.2 s", gap))
+    c.note_source_event(SourceEvent("ended", 14.0, "the source ended: it did not come back within 4 s",
+                                    SourceGap(13.0, None, "the stream stalled")))
+    c.stop()
+    qtbot.waitUntil(lambda: bool(seen.saved), timeout=TIMEOUT_MS)
+    live = json.loads(c.last.export_paths[1].read_text())["metadata"]["extra"]["live"]
+    assert (live["frames_received"], live["frames_processed"], live["frames_dropped"]) == (10, 4, 6)
+    assert live["dropped_share"] == 0.6 and live["latency_ms"]["n"] == 4 and live["latency_ms"]["max"] == 50.0
+    assert 30.0 <= live["latency_ms"]["p50"] <= 40.0
+    assert live["stop"] == "stopped" and live["reconnect_s"] == 4.0 and live["duration_s"] is None
+    assert live["source_ended"] == "it did not come back within 4 s" and live["session_s"] >= 0
+    assert live["gaps"] == [gap.to_json(), {"start_s": 13.0, "end_s": None, "duration_s": None,
+                                            "reason": "the stream stalled"}]
+
+    seen.saved.clear()
+    assert c.start(FILE, model)  # a file's session has no live block
+    c.log.add(rows(0, 2))
+    c.stop()
+    qtbot.waitUntil(lambda: bool(seen.saved), timeout=TIMEOUT_MS)
+    assert "live" not in json.loads(c.last.export_paths[1].read_text())["metadata"]["extra"]

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QTimer, Qt
@@ -136,3 +137,9 @@ def test_a_lost_stream_is_a_banner_the_window_keeps_running_and_the_gap_is_a_mar
     gap_start = markers[0].time_s
     assert any(r.time_s <= gap_start for r in rows) and any(r.time_s > gap_start + 2 for r in rows)
     timer.stop()
+    with qtbot.waitSignal(w.session_saved, timeout=TIMEOUT_MS) as saved:
+        qtbot.keyClick(w, Qt.Key_R, Qt.ControlModifier)  # stop: the session's files, with the live block
+    live = json.loads(Path(saved.args[0][1]).read_text())["metadata"]["extra"]["live"]
+    assert live["frames_received"] >= live["frames_processed"] == live["latency_ms"]["n"] > 20
+    assert live["stop"] == "stopped" and live["reconnect_s"] == 20 and len(live["gaps"]) == 1
+    assert live["gaps"][0]["start_s"] == gap_start and live["gaps"][0]["end_s"] > gap_start
