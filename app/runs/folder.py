@@ -442,8 +442,7 @@ def _ray_task(video: str, names: list[str], config: PipelineConfig,
         result = analyze_one(Path(video), targets, config, threads, options=options)
         # the exports and any files written beside them (a study's sidecars), by name
         files = {p.name: p.read_bytes() for p in Path(tmp).iterdir() if p.is_file() and p.suffix != ".tmp"}
-    result.exports = []
-    return result, files
+    return dataclasses.replace(result, exports=[]), files
 
 
 def ray_init(address: str, num_cpus: int | None = None):
@@ -506,7 +505,7 @@ def _run_ray(todo, config: PipelineConfig, address: str, workers: int, bar, fini
                 next(t for t in targets if t.name == name)
             atomic_write(dest, lambda f, data=data: f.write(data), binary=True)
             written.append(dest)
-        result.source, result.exports = video, written
+        result = dataclasses.replace(result, source=video, exports=written)
         bar.update(result.frames)
         finished(result, targets)
 

@@ -39,7 +39,7 @@ from app.study.extension import Study
 _FRAMES_PER_TICK = 16  # frames between on_frames() calls of replay_file
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReplayResult:
     source: Path
     exports: list[Path]

@@ -234,6 +234,11 @@ class SessionRecorder:
             with contextlib.suppress(OSError):  # a full disk fails the last flush too: the rows are in it or lost
                 journal.close()
 
+    @property
+    def closed(self) -> bool:
+        """close() has written the exports (its journal is gone); later calls return what it wrote."""
+        return self._done
+
     def close(self) -> Exported:
         """Write every export atomically (streamed from the journal), then delete the journal; returns what was
         written. Once it succeeded, a no-op that returns the same. Every target that can be written is written; if

@@ -126,7 +126,17 @@ class RecordingController(QObject):
         recorder = self.log.last
         if recorder is not None:
             self._finish_live_block(recorder, "failed")
-            self._run_task(lambda: list(recorder.close().exports), on_done=self._on_saved)
+
+            def save() -> list[Path]:
+                try:
+                    return list(recorder.close().exports)
+                except ExportError:
+                    if not recorder.closed:
+                        raise  # nothing could be written: the message says where the rows are kept
+                    # written, with the rows the journal kept before it failed (the line above said so)
+                    return list(recorder.close().exports)
+
+            self._run_task(save, on_done=self._on_saved)
 
     def _on_saved(self, paths: list) -> None:
         if paths:

@@ -153,10 +153,10 @@ def test_journal_holds_flushed_rows_while_recording(tmp_path):
     assert len(seen) == 7 and list(seen.columns) == list(CSV_COLUMNS)
     rec.add(rows[7])
     assert len(pd.read_csv(journal)) == 8
-    assert not out.exists()
+    assert not out.exists() and not rec.closed
     rec.close()
-    assert not journal.exists() and len(pd.read_csv(out)) == 8
-    rec.close()  # idempotent
+    assert rec.closed and not journal.exists() and len(pd.read_csv(out)) == 8
+    assert rec.close().exports == (out,)  # idempotent: the same files
     with pytest.raises(RuntimeError, match="closed"):
         rec.add(rows[8])
 
