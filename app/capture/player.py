@@ -58,10 +58,6 @@ class Player:
             self._stop = True
             self._cond.notify_all()
 
-    @property
-    def stopped(self) -> bool:
-        return self._stop
-
     def release(self) -> None:
         """Let a file's frames flow (at the start, and before each pass of a looping file)."""
         with self._cond:

@@ -165,8 +165,9 @@ class Embedder:
         # Whether CUDA starts here is learnt on the model's smallest graph, so that a machine without it does not
         # load the float embedder only to drop it for the int8 one.
         probe = card.head_file()
-        cuda_down = cuda_failure(probe) if select_providers(device)[0] != CPU else None
-        on_cpu = select_providers(device)[0] == CPU or cuda_down is not None
+        wants_cuda = select_providers(device)[0] != CPU
+        cuda_down = cuda_failure(probe) if wants_cuda else None
+        on_cpu = not wants_cuda or cuda_down is not None
         if precision == "int8" or (precision == "auto" and int8 is not None and on_cpu):
             if device == "cuda":
                 raise ModelError("the int8 embedder runs on the CPU only: use --precision fp32 (or auto) with CUDA")

@@ -322,19 +322,19 @@ def run_folder(video: Path, export: list[Path], config: PipelineConfig, workers:
         if ray is not None:
             _run_ray(todo, config, ray, workers, bar, finished, options)
         elif workers <= 1:
-            _run_inline(todo, config, bar, finished, {**(options or {}), **({"lsl": lsl} if lsl else {})})
+            _run_inline(todo, config, bar, finished, options, lsl)
         else:
             _run_pool(todo, config, workers, bar, finished, options)
     run.results.sort(key=lambda r: r.source.name)
     return run
 
 
-def _run_inline(todo, config: PipelineConfig, bar, finished, options: dict | None) -> None:
+def _run_inline(todo, config: PipelineConfig, bar, finished, options: dict | None, lsl=None) -> None:
     """workers=1: this process, one pipeline, the same rows as the pool (and as replay())."""
     with Pipeline(config) as pipeline:
         for video, targets in todo:
             try:
-                result = replay_file(video, targets, pipeline, progress=False, on_frames=bar.update,
+                result = replay_file(video, targets, pipeline, progress=False, on_frames=bar.update, lsl=lsl,
                                      **(options or {}))
             except (CaptureError, ExportError) as e:
                 result = _failed(video, targets, e)

@@ -59,10 +59,6 @@ class Exported:
     study_files: tuple[Path, ...] = ()
     notes: tuple[str, ...] = ()
 
-    @property
-    def files(self) -> list[Path]:
-        return [*self.exports, *self.study_files]
-
 
 class SessionRecorder:
     """Collects TimelineRows of one session; see the module docstring for the durability contract.

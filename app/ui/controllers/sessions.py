@@ -112,10 +112,12 @@ class SessionLog:
 
     def add_result(self, result) -> None:
         """Called for every processed frame (pipeline thread) with its app.pipeline.FrameResult; failures as add()."""
-        self._record(lambda recorder: recorder.add_result(result))
-        tally = self.tally
-        if tally is not None and self.recording:
-            tally.push_latency(result.latency_ms)
+        def add(recorder: SessionRecorder) -> None:
+            recorder.add_result(result)
+            if self.tally is not None:  # set with the recorder, under the same lock
+                self.tally.push_latency(result.latency_ms)
+
+        self._record(add)
 
     def _record(self, add) -> None:
         with self._lock:
